@@ -1,0 +1,65 @@
+import { mkdirSync } from "node:fs";
+import { PGlite } from "@electric-sql/pglite";
+import type { SQL } from "drizzle-orm";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
+import postgres from "postgres";
+
+/** Where the hub keeps its record: a Postgres server, or embedded PGlite in a directory. */
+export type DatabaseTarget =
+  | { kind: "postgres"; url: string; maxConnections?: number }
+  | { kind: "pglite"; dataDir: string };
+
+// Both drivers produce a PgDatabase; queries are written once against it.
+export type Db = PgDatabase<PgQueryResultHKT>;
+
+export interface Database extends AsyncDisposable {
+  readonly db: Db;
+  readonly target: DatabaseTarget;
+  /** Runs `sql` and returns its rows, whichever driver is underneath. */
+  rows<T>(query: SQL, executor?: Pick<Db, "execute">): Promise<T[]>;
+  close(): Promise<void>;
+}
+
+export async function openDatabase(target: DatabaseTarget): Promise<Database> {
+  if (target.kind === "pglite") {
+    mkdirSync(target.dataDir, { recursive: true });
+    const client = await PGlite.create({ dataDir: target.dataDir });
+    const db = drizzlePglite(client) as unknown as Db;
+    return createDatabase(target, db, () => client.close());
+  }
+  const client = postgres(target.url, {
+    max: target.maxConnections ?? 10,
+    onnotice: () => {},
+    // bigint columns are read as numbers, as PGlite does (ours stay below 2^53)
+    types: {
+      bigint: { to: 20, from: [20], parse: (value: string) => Number(value), serialize: String },
+    },
+  });
+  const db = drizzlePostgres(client) as unknown as Db;
+  return createDatabase(target, db, () => client.end({ timeout: 5 }));
+}
+
+function createDatabase(target: DatabaseTarget, db: Db, end: () => Promise<void>): Database {
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= end();
+    return closed;
+  };
+  return {
+    db,
+    target,
+    async rows<T>(query: SQL, executor: Pick<Db, "execute"> = db): Promise<T[]> {
+      return rowsOf<T>(await executor.execute(query));
+    },
+    close,
+    [Symbol.asyncDispose]: close,
+  };
+}
+
+/** postgres-js returns an array of rows; PGlite returns `{ rows }`. */
+export function rowsOf<T>(result: unknown): T[] {
+  if (Array.isArray(result)) return result as T[];
+  return (result as { rows: T[] }).rows;
+}

@@ -1,0 +1,93 @@
+import type { LogChunk, StateTransition } from "../../core/gen/taskframe/v1/messages_pb.js";
+import type { RunSpec } from "../../core/gen/taskframe/v1/spec_pb.js";
+import type { TaskState } from "../../core/states.js";
+import type { HubVerdict } from "../apply-transitions.js";
+import { type Database, type DatabaseTarget, openDatabase } from "./database.js";
+import { migrateDatabase } from "./migrate.js";
+import { abandonUnfinishedRuns } from "./queries/abandon-runs.js";
+import { cancelRun } from "./queries/cancel-run.js";
+import { insertRun } from "./queries/insert-run.js";
+import { deletePublished, unpublishedWork } from "./queries/outbox.js";
+import * as read from "./queries/read.js";
+import { recordEvents } from "./queries/record-events.js";
+import { releaseDueRetries } from "./queries/release-retries.js";
+
+/**
+ * Everything the hub reads and writes, one method per operation. The single
+ * seam to the database, so that it can be wrapped (fault injection, metrics).
+ */
+export class HubStore implements AsyncDisposable {
+  private constructor(readonly database: Database) {}
+
+  /** Opens the database and brings its schema up to date. */
+  static async open(target: DatabaseTarget): Promise<HubStore> {
+    const database = await openDatabase(target);
+    try {
+      await migrateDatabase(database);
+    } catch (error) {
+      await database.close();
+      throw error;
+    }
+    return new HubStore(database);
+  }
+
+  insertRun(spec: RunSpec, idempotencyKey = "") {
+    return insertRun(this.database, spec, idempotencyKey);
+  }
+  recordEvents(
+    transitions: readonly StateTransition[],
+    logs: readonly LogChunk[],
+    nowMs?: number,
+    verdicts?: readonly HubVerdict[],
+  ) {
+    return recordEvents(this.database, transitions, logs, nowMs, verdicts);
+  }
+  releaseDueRetries(nowMs?: number) {
+    return releaseDueRetries(this.database, nowMs);
+  }
+  cancelRun(runId: string, reason: string) {
+    return cancelRun(this.database, runId, reason);
+  }
+  abandonUnfinishedRuns(reason: string) {
+    return abandonUnfinishedRuns(this.database, reason);
+  }
+  deletePublished(outboxIds: readonly number[]) {
+    return deletePublished(this.database, outboxIds);
+  }
+  unpublishedWork(olderThanMs: number) {
+    return unpublishedWork(this.database, olderThanMs);
+  }
+  resolveRunId(idOrPrefix: string) {
+    return read.resolveRunId(this.database, idOrPrefix);
+  }
+  getRun(runId: string) {
+    return read.getRun(this.database, runId);
+  }
+  listRuns(limit: number) {
+    return read.listRuns(this.database, { limit });
+  }
+  listTasks(
+    runId: string,
+    options?: { states?: readonly TaskState[]; limit?: number; ids?: readonly string[] },
+  ) {
+    return read.listTasks(this.database, runId, options);
+  }
+  findTask(ref: { taskId?: string; runId?: string; name?: string }) {
+    return read.findTask(this.database, ref);
+  }
+  readAudit(taskId: string) {
+    return read.readAudit(this.database, taskId);
+  }
+  readLogs(taskId: string, options?: Parameters<typeof read.readLogs>[2]) {
+    return read.readLogs(this.database, taskId, options);
+  }
+
+  close(): Promise<void> {
+    return this.database.close();
+  }
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+export type { DatabaseTarget };

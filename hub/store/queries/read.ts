@@ -1,0 +1,280 @@
+import { sql } from "drizzle-orm";
+import { TaskframeError, TaskframeErrorCode } from "../../../core/errors.js";
+import type { RunState, TaskState } from "../../../core/states.js";
+import type { Database } from "../database.js";
+
+export interface RunRecord {
+  id: string;
+  name: string;
+  state: RunState;
+  source: string;
+  labels: Record<string, string>;
+  totalTasks: number;
+  createdAtMs: number;
+  finishedAtMs: number | null;
+  counts: Map<TaskState, number>;
+}
+
+export interface TaskRecord {
+  id: string;
+  runId: string;
+  name: string;
+  state: TaskState;
+  attempt: number;
+  maxAttempts: number;
+  host: string | null;
+  exitCode: number | null;
+  detail: string | null;
+  createdAtMs: number;
+  startedAtMs: number | null;
+  finishedAtMs: number | null;
+  retryAtMs: number | null;
+  needs: string[];
+}
+
+export interface AuditRecord {
+  attempt: number;
+  from: TaskState;
+  to: TaskState;
+  atMs: number;
+  host: string;
+  leaseEpoch: number;
+  exitCode: number | null;
+  detail: string;
+  rejected: boolean;
+}
+
+export interface LogRecord {
+  id: number;
+  attempt: number;
+  stream: number;
+  atMs: number;
+  data: Uint8Array;
+  droppedBytes: number;
+}
+
+const ms = (column: string) => sql.raw(`(extract(epoch from ${column}) * 1000)::float8`);
+
+/** A run id from a full id or a unique prefix; empty means the newest run. */
+export async function resolveRunId(database: Database, idOrPrefix: string): Promise<string> {
+  const prefix = idOrPrefix.trim().toLowerCase();
+  if (prefix && !/^[0-9a-f-]{1,36}$/.test(prefix)) {
+    throw new TaskframeError(
+      TaskframeErrorCode.InvalidArgument,
+      `'${idOrPrefix}' is not a run id (expected hex digits)`,
+    );
+  }
+  const rows = await database.rows<{ id: string }>(
+    prefix
+      ? sql`select id from runs where id::text like ${`${prefix}%`} order by created_at desc limit 2`
+      : sql`select id from runs order by created_at desc limit 1`,
+  );
+  if (rows.length === 0) {
+    throw new TaskframeError(
+      TaskframeErrorCode.NotFound,
+      prefix ? `no run matches '${idOrPrefix}'` : "there are no runs yet",
+    );
+  }
+  if (rows.length > 1) {
+    throw new TaskframeError(
+      TaskframeErrorCode.InvalidArgument,
+      `'${idOrPrefix}' matches several runs; give more characters`,
+    );
+  }
+  return rows[0]!.id;
+}
+
+interface RunRow {
+  id: string;
+  name: string;
+  state: number;
+  source: string;
+  labels: Record<string, string> | string;
+  total_tasks: number;
+  created_at_ms: number;
+  finished_at_ms: number | null;
+}
+
+export async function listRuns(
+  database: Database,
+  options: { ids?: string[]; limit?: number },
+): Promise<RunRecord[]> {
+  const filter = options.ids ? sql`where id = any(${sql.param(options.ids)}::uuid[])` : sql``;
+  const runs = await database.rows<RunRow>(
+    sql`select id, name, state, source, labels, total_tasks, ${ms("created_at")} as created_at_ms,
+               ${ms("finished_at")} as finished_at_ms
+        from runs ${filter} order by created_at desc limit ${options.limit ?? 20}`,
+  );
+  if (runs.length === 0) return [];
+  const counts = await database.rows<{ run_id: string; state: number; n: number }>(
+    sql`select run_id, state, count(*)::int as n from tasks
+        where run_id = any(${sql.param(runs.map((r) => r.id))}::uuid[]) group by run_id, state`,
+  );
+  return runs.map((r) => ({
+    id: r.id,
+    name: r.name,
+    state: r.state,
+    source: r.source,
+    labels: typeof r.labels === "string" ? JSON.parse(r.labels) : r.labels,
+    totalTasks: r.total_tasks,
+    createdAtMs: r.created_at_ms,
+    finishedAtMs: r.finished_at_ms,
+    counts: new Map(counts.filter((c) => c.run_id === r.id).map((c) => [c.state, c.n])),
+  }));
+}
+
+export async function getRun(database: Database, runId: string): Promise<RunRecord> {
+  const [run] = await listRuns(database, { ids: [runId], limit: 1 });
+  if (!run) throw new TaskframeError(TaskframeErrorCode.NotFound, `run ${runId} does not exist`);
+  return run;
+}
+
+interface TaskRowOut {
+  id: string;
+  run_id: string;
+  name: string;
+  state: number;
+  attempt: number;
+  max_attempts: number;
+  host: string | null;
+  exit_code: number | null;
+  detail: string | null;
+  created_at_ms: number;
+  started_at_ms: number | null;
+  finished_at_ms: number | null;
+  retry_at_ms: number | null;
+  needs: string[] | string | null;
+}
+
+const taskColumns = sql`t.id, t.run_id, t.name, t.state, t.attempt, t.max_attempts, t.host, t.exit_code, t.detail,
+  ${ms("t.created_at")} as created_at_ms, ${ms("t.started_at")} as started_at_ms,
+  ${ms("t.finished_at")} as finished_at_ms, ${ms("t.retry_at")} as retry_at_ms,
+  (select coalesce(json_agg(p.name order by p.name), '[]'::json) from task_edges e join tasks p on p.id = e.parent_id
+   where e.child_id = t.id) as needs`;
+
+export async function listTasks(
+  database: Database,
+  runId: string,
+  options: { states?: readonly TaskState[]; limit?: number; ids?: readonly string[] } = {},
+): Promise<TaskRecord[]> {
+  const states = options.states?.length
+    ? sql`and t.state = any(${sql.param([...options.states])}::smallint[])`
+    : sql``;
+  const ids = options.ids ? sql`and t.id = any(${sql.param([...options.ids])}::uuid[])` : sql``;
+  const limit = options.limit ? sql`limit ${options.limit}` : sql``;
+  const rows = await database.rows<TaskRowOut>(
+    sql`select ${taskColumns} from tasks t where t.run_id = ${runId} ${states} ${ids}
+        order by t.created_at, t.id ${limit}`,
+  );
+  return rows.map(toTaskRecord);
+}
+
+/** A task by id, or by name in a run (the newest run that has that name when no run is given). */
+export async function findTask(
+  database: Database,
+  ref: { taskId?: string; runId?: string; name?: string },
+): Promise<TaskRecord> {
+  let rows: TaskRowOut[];
+  if (ref.taskId) {
+    rows = await database.rows<TaskRowOut>(
+      sql`select ${taskColumns} from tasks t where t.id::text = ${ref.taskId}`,
+    );
+  } else if (ref.name && ref.runId) {
+    const runId = await resolveRunId(database, ref.runId);
+    rows = await database.rows<TaskRowOut>(
+      sql`select ${taskColumns} from tasks t where t.run_id = ${runId} and t.name = ${ref.name}`,
+    );
+  } else if (ref.name) {
+    rows = await database.rows<TaskRowOut>(
+      sql`select ${taskColumns} from tasks t where t.name = ${ref.name} order by t.created_at desc limit 1`,
+    );
+  } else {
+    throw new TaskframeError(TaskframeErrorCode.InvalidArgument, "name a task: give its name or its id");
+  }
+  const row = rows[0];
+  if (!row) {
+    const where = ref.runId ? ` in run ${ref.runId}` : "";
+    throw new TaskframeError(TaskframeErrorCode.NotFound, `no task '${ref.taskId || ref.name}'${where}`);
+  }
+  return toTaskRecord(row);
+}
+
+function toTaskRecord(r: TaskRowOut): TaskRecord {
+  const needs = typeof r.needs === "string" ? (JSON.parse(r.needs) as string[]) : (r.needs ?? []);
+  return {
+    id: r.id,
+    runId: r.run_id,
+    name: r.name,
+    state: r.state,
+    attempt: r.attempt,
+    maxAttempts: r.max_attempts,
+    host: r.host,
+    exitCode: r.exit_code,
+    detail: r.detail,
+    createdAtMs: r.created_at_ms,
+    startedAtMs: r.started_at_ms,
+    finishedAtMs: r.finished_at_ms,
+    retryAtMs: r.retry_at_ms,
+    needs,
+  };
+}
+
+export async function readAudit(database: Database, taskId: string): Promise<AuditRecord[]> {
+  const rows = await database.rows<{
+    attempt: number;
+    from_state: number;
+    to_state: number;
+    at_ms: number;
+    host: string;
+    lease_epoch: number;
+    exit_code: number | null;
+    detail: string;
+    rejected: boolean;
+  }>(
+    sql`select attempt, from_state, to_state, ${ms("at")} as at_ms, host, lease_epoch, exit_code, detail, rejected
+        from task_events where task_id = ${taskId} order by id`,
+  );
+  return rows.map((r) => ({
+    attempt: r.attempt,
+    from: r.from_state,
+    to: r.to_state,
+    atMs: r.at_ms,
+    host: r.host,
+    leaseEpoch: Number(r.lease_epoch),
+    exitCode: r.exit_code,
+    detail: r.detail,
+    rejected: r.rejected,
+  }));
+}
+
+/** Log chunks of a task after `afterId`, in the order they were recorded. */
+export async function readLogs(
+  database: Database,
+  taskId: string,
+  options: { attempt?: number; streams?: readonly number[]; afterId?: number; limit?: number } = {},
+): Promise<LogRecord[]> {
+  const attempt = options.attempt ? sql`and attempt = ${options.attempt}` : sql``;
+  const streams = options.streams?.length
+    ? sql`and stream = any(${sql.param([...options.streams])}::smallint[])`
+    : sql``;
+  const rows = await database.rows<{
+    id: number;
+    attempt: number;
+    stream: number;
+    at_ms: number;
+    data: Uint8Array;
+    dropped_bytes: number;
+  }>(
+    sql`select id, attempt, stream, ${ms("at")} as at_ms, data, dropped_bytes from log_chunks
+        where task_id = ${taskId} and id > ${options.afterId ?? 0} ${attempt} ${streams}
+        order by id limit ${options.limit ?? 1_000}`,
+  );
+  return rows.map((r) => ({
+    id: Number(r.id),
+    attempt: r.attempt,
+    stream: r.stream,
+    atMs: r.at_ms,
+    data: r.data,
+    droppedBytes: Number(r.dropped_bytes),
+  }));
+}

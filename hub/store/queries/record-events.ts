@@ -1,0 +1,401 @@
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { sql } from "drizzle-orm";
+import {
+  type LogChunk,
+  type StateTransition,
+  WorkItemSchema,
+} from "../../../core/gen/taskframe/v1/messages_pb.js";
+import { TaskSpecSchema } from "../../../core/gen/taskframe/v1/spec_pb.js";
+import { TaskState } from "../../../core/states.js";
+import {
+  type AuditRow,
+  applyTransitions,
+  type HubVerdict,
+  type StopRequest,
+  type TaskRow,
+} from "../../apply-transitions.js";
+import { chunked, toIso } from "../chunked.js";
+import type { Database, Db } from "../database.js";
+import { logChunks } from "../schema.js";
+import { writeOutbox } from "./insert-run.js";
+import type { ReadyWork } from "./ready-work.js";
+import type { RunFinished, TaskChange } from "./task-change.js";
+
+export interface RecordedEvents {
+  ready: ReadyWork[];
+  /** Deliveries that must stop (late copies of tasks that are finished or cancelled). */
+  stop: StopRequest[];
+  changes: TaskChange[];
+  finishedRuns: RunFinished[];
+  /** Earliest retry time set in this batch, if any. */
+  nextRetryAtMs: number | undefined;
+  /** Tasks that got new log output. */
+  loggedTasks: Set<string>;
+}
+
+type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
+
+/**
+ * The recorder's one transaction per batch: log chunks, fenced transitions,
+ * the audit events, dependents that became ready (with their outbox rows),
+ * descendants skipped after a failure, and the runs' counters.
+ */
+export async function recordEvents(
+  database: Database,
+  transitions: readonly StateTransition[],
+  logs: readonly LogChunk[],
+  nowMs = Date.now(),
+  verdicts: readonly HubVerdict[] = [],
+): Promise<RecordedEvents> {
+  return database.db.transaction(async (tx) => {
+    const recorded: RecordedEvents = {
+      ready: [],
+      stop: [],
+      changes: [],
+      finishedRuns: [],
+      nextRetryAtMs: undefined,
+      loggedTasks: new Set(logs.map((l) => l.taskId)),
+    };
+    await insertLogs(tx, logs);
+    if (transitions.length === 0 && verdicts.length === 0) return recorded;
+
+    const ids = new Set([...transitions.map((t) => t.taskId), ...verdicts.map((v) => v.taskId)]);
+    const rows = await lockTasks(database, tx, [...ids]);
+    const applied = applyTransitions(rows, transitions, nowMs, Math.random, verdicts);
+    recorded.stop = applied.stop;
+    const events = applied.events;
+    await updateTasks(tx, applied.changed);
+    for (const row of applied.changed) {
+      recorded.changes.push(changeOf(row));
+      if (row.retryAtMs !== null && row.state === TaskState.RETRYING) {
+        recorded.nextRetryAtMs = Math.min(recorded.nextRetryAtMs ?? Number.POSITIVE_INFINITY, row.retryAtMs);
+      }
+    }
+
+    const terminal = new Map<string, { done: number; bad: number }>();
+    const countTerminal = (runId: string, bad: boolean) => {
+      const counts = terminal.get(runId) ?? { done: 0, bad: 0 };
+      counts.done += 1;
+      if (bad) counts.bad += 1;
+      terminal.set(runId, counts);
+    };
+    for (const row of applied.succeeded) countTerminal(row.runId, false);
+    for (const row of applied.unsuccessful) countTerminal(row.runId, true);
+
+    recorded.ready = await releaseDependents(
+      database,
+      tx,
+      applied.succeeded,
+      nowMs,
+      events,
+      recorded.changes,
+    );
+    const skipped = await skipDescendants(
+      database,
+      tx,
+      applied.unsuccessful,
+      nowMs,
+      events,
+      recorded.changes,
+    );
+    for (const runId of skipped) countTerminal(runId, true);
+
+    recorded.finishedRuns = await updateRunCounters(database, tx, terminal, nowMs);
+    await insertEvents(tx, events);
+    await writeOutbox(tx, recorded.ready);
+    return recorded;
+  });
+}
+
+async function insertLogs(tx: Tx, logs: readonly LogChunk[]): Promise<void> {
+  if (logs.length === 0) return;
+  const rows = logs.map((l) => ({
+    runId: l.runId,
+    taskId: l.taskId,
+    attempt: l.attempt,
+    stream: l.stream,
+    seq: l.seq,
+    at: new Date(Number(l.atUnixMs)),
+    data: l.data,
+    droppedBytes: Number(l.droppedBytes),
+  }));
+  for (const chunk of chunked(rows, 8)) await tx.insert(logChunks).values(chunk).onConflictDoNothing();
+}
+
+interface LockedRow {
+  id: string;
+  run_id: string;
+  name: string;
+  state: number;
+  attempt: number;
+  max_attempts: number;
+  lease_epoch: number;
+  cancel_requested: boolean;
+  host: string | null;
+  exit_code: number | null;
+  detail: string | null;
+  retry_at_ms: number | null;
+  started_at_ms: number | null;
+  finished_at_ms: number | null;
+  spec: Uint8Array;
+}
+
+const ms = (column: string) => sql.raw(`(extract(epoch from ${column}) * 1000)::float8`);
+
+async function lockTasks(database: Database, tx: Tx, ids: string[]): Promise<Map<string, TaskRow>> {
+  const locked = await database.rows<LockedRow>(
+    sql`select id, run_id, name, state, attempt, max_attempts, lease_epoch, cancel_requested, host,
+               exit_code, detail, ${ms("retry_at")} as retry_at_ms, ${ms("started_at")} as started_at_ms,
+               ${ms("finished_at")} as finished_at_ms, spec
+        from tasks where id = any(${sql.param(ids)}::uuid[]) order by id for update`,
+    tx,
+  );
+  return new Map(
+    locked.map((r) => [
+      r.id,
+      {
+        id: r.id,
+        runId: r.run_id,
+        name: r.name,
+        state: r.state,
+        attempt: r.attempt,
+        maxAttempts: r.max_attempts,
+        leaseEpoch: Number(r.lease_epoch),
+        cancelRequested: r.cancel_requested,
+        host: r.host,
+        exitCode: r.exit_code,
+        detail: r.detail,
+        retryAtMs: r.retry_at_ms,
+        startedAtMs: r.started_at_ms,
+        finishedAtMs: r.finished_at_ms,
+        retryPolicy: () => fromBinary(TaskSpecSchema, r.spec).retry,
+      } satisfies TaskRow,
+    ]),
+  );
+}
+
+async function updateTasks(tx: Tx, changed: ReadonlySet<TaskRow>): Promise<void> {
+  if (changed.size === 0) return;
+  const rows = [...changed].map((r) => ({
+    id: r.id,
+    state: r.state,
+    attempt: r.attempt,
+    lease_epoch: r.leaseEpoch,
+    host: r.host,
+    exit_code: r.exitCode,
+    detail: r.detail,
+    retry_at: toIso(r.retryAtMs),
+    started_at: toIso(r.startedAtMs),
+    finished_at: toIso(r.finishedAtMs),
+  }));
+  await tx.execute(sql`
+    update tasks t set state = u.state, attempt = u.attempt, lease_epoch = u.lease_epoch, host = u.host,
+      exit_code = u.exit_code, detail = u.detail, retry_at = u.retry_at, started_at = u.started_at,
+      finished_at = u.finished_at
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as u(id uuid, state smallint, attempt int,
+      lease_epoch bigint, host text, exit_code int, detail text, retry_at timestamptz, started_at timestamptz,
+      finished_at timestamptz)
+    where t.id = u.id`);
+}
+
+/** Counts a success against each dependent; those with no unmet dependency left become PENDING. */
+async function releaseDependents(
+  database: Database,
+  tx: Tx,
+  succeeded: readonly TaskRow[],
+  nowMs: number,
+  events: AuditRow[],
+  changes: TaskChange[],
+): Promise<ReadyWork[]> {
+  if (succeeded.length === 0) return [];
+  const released = await database.rows<{ id: string; run_id: string; pool: string; spec: Uint8Array }>(
+    sql`with done(id) as (select unnest(${sql.param(succeeded.map((r) => r.id))}::uuid[])),
+        counted as (
+          select e.child_id, count(*)::int as n from task_edges e join done on e.parent_id = done.id
+          group by e.child_id),
+        updated as (
+          update tasks t set
+            pending_deps = t.pending_deps - c.n,
+            state = case when t.state = ${TaskState.CREATED} and t.pending_deps = c.n then ${TaskState.PENDING} else t.state end,
+            attempt = case when t.state = ${TaskState.CREATED} and t.pending_deps = c.n then 1 else t.attempt end,
+            dispatch = case when t.state = ${TaskState.CREATED} and t.pending_deps = c.n then 1 else t.dispatch end
+          from counted c where t.id = c.child_id
+          returning t.id, t.run_id, t.pool, t.spec, t.state, t.attempt, t.pending_deps)
+        select id, run_id, pool, spec from updated
+        where state = ${TaskState.PENDING} and pending_deps = 0 and attempt = 1`,
+    tx,
+  );
+  return released.map((r) => {
+    events.push(pendingEvent(r.run_id, r.id, nowMs));
+    changes.push(simpleChange(r.id, r.run_id, TaskState.PENDING, 1, null, nowMs));
+    return {
+      pool: r.pool,
+      item: create(WorkItemSchema, {
+        taskId: r.id,
+        runId: r.run_id,
+        attempt: 1,
+        dispatch: 1,
+        spec: fromBinary(TaskSpecSchema, r.spec),
+      }),
+    };
+  });
+}
+
+/** Every not-yet-started descendant of a task that did not succeed is SKIPPED, naming the cause. */
+async function skipDescendants(
+  database: Database,
+  tx: Tx,
+  unsuccessful: readonly TaskRow[],
+  nowMs: number,
+  events: AuditRow[],
+  changes: TaskChange[],
+): Promise<string[]> {
+  if (unsuccessful.length === 0) return [];
+  const skipped = await database.rows<{ id: string; run_id: string; detail: string }>(
+    sql`with recursive down(id, cause) as (
+          select child_id, parent_id from task_edges where parent_id = any(${sql.param(unsuccessful.map((r) => r.id))}::uuid[])
+          union
+          select e.child_id, d.cause from task_edges e join down d on e.parent_id = d.id),
+        first_cause as (select distinct on (id) id, cause from down order by id, cause)
+        update tasks t set state = ${TaskState.SKIPPED}, finished_at = ${toIso(nowMs)}::timestamptz,
+          detail = 'upstream task ' || c.name || ' ended ' || s.name
+        from first_cause f join tasks c on c.id = f.cause join task_states s on s.id = c.state
+        where t.id = f.id and t.state = ${TaskState.CREATED}
+        returning t.id, t.run_id, t.detail`,
+    tx,
+  );
+  return skipped.map((r) => {
+    events.push({
+      runId: r.run_id,
+      taskId: r.id,
+      attempt: 0,
+      from: TaskState.CREATED,
+      to: TaskState.SKIPPED,
+      atMs: nowMs,
+      host: "",
+      leaseEpoch: 0,
+      exitCode: null,
+      detail: r.detail,
+      rejected: false,
+    });
+    changes.push(simpleChange(r.id, r.run_id, TaskState.SKIPPED, 0, r.detail, nowMs));
+    return r.run_id;
+  });
+}
+
+async function updateRunCounters(
+  database: Database,
+  tx: Tx,
+  terminal: ReadonlyMap<string, { done: number; bad: number }>,
+  nowMs: number,
+): Promise<RunFinished[]> {
+  if (terminal.size === 0) return [];
+  const deltas = [...terminal].map(([run_id, c]) => ({ run_id, done: c.done, bad: c.bad }));
+  return finishRuns(database, tx, deltas, nowMs);
+}
+
+/** Applies terminal-task counts to runs; a run whose last task ended gets its final state. */
+export async function finishRuns(
+  database: Database,
+  tx: Pick<Db, "execute">,
+  deltas: { run_id: string; done: number; bad: number }[],
+  nowMs: number,
+): Promise<RunFinished[]> {
+  const rows = await database.rows<{ id: string; state: number; remaining_tasks: number }>(
+    sql`update runs r set
+          remaining_tasks = r.remaining_tasks - d.done,
+          unsuccessful_tasks = r.unsuccessful_tasks + d.bad,
+          state = case
+            when r.remaining_tasks - d.done > 0 or r.state <> 1 then r.state
+            when r.unsuccessful_tasks + d.bad > 0 then 3 else 2 end,
+          finished_at = case when r.remaining_tasks - d.done = 0 then ${toIso(nowMs)}::timestamptz else r.finished_at end
+        from jsonb_to_recordset(${JSON.stringify(deltas)}::jsonb) as d(run_id uuid, done int, bad int)
+        where r.id = d.run_id
+        returning r.id, r.state, r.remaining_tasks`,
+    tx,
+  );
+  return rows.filter((r) => r.remaining_tasks === 0).map((r) => ({ runId: r.id, state: r.state }));
+}
+
+export async function insertEvents(tx: Pick<Db, "execute">, events: readonly AuditRow[]): Promise<void> {
+  for (const chunk of chunked(events, 1, 5_000)) {
+    const rows = chunk.map((e) => ({
+      run_id: e.runId,
+      task_id: e.taskId,
+      attempt: e.attempt,
+      from_state: e.from,
+      to_state: e.to,
+      at: toIso(e.atMs),
+      host: e.host,
+      lease_epoch: e.leaseEpoch,
+      exit_code: e.exitCode,
+      detail: e.detail,
+      rejected: e.rejected,
+    }));
+    await tx.execute(sql`
+      insert into task_events (run_id, task_id, attempt, from_state, to_state, at, host, lease_epoch, exit_code,
+        detail, rejected)
+      select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as e(run_id uuid, task_id uuid,
+        attempt int, from_state smallint, to_state smallint, at timestamptz, host text, lease_epoch bigint,
+        exit_code int, detail text, rejected boolean)`);
+  }
+}
+
+export const pendingEvent = (
+  runId: string,
+  taskId: string,
+  atMs: number,
+  attempt = 1,
+  from = TaskState.CREATED,
+  detail = "",
+): AuditRow => ({
+  runId,
+  taskId,
+  attempt,
+  from,
+  to: TaskState.PENDING,
+  atMs,
+  host: "",
+  leaseEpoch: 0,
+  exitCode: null,
+  detail,
+  rejected: false,
+});
+
+export function changeOf(row: TaskRow): TaskChange {
+  return {
+    taskId: row.id,
+    runId: row.runId,
+    state: row.state,
+    attempt: row.attempt,
+    host: row.host,
+    exitCode: row.exitCode,
+    detail: row.detail,
+    startedAtMs: row.startedAtMs,
+    finishedAtMs: row.finishedAtMs,
+    retryAtMs: row.retryAtMs,
+  };
+}
+
+export function simpleChange(
+  taskId: string,
+  runId: string,
+  state: TaskState,
+  attempt: number,
+  detail: string | null,
+  nowMs: number,
+): TaskChange {
+  const terminal = state === TaskState.SKIPPED || state === TaskState.CANCELLED;
+  return {
+    taskId,
+    runId,
+    state,
+    attempt,
+    host: null,
+    exitCode: null,
+    detail,
+    startedAtMs: null,
+    finishedAtMs: terminal ? nowMs : null,
+    retryAtMs: null,
+  };
+}

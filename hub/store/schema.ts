@@ -1,0 +1,165 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  boolean,
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  smallint,
+  text,
+  timestamp,
+  unique,
+  uuid,
+} from "drizzle-orm/pg-core";
+import { TaskState } from "../../core/gen/taskframe/v1/state_pb.js";
+
+/*
+ * The hub's record. Postgres (or embedded PGlite) is the source of truth for
+ * which tasks exist and what state they are in; the work queue only delivers.
+ *
+ * Hot-path tables (task_events, log_chunks, outbox) carry no foreign keys:
+ * they are append-only, written in multi-row batches, and will be partitioned
+ * by day; a per-row FK lookup would cost more than it protects.
+ */
+
+const bytea = customType<{ data: Uint8Array; driverData: Uint8Array }>({
+  dataType: () => "bytea",
+});
+
+const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+
+/** The TaskState enum as a table (like the seed's `status` table), seeded from proto at start. */
+export const taskStates = pgTable("task_states", {
+  id: smallint("id").primaryKey(),
+  name: text("name").notNull().unique(),
+});
+
+export const runStates = pgTable("run_states", {
+  id: smallint("id").primaryKey(),
+  name: text("name").notNull().unique(),
+});
+
+export const runs = pgTable(
+  "runs",
+  {
+    id: uuid("id").primaryKey(),
+    name: text("name").notNull(),
+    state: smallint("state")
+      .notNull()
+      .references(() => runStates.id),
+    source: text("source").notNull().default(""),
+    labels: jsonb("labels").$type<Record<string, string>>().notNull().default({}),
+    idempotencyKey: text("idempotency_key").unique(),
+    totalTasks: integer("total_tasks").notNull(),
+    /** Tasks not yet terminal; the run finishes when it reaches 0. */
+    remainingTasks: integer("remaining_tasks").notNull(),
+    /** Terminal tasks that did not succeed. */
+    unsuccessfulTasks: integer("unsuccessful_tasks").notNull().default(0),
+    createdAt: timestamptz("created_at").notNull().defaultNow(),
+    finishedAt: timestamptz("finished_at"),
+  },
+  (t) => [index("runs_created_at_idx").on(t.createdAt.desc())],
+);
+
+export const tasks = pgTable(
+  "tasks",
+  {
+    id: uuid("id").primaryKey(),
+    runId: uuid("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    state: smallint("state")
+      .notNull()
+      .references(() => taskStates.id),
+    /** Current attempt, 1-based; 0 before the first. */
+    attempt: integer("attempt").notNull().default(0),
+    maxAttempts: integer("max_attempts").notNull(),
+    /** Publications of the current attempt (re-publishing bumps it). */
+    dispatch: integer("dispatch").notNull().default(0),
+    /** Fencing token of the current lease; results with another epoch are rejected. */
+    leaseEpoch: bigint("lease_epoch", { mode: "number" }).notNull().default(0),
+    /** Dependencies that have not succeeded yet; the task is ready at 0. */
+    pendingDeps: integer("pending_deps").notNull(),
+    pool: text("pool").notNull(),
+    /** The TaskSpec, protobuf-encoded. */
+    spec: bytea("spec").notNull(),
+    retryAt: timestamptz("retry_at"),
+    cancelRequested: boolean("cancel_requested").notNull().default(false),
+    host: text("host"),
+    exitCode: integer("exit_code"),
+    detail: text("detail"),
+    createdAt: timestamptz("created_at").notNull().defaultNow(),
+    startedAt: timestamptz("started_at"),
+    finishedAt: timestamptz("finished_at"),
+  },
+  (t) => [
+    unique("tasks_run_id_name_key").on(t.runId, t.name),
+    index("tasks_name_idx").on(t.name),
+    index("tasks_retry_at_idx")
+      .on(t.retryAt)
+      .where(sql.raw(`state = ${TaskState.RETRYING}`)),
+  ],
+);
+
+export const taskEdges = pgTable(
+  "task_edges",
+  {
+    runId: uuid("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    parentId: uuid("parent_id").notNull(),
+    childId: uuid("child_id").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.parentId, t.childId] }), index("task_edges_child_idx").on(t.childId)],
+);
+
+/** Append-only audit trail: every state change, including rejected (fenced) results. */
+export const taskEvents = pgTable(
+  "task_events",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    runId: uuid("run_id").notNull(),
+    taskId: uuid("task_id").notNull(),
+    attempt: integer("attempt").notNull(),
+    fromState: smallint("from_state").notNull(),
+    toState: smallint("to_state").notNull(),
+    at: timestamptz("at").notNull(),
+    host: text("host").notNull().default(""),
+    leaseEpoch: bigint("lease_epoch", { mode: "number" }).notNull().default(0),
+    exitCode: integer("exit_code"),
+    detail: text("detail").notNull().default(""),
+    /** A result that arrived with a stale lease and was not applied. */
+    rejected: boolean("rejected").notNull().default(false),
+  },
+  (t) => [index("task_events_task_idx").on(t.taskId, t.id)],
+);
+
+export const logChunks = pgTable(
+  "log_chunks",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    runId: uuid("run_id").notNull(),
+    taskId: uuid("task_id").notNull(),
+    attempt: integer("attempt").notNull(),
+    stream: smallint("stream").notNull(),
+    seq: integer("seq").notNull(),
+    at: timestamptz("at").notNull(),
+    data: bytea("data").notNull(),
+    droppedBytes: bigint("dropped_bytes", { mode: "number" }).notNull().default(0),
+  },
+  (t) => [unique("log_chunks_dedupe_key").on(t.taskId, t.attempt, t.stream, t.seq)],
+);
+
+/** Work to publish, written in the same transaction that made the task ready. */
+export const outbox = pgTable("outbox", {
+  id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+  taskId: uuid("task_id").notNull(),
+  pool: text("pool").notNull(),
+  /** The WorkItem, protobuf-encoded. */
+  payload: bytea("payload").notNull(),
+  createdAt: timestamptz("created_at").notNull().defaultNow(),
+});
