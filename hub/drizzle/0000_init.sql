@@ -35,6 +35,7 @@ CREATE TABLE "runs" (
 	"total_tasks" integer NOT NULL,
 	"remaining_tasks" integer NOT NULL,
 	"unsuccessful_tasks" integer DEFAULT 0 NOT NULL,
+	"cancel_requested" boolean DEFAULT false NOT NULL,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"finished_at" timestamp with time zone,
 	CONSTRAINT "runs_idempotency_key_unique" UNIQUE("idempotency_key")

@@ -13,10 +13,17 @@ export type DatabaseTarget =
 
 // Both drivers produce a PgDatabase; queries are written once against it.
 export type Db = PgDatabase<PgQueryResultHKT>;
+export type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
 
 export interface Database extends AsyncDisposable {
   readonly db: Db;
   readonly target: DatabaseTarget;
+  /**
+   * Runs `work` in a transaction, again (up to a few times) if Postgres
+   * aborted it to break a deadlock or a serialization conflict: both are
+   * expected when many writers touch the same runs, and retrying is the cure.
+   */
+  transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T>;
   /** Runs `sql` and returns its rows, whichever driver is underneath. */
   rows<T>(query: SQL, executor?: Pick<Db, "execute">): Promise<T[]>;
   close(): Promise<void>;
@@ -50,6 +57,16 @@ function createDatabase(target: DatabaseTarget, db: Db, end: () => Promise<void>
   return {
     db,
     target,
+    async transaction<T>(work: (tx: Tx) => Promise<T>): Promise<T> {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await db.transaction(work);
+        } catch (error) {
+          if (attempt >= MAX_TRANSACTION_ATTEMPTS || !isRetryableConflict(error)) throw error;
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+        }
+      }
+    },
     async rows<T>(query: SQL, executor: Pick<Db, "execute"> = db): Promise<T[]> {
       return rowsOf<T>(await executor.execute(query));
     },
@@ -62,4 +79,16 @@ function createDatabase(target: DatabaseTarget, db: Db, end: () => Promise<void>
 export function rowsOf<T>(result: unknown): T[] {
   if (Array.isArray(result)) return result as T[];
   return (result as { rows: T[] }).rows;
+}
+
+const MAX_TRANSACTION_ATTEMPTS = 5;
+const DEADLOCK_DETECTED = "40P01";
+const SERIALIZATION_FAILURE = "40001";
+
+function isRetryableConflict(error: unknown): boolean {
+  for (let e: unknown = error; e; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (code === DEADLOCK_DETECTED || code === SERIALIZATION_FAILURE) return true;
+  }
+  return false;
 }

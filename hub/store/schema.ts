@@ -58,6 +58,8 @@ export const runs = pgTable(
     remainingTasks: integer("remaining_tasks").notNull(),
     /** Terminal tasks that did not succeed. */
     unsuccessfulTasks: integer("unsuccessful_tasks").notNull().default(0),
+    /** Set by a cancel; the run ends CANCELLED once its stopping tasks have ended. */
+    cancelRequested: boolean("cancel_requested").notNull().default(false),
     createdAt: timestamptz("created_at").notNull().defaultNow(),
     finishedAt: timestamptz("finished_at"),
   },

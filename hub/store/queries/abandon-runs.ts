@@ -13,7 +13,7 @@ export async function abandonUnfinishedRuns(
   reason: string,
   nowMs = Date.now(),
 ): Promise<number> {
-  return database.db.transaction(async (tx) => {
+  return database.transaction(async (tx) => {
     const at = new Date(nowMs).toISOString();
     const runs = await database.rows<{ id: string }>(
       sql`update runs set state = ${RunState.CANCELLED}, remaining_tasks = 0, finished_at = ${at}::timestamptz,

@@ -14,43 +14,46 @@ export interface CancelledRun {
   finished: RunFinished[];
 }
 
-/** Cancels every task of a run that has not started, and asks running ones to stop. */
+/**
+ * Cancels every task of a run that has not started, and asks running ones to
+ * stop. The run stays RUNNING until those have ended, then ends CANCELLED.
+ */
 export async function cancelRun(
   database: Database,
   runId: string,
   reason: string,
   nowMs = Date.now(),
 ): Promise<CancelledRun> {
-  return database.db.transaction(async (tx) => {
-    const run = await database.rows<{ state: number }>(
-      sql`select state from runs where id = ${runId} for update`,
-      tx,
-    );
+  return database.transaction(async (tx) => {
+    const run = await database.rows<{ state: number }>(sql`select state from runs where id = ${runId}`, tx);
     if (run[0]?.state !== RunState.RUNNING)
       return { cancelled: false, changes: [], stopping: [], finished: [] };
-    await tx.execute(sql`update runs set state = ${RunState.CANCELLED} where id = ${runId}`);
     const detail = reason ? `cancelled: ${reason}` : "cancelled";
-    const waiting = await database.rows<{ id: string; from_state: number; attempt: number }>(
-      sql`with c as (
-            select id, state from tasks where run_id = ${runId}
-              and state in (${TaskState.CREATED}, ${TaskState.PENDING}, ${TaskState.RETRYING}) for update)
-          update tasks t set state = ${TaskState.CANCELLED}, detail = ${detail}, retry_at = null,
+    // Task rows are locked in id order, as the recorder locks them, then the run row: one order, fewer deadlocks.
+    const open = await database.rows<{ id: string; state: number; attempt: number }>(
+      sql`select id, state, attempt from tasks where run_id = ${runId}
+            and state in (${TaskState.CREATED}, ${TaskState.PENDING}, ${TaskState.RETRYING}, ${TaskState.RUNNING})
+          order by id for update`,
+      tx,
+    );
+    const waiting = open.filter((t) => t.state !== TaskState.RUNNING);
+    const running = open.filter((t) => t.state === TaskState.RUNNING);
+    await tx.execute(
+      sql`update tasks set state = ${TaskState.CANCELLED}, detail = ${detail}, retry_at = null,
             finished_at = ${new Date(nowMs).toISOString()}::timestamptz
-          from c where t.id = c.id
-          returning t.id, c.state as from_state, t.attempt`,
-      tx,
+          where id = any(${sql.param(waiting.map((t) => t.id))}::uuid[])`,
     );
-    const running = await database.rows<{ id: string }>(
-      sql`update tasks set cancel_requested = true where run_id = ${runId} and state = ${TaskState.RUNNING} returning id`,
-      tx,
+    await tx.execute(
+      sql`update tasks set cancel_requested = true where id = any(${sql.param(running.map((t) => t.id))}::uuid[])`,
     );
+    await tx.execute(sql`update runs set cancel_requested = true where id = ${runId}`);
     await insertEvents(
       tx,
       waiting.map((t) => ({
         runId,
         taskId: t.id,
         attempt: t.attempt,
-        from: t.from_state,
+        from: t.state,
         to: TaskState.CANCELLED,
         atMs: nowMs,
         host: "",

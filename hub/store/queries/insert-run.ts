@@ -28,7 +28,7 @@ export async function insertRun(
   spec: RunSpec,
   idempotencyKey: string,
 ): Promise<InsertedRun> {
-  return database.db.transaction(async (tx) => {
+  return database.transaction(async (tx) => {
     if (idempotencyKey) {
       const existing = await database.rows<{ id: string }>(
         sql`select id from runs where idempotency_key = ${idempotencyKey}`,

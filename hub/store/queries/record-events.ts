@@ -6,7 +6,7 @@ import {
   WorkItemSchema,
 } from "../../../core/gen/taskframe/v1/messages_pb.js";
 import { TaskSpecSchema } from "../../../core/gen/taskframe/v1/spec_pb.js";
-import { TaskState } from "../../../core/states.js";
+import { RunState, TaskState } from "../../../core/states.js";
 import {
   type AuditRow,
   applyTransitions,
@@ -15,7 +15,7 @@ import {
   type TaskRow,
 } from "../../apply-transitions.js";
 import { chunked, toIso } from "../chunked.js";
-import type { Database, Db } from "../database.js";
+import type { Database, Db, Tx } from "../database.js";
 import { logChunks } from "../schema.js";
 import { writeOutbox } from "./insert-run.js";
 import type { ReadyWork } from "./ready-work.js";
@@ -33,8 +33,6 @@ export interface RecordedEvents {
   loggedTasks: Set<string>;
 }
 
-type Tx = Parameters<Parameters<Db["transaction"]>[0]>[0];
-
 /**
  * The recorder's one transaction per batch: log chunks, fenced transitions,
  * the audit events, dependents that became ready (with their outbox rows),
@@ -47,7 +45,7 @@ export async function recordEvents(
   nowMs = Date.now(),
   verdicts: readonly HubVerdict[] = [],
 ): Promise<RecordedEvents> {
-  return database.db.transaction(async (tx) => {
+  return database.transaction(async (tx) => {
     const recorded: RecordedEvents = {
       ready: [],
       stop: [],
@@ -306,8 +304,10 @@ export async function finishRuns(
           remaining_tasks = r.remaining_tasks - d.done,
           unsuccessful_tasks = r.unsuccessful_tasks + d.bad,
           state = case
-            when r.remaining_tasks - d.done > 0 or r.state <> 1 then r.state
-            when r.unsuccessful_tasks + d.bad > 0 then 3 else 2 end,
+            when r.remaining_tasks - d.done > 0 or r.state <> ${RunState.RUNNING} then r.state
+            when r.cancel_requested then ${RunState.CANCELLED}
+            when r.unsuccessful_tasks + d.bad > 0 then ${RunState.FAILED}
+            else ${RunState.SUCCEEDED} end,
           finished_at = case when r.remaining_tasks - d.done = 0 then ${toIso(nowMs)}::timestamptz else r.finished_at end
         from jsonb_to_recordset(${JSON.stringify(deltas)}::jsonb) as d(run_id uuid, done int, bad int)
         where r.id = d.run_id

@@ -27,7 +27,7 @@ export async function releaseDueRetries(
   nowMs = Date.now(),
   limit = 1_000,
 ): Promise<ReleasedRetries> {
-  return database.db.transaction(async (tx) => {
+  return database.transaction(async (tx) => {
     const due = await database.rows<{
       id: string;
       run_id: string;
