@@ -181,6 +181,11 @@ export class LogCapture {
     this.#pushSystem(text, 0);
   }
 
+  /** Counts bytes dropped before they reached this capture (e.g. by the spawner's output limit). */
+  addDropped(bytes: number): void {
+    this.#droppedBytes += bytes;
+  }
+
   /** A system line to emit at the final take, after everything the task wrote (e.g. how it ended). */
   closeWith(text: string): void {
     this.#closingLine = text;

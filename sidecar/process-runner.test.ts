@@ -2,6 +2,7 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { waitUntilGone } from "../test/helpers/processes.js";
 import { LogCapture } from "./log-capture.js";
 import { type ProcessOutcome, type RunProcessOptions, runProcess } from "./process-runner.js";
 
@@ -39,36 +40,6 @@ async function run(
 
 const sh = (script: string, options: Partial<RunProcessOptions> = {}) =>
   run({ command: "sh", args: ["-c", script], ...options });
-
-/**
- * Whether `pid` is still running. A dead process whose parent died too waits
- * for init to reap it, and some inits (this test box's among them) never do:
- * a zombie counts as gone.
- */
-async function isRunning(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ESRCH") return false;
-    throw error;
-  }
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
-
-async function waitUntilGone(pid: number, withinMs = 2000): Promise<boolean> {
-  const deadline = performance.now() + withinMs;
-  while (await isRunning(pid)) {
-    if (performance.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return true;
-}
 
 async function readPid(file: string): Promise<number> {
   const pid = Number.parseInt(await readFile(file, "utf8"), 10);

@@ -1,0 +1,246 @@
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  GetAuditResponseSchema,
+  GetLogsResponseSchema,
+  GetRunResponseSchema,
+  GetTaskResponseSchema,
+  type HubService,
+  ListRunsResponseSchema,
+  ListTasksResponseSchema,
+  type Run,
+  type Task,
+  type WatchRunResponse,
+  WatchRunResponseSchema,
+} from "../../core/gen/taskframe/v1/hub_pb.js";
+import { isTerminal, RunState, TaskState } from "../../core/states.js";
+import type { Hub } from "../hub.js";
+import type { TaskChange } from "../store/queries/task-change.js";
+import { toConnectError } from "./errors.js";
+import { auditToProto, logToProto, mergeChange, runToProto, taskToProto } from "./to-proto.js";
+
+/** How often a watcher re-reads the store, to catch changes recorded by other hubs. */
+const WATCH_REFRESH_MS = 2_000;
+/** Changes that arrive within this window travel in one message. */
+const WATCH_COALESCE_MS = 50;
+
+export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
+  const { store } = hub;
+  const service: ServiceImpl<typeof HubService> = {
+    async submitRun(request) {
+      if (!request.run) throw new Error("run is required");
+      const { run, existing } = await hub.submit(request.run, request.idempotencyKey);
+      return { run: runToProto(run), existing };
+    },
+    async getRun(request) {
+      const run = await store.getRun(await store.resolveRunId(request.runId));
+      return create(GetRunResponseSchema, { run: runToProto(run) });
+    },
+    async listRuns(request) {
+      const runs = await store.listRuns(request.limit || 20);
+      return create(ListRunsResponseSchema, { runs: runs.map(runToProto) });
+    },
+    async listTasks(request) {
+      const runId = await store.resolveRunId(request.runId);
+      const [run, tasks] = await Promise.all([
+        store.getRun(runId),
+        store.listTasks(runId, { states: request.states, limit: request.limit }),
+      ]);
+      return create(ListTasksResponseSchema, { run: runToProto(run), tasks: tasks.map(taskToProto) });
+    },
+    async getTask(request) {
+      const task = await store.findTask(request.task ?? {});
+      return create(GetTaskResponseSchema, { task: taskToProto(task) });
+    },
+    watchRun: (request, context) => watchRun(hub, request.runId, context),
+    getLogs: (request, context) => followLogs(hub, request, context),
+    async getAudit(request) {
+      const task = await store.findTask(request.task ?? {});
+      const events = await store.readAudit(task.id);
+      return create(GetAuditResponseSchema, { task: taskToProto(task), events: events.map(auditToProto) });
+    },
+    async cancelRun(request) {
+      const runId = await store.resolveRunId(request.runId);
+      const cancelled = await hub.cancel(runId, request.reason);
+      return { run: runToProto(await store.getRun(runId)), cancelledTasks: cancelled };
+    },
+  };
+  return withErrorMapping(service);
+}
+
+/** Every handler maps domain errors to Connect codes at this one boundary. */
+function withErrorMapping(service: ServiceImpl<typeof HubService>): ServiceImpl<typeof HubService> {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, method] of Object.entries(service) as [string, (...args: unknown[]) => unknown][]) {
+    wrapped[name] = (...args: unknown[]) => {
+      const result = method(...args);
+      if (result && typeof result === "object" && Symbol.asyncIterator in result) {
+        return mapStreamErrors(result as AsyncIterable<unknown>);
+      }
+      return (result as Promise<unknown>).catch((error: unknown) => {
+        throw toConnectError(error);
+      });
+    };
+  }
+  return wrapped as ServiceImpl<typeof HubService>;
+}
+
+async function* mapStreamErrors<T>(stream: AsyncIterable<T>): AsyncIterable<T> {
+  try {
+    yield* stream;
+  } catch (error) {
+    throw toConnectError(error);
+  }
+}
+
+/** Resolves when `signal` aborts, `ms` pass, or `wake` is called; returns a function to cancel it. */
+function waitForWake(signal: AbortSignal, ms: number): { promise: Promise<void>; wake: () => void } {
+  let wake: () => void = () => {};
+  const promise = new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    wake = done;
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+  return { promise, wake };
+}
+
+async function* watchRun(
+  hub: Hub,
+  runIdOrPrefix: string,
+  context: HandlerContext,
+): AsyncIterable<WatchRunResponse> {
+  const { store, notifications } = hub;
+  const runId = await store.resolveRunId(runIdOrPrefix);
+  const pending = new Map<string, TaskChange>();
+  let finished = false;
+  let waiter: { promise: Promise<void>; wake: () => void } | undefined;
+  // subscribe before the snapshot, so that nothing recorded in between is missed
+  const unsubscribe = [
+    notifications.on("tasks:changed", ({ changes }) => {
+      for (const change of changes) if (change.runId === runId) pending.set(change.taskId, change);
+      if (pending.size > 0) setTimeout(() => waiter?.wake(), WATCH_COALESCE_MS);
+    }),
+    notifications.on("runs:finished", ({ runs }) => {
+      if (runs.some((r) => r.runId === runId)) {
+        finished = true;
+        waiter?.wake();
+      }
+    }),
+  ];
+  try {
+    let run = await store.getRun(runId);
+    const tasks = new Map((await store.listTasks(runId)).map((t) => [t.id, taskToProto(t)]));
+    yield create(WatchRunResponseSchema, { run: runToProto(run), tasks: [...tasks.values()] });
+    let lastRefresh = Date.now();
+    while (run.state === RunState.RUNNING && !context.signal.aborted) {
+      if (pending.size === 0 && !finished) {
+        waiter = waitForWake(context.signal, WATCH_REFRESH_MS);
+        await waiter.promise;
+        waiter = undefined;
+      }
+      const changed: Task[] = [];
+      for (const change of pending.values()) {
+        const task = tasks.get(change.taskId);
+        if (!task) continue;
+        mergeChange(task, change);
+        changed.push(task);
+      }
+      pending.clear();
+      const refresh = finished || Date.now() - lastRefresh >= WATCH_REFRESH_MS;
+      if (refresh) {
+        lastRefresh = Date.now();
+        run = await store.getRun(runId);
+        const open = [...tasks.values()].filter((t) => !isTerminal(t.state)).map((t) => t.id);
+        if (open.length > 0) {
+          for (const fresh of await store.listTasks(runId, { ids: open })) {
+            const proto = taskToProto(fresh);
+            const held = tasks.get(fresh.id);
+            if (held && (held.state !== proto.state || held.attempt !== proto.attempt)) changed.push(proto);
+            tasks.set(fresh.id, proto);
+          }
+        }
+      }
+      if (changed.length > 0 || refresh) {
+        yield create(WatchRunResponseSchema, { run: countedRun(run, tasks), tasks: dedupe(changed, tasks) });
+      }
+    }
+  } finally {
+    for (const off of unsubscribe) off();
+  }
+}
+
+/** The run with counts from the tasks the watcher holds (they are fresher than the run row). */
+function countedRun(run: Parameters<typeof runToProto>[0], tasks: ReadonlyMap<string, Task>): Run {
+  const proto = runToProto(run);
+  const counts = new Map<TaskState, number>();
+  for (const task of tasks.values()) counts.set(task.state, (counts.get(task.state) ?? 0) + 1);
+  proto.counts = [...counts]
+    .sort(([a], [b]) => a - b)
+    .map(([state, count]) => ({
+      $typeName: "taskframe.v1.StateCount",
+      state,
+      count,
+    }));
+  return proto;
+}
+
+function dedupe(changed: Task[], tasks: ReadonlyMap<string, Task>): Task[] {
+  return [...new Set(changed.map((t) => t.id))].map((id) => tasks.get(id)!);
+}
+
+async function* followLogs(
+  hub: Hub,
+  request: {
+    task?: { taskId: string; runId: string; name: string };
+    attempt: number;
+    follow: boolean;
+    streams: number[];
+  },
+  context: HandlerContext,
+) {
+  const { store, notifications } = hub;
+  let task = await store.findTask(request.task ?? {});
+  let afterId = 0;
+  let waiter: { promise: Promise<void>; wake: () => void } | undefined;
+  const unsubscribe = [
+    notifications.on("logs:recorded", ({ taskIds }) => {
+      if (taskIds.has(task.id)) waiter?.wake();
+    }),
+    notifications.on("tasks:changed", ({ changes }) => {
+      if (changes.some((c) => c.taskId === task.id)) waiter?.wake();
+    }),
+  ];
+  try {
+    while (!context.signal.aborted) {
+      const chunks = await store.readLogs(task.id, {
+        attempt: request.attempt,
+        streams: request.streams,
+        afterId,
+      });
+      if (chunks.length > 0) {
+        afterId = chunks[chunks.length - 1]!.id;
+        yield create(GetLogsResponseSchema, { task: taskToProto(task), entries: chunks.map(logToProto) });
+        continue;
+      }
+      if (!request.follow || isFinished(task, request.attempt)) return;
+      waiter = waitForWake(context.signal, 1_000);
+      await waiter.promise;
+      waiter = undefined;
+      task = await store.findTask({ taskId: task.id });
+    }
+  } finally {
+    for (const off of unsubscribe) off();
+  }
+}
+
+/** Following ends when no more output can come: the task is terminal, or past the attempt asked for. */
+function isFinished(task: { state: TaskState; attempt: number }, attempt: number): boolean {
+  if (isTerminal(task.state)) return true;
+  if (attempt > 0 && task.attempt > attempt) return true;
+  return attempt > 0 && task.attempt === attempt && task.state === TaskState.RETRYING;
+}

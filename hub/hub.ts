@@ -1,0 +1,130 @@
+import type { ControlBus, EventSource } from "../core/event-bus.js";
+import type { RunSpec } from "../core/gen/taskframe/v1/spec_pb.js";
+import { type Logger, silentLogger } from "../core/logger.js";
+import type { WorkQueue } from "../core/work-queue.js";
+import { Dispatcher } from "./dispatcher.js";
+import { HubNotifications } from "./notifications.js";
+import { Recorder } from "./recorder.js";
+import { RetryTimer } from "./retry-timer.js";
+import type { HubStore } from "./store/hub-store.js";
+import type { RunRecord } from "./store/queries/read.js";
+import { validateRunSpec } from "./validate-run.js";
+
+export interface HubOptions {
+  store: HubStore;
+  queue: WorkQueue;
+  events: EventSource;
+  control: ControlBus;
+  logger?: Logger;
+  /** Outbox rows older than this are published again (their publisher died). @default 10_000 */
+  outboxSweepAfterMs?: number;
+}
+
+/**
+ * - `created`  constructed; nothing running
+ * - `running`  recording events, releasing retries, sweeping the outbox
+ * - `stopped`  loops ended, timers cleared (the store and channels belong to the caller)
+ */
+export type HubState = "created" | "running" | "stopped";
+
+/** The control plane: accepts runs, records what sidecars report, schedules what follows. */
+export class Hub implements AsyncDisposable {
+  readonly store: HubStore;
+  readonly notifications = new HubNotifications();
+  readonly #options: HubOptions;
+  readonly #logger: Logger;
+  readonly #dispatcher: Dispatcher;
+  readonly #recorder: Recorder;
+  readonly #retryTimer: RetryTimer;
+  readonly #stop = new AbortController();
+  #loops: Promise<unknown>[] = [];
+  #sweeper: NodeJS.Timeout | undefined;
+  #state: HubState = "created";
+
+  constructor(options: HubOptions) {
+    this.#options = options;
+    this.store = options.store;
+    this.#logger = options.logger ?? silentLogger;
+    this.#dispatcher = new Dispatcher(options.store, options.queue, this.#logger);
+    this.#retryTimer = new RetryTimer(async () => {
+      const released = await this.store.releaseDueRetries();
+      await this.#recorder.afterCommit(released);
+      return { nextRetryAtMs: released.nextRetryAtMs, released: released.ready.length, limit: 1_000 };
+    }, this.#logger);
+    this.#recorder = new Recorder({
+      store: options.store,
+      events: options.events,
+      queue: options.queue,
+      control: options.control,
+      dispatcher: this.#dispatcher,
+      notifications: this.notifications,
+      retryTimer: this.#retryTimer,
+      logger: this.#logger,
+    });
+  }
+
+  get state(): HubState {
+    return this.#state;
+  }
+
+  start(): void {
+    if (this.#state !== "created") throw new Error(`cannot start a hub that is ${this.#state}`);
+    this.#state = "running";
+    const signal = this.#stop.signal;
+    this.#loops = [this.#recorder.run(signal), this.#recorder.runDeadLetters(signal)].map((loop) =>
+      loop.catch((error: unknown) => this.#logger.error({ err: error }, "hub loop failed")),
+    );
+    this.#retryTimer.start();
+    const sweepAfterMs = this.#options.outboxSweepAfterMs ?? 10_000;
+    this.#sweeper = setInterval(() => {
+      this.#dispatcher
+        .republishStale(sweepAfterMs)
+        .catch((error: unknown) => this.#logger.warn({ err: error }, "outbox sweep failed"));
+    }, sweepAfterMs);
+    this.#sweeper.unref();
+  }
+
+  /** Validates and records a run; its root tasks are queued at once. */
+  async submit(spec: RunSpec, idempotencyKey = ""): Promise<{ run: RunRecord; existing: boolean }> {
+    validateRunSpec(spec);
+    const inserted = await this.store.insertRun(spec, idempotencyKey);
+    await this.#recorder.afterCommit({ ready: inserted.ready, changes: [] });
+    return { run: await this.store.getRun(inserted.runId), existing: inserted.existing };
+  }
+
+  /** Cancels what has not started and stops what is running. Returns how many tasks were affected. */
+  async cancel(runId: string, reason = ""): Promise<number> {
+    const cancelled = await this.store.cancelRun(runId, reason);
+    if (!cancelled.cancelled) return 0;
+    await this.#options.control.publishCancel({
+      $typeName: "taskframe.v1.CancelNotice",
+      tasks: cancelled.stopping.map((taskId) => ({
+        $typeName: "taskframe.v1.StopTarget",
+        taskId,
+        attempt: 0,
+        leaseEpoch: 0n,
+      })),
+      runIds: [runId],
+      reason: reason || "run cancelled",
+    });
+    await this.#recorder.afterCommit({
+      ready: [],
+      changes: cancelled.changes,
+      finishedRuns: cancelled.finished,
+    });
+    return cancelled.changes.length + cancelled.stopping.length;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#state === "stopped") return;
+    this.#state = "stopped";
+    this.#stop.abort();
+    this.#retryTimer.stop();
+    clearInterval(this.#sweeper);
+    await Promise.all(this.#loops);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}

@@ -1,0 +1,95 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { create } from "@bufbuild/protobuf";
+import { errorMessage } from "../core/errors.js";
+import type { EventSink } from "../core/event-bus.js";
+import {
+  EventBatchSchema,
+  type LogChunk,
+  type StateTransition,
+} from "../core/gen/taskframe/v1/messages_pb.js";
+import type { Logger } from "../core/logger.js";
+
+interface Waiter {
+  resolve: () => void;
+}
+
+/**
+ * Batches a sidecar's events: transitions and log chunks queued within
+ * `flushMs` travel in one EventBatch, in order, one batch in flight at a
+ * time. A transition's promise resolves once its batch is accepted by the
+ * sink, which is when the sidecar may ack the work it describes.
+ */
+export class EventPublisher {
+  #transitions: StateTransition[] = [];
+  #logs: LogChunk[] = [];
+  #waiters: Waiter[] = [];
+  #timer: NodeJS.Timeout | undefined;
+  #flushing: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(
+    private readonly sink: EventSink,
+    private readonly logger: Logger,
+    private readonly flushMs = 2,
+  ) {}
+
+  /** Queues a transition; resolves when it has been published. */
+  transition(transition: StateTransition): Promise<void> {
+    this.#transitions.push(transition);
+    const published = new Promise<void>((resolve) => this.#waiters.push({ resolve }));
+    this.#schedule();
+    return published;
+  }
+
+  logs(chunks: readonly LogChunk[]): void {
+    if (chunks.length === 0) return;
+    this.#logs.push(...chunks);
+    this.#schedule();
+  }
+
+  /** Publishes everything queued so far. */
+  async flush(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    while (this.#flushing) await this.#flushing;
+    if (this.#transitions.length === 0 && this.#logs.length === 0) return;
+    this.#flushing = this.#publishQueued().finally(() => {
+      this.#flushing = undefined;
+    });
+    await this.#flushing;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.flush();
+  }
+
+  #schedule(): void {
+    if (this.#timer || this.#closed) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.flush();
+    }, this.flushMs);
+  }
+
+  async #publishQueued(): Promise<void> {
+    const batch = create(EventBatchSchema, { transitions: this.#transitions, logs: this.#logs });
+    const waiters = this.#waiters;
+    this.#transitions = [];
+    this.#logs = [];
+    this.#waiters = [];
+    // Events are the record: never drop them, retry until the sink takes them.
+    for (let failures = 0; ; failures++) {
+      try {
+        await this.sink.publish(batch);
+        break;
+      } catch (error) {
+        const delayMs = Math.min(5_000, 50 * 2 ** failures);
+        this.logger.error({ delayMs }, `publishing events failed: ${errorMessage(error)}`);
+        await sleep(delayMs);
+      }
+    }
+    for (const waiter of waiters) waiter.resolve();
+    if (this.#transitions.length > 0 || this.#logs.length > 0) this.#schedule();
+  }
+}

@@ -1,0 +1,313 @@
+import { hostname } from "node:os";
+import { create } from "@bufbuild/protobuf";
+import { errorMessage } from "../core/errors.js";
+import type { ControlBus, EventSink } from "../core/event-bus.js";
+import {
+  type CancelNotice,
+  type LogChunk,
+  LogChunkSchema,
+  type StateTransition,
+  StateTransitionSchema,
+  type WorkItem,
+} from "../core/gen/taskframe/v1/messages_pb.js";
+import { LogStream } from "../core/gen/taskframe/v1/state_pb.js";
+import { type Logger, silentLogger } from "../core/logger.js";
+import { TaskState } from "../core/states.js";
+import { DEFAULT_POOL, type Lease, type WorkQueue } from "../core/work-queue.js";
+import { EventPublisher } from "./event-publisher.js";
+import { LeaseKeeper } from "./lease-keeper.js";
+import { type CapturedChunk, LogCapture } from "./log-capture.js";
+import { type AttemptResult, resultOf } from "./outcome.js";
+import { runProcess } from "./process-runner.js";
+import { Slots } from "./slots.js";
+import type { ProcessLauncher } from "./spawner/spawner.js";
+import { taskEnvironment } from "./task-env.js";
+
+export interface SidecarOptions {
+  queue: WorkQueue;
+  events: EventSink;
+  control: ControlBus;
+  /** @default "default" */
+  pool?: string;
+  /** Name recorded with every attempt. @default os.hostname() */
+  host?: string;
+  /** Tasks that may run at once. @default 8 per core */
+  slots: number;
+  /** Extend leases this often; at most a third of the queue's ack wait. */
+  heartbeatMs: number;
+  /** SIGTERM -> SIGKILL grace on timeout or cancel. @default 5_000 */
+  killGraceMs?: number;
+  /** Output kept per attempt. @default 16 MiB */
+  logMaxBytes?: number;
+  /** @default 64 KiB */
+  logChunkBytes?: number;
+  /** How often output is cut into chunks and sent. @default 100 */
+  logFlushMs?: number;
+  /** What starts task processes: a Spawner's `run` (cheap forks), or in-process `runProcess` by default. */
+  launch?: ProcessLauncher;
+  logger?: Logger;
+}
+
+/**
+ * - `created`   constructed
+ * - `running`   leasing and executing
+ * - `draining`  no new leases; in-flight tasks finish or are handed back
+ * - `stopped`   every task, timer and loop ended
+ */
+export type SidecarState = "created" | "running" | "draining" | "stopped";
+
+interface RunningAttempt {
+  readonly item: WorkItem;
+  readonly epoch: number;
+  readonly capture: LogCapture;
+  readonly stop: AbortController;
+  stopReason: string;
+  /** Set when the sidecar itself is shutting down: hand the work back instead of reporting. */
+  handBack: boolean;
+}
+
+/** Remember cancelled runs this long, to skip work of theirs still in the queue. */
+const CANCELLED_RUN_MEMORY_MS = 10 * 60_000;
+
+/** The per-host agent: leases work from its pool, runs it, reports every state change and all output. */
+export class Sidecar implements AsyncDisposable {
+  readonly host: string;
+  readonly pool: string;
+  readonly #options: SidecarOptions;
+  readonly #logger: Logger;
+  readonly #slots: Slots;
+  readonly #publisher: EventPublisher;
+  readonly #leases: LeaseKeeper;
+  readonly #running = new Map<string, RunningAttempt>();
+  readonly #cancelledRuns = new Map<string, number>();
+  readonly #halt = new AbortController();
+  readonly #launch: ProcessLauncher;
+  readonly #logMaxBytes: number;
+  #loops: Promise<void>[] = [];
+  #logTicker: NodeJS.Timeout | undefined;
+  #state: SidecarState = "created";
+
+  constructor(options: SidecarOptions) {
+    this.#options = options;
+    this.host = options.host ?? hostname();
+    this.pool = options.pool ?? DEFAULT_POOL;
+    this.#logger = options.logger ?? silentLogger;
+    this.#slots = new Slots(options.slots);
+    this.#publisher = new EventPublisher(options.events, this.#logger);
+    this.#leases = new LeaseKeeper(options.heartbeatMs, this.#logger);
+    this.#launch = options.launch ?? launchInProcess;
+    this.#logMaxBytes = options.logMaxBytes ?? 16 * 2 ** 20;
+  }
+
+  get state(): SidecarState {
+    return this.#state;
+  }
+
+  /** Tasks running right now. */
+  get busy(): number {
+    return this.#running.size;
+  }
+
+  start(): void {
+    if (this.#state !== "created") throw new Error(`cannot start a sidecar that is ${this.#state}`);
+    this.#state = "running";
+    this.#leases.start();
+    this.#logTicker = setInterval(() => this.#shipLogs(), this.#options.logFlushMs ?? 100);
+    this.#logTicker.unref();
+    const signal = this.#halt.signal;
+    this.#loops = [this.#leaseLoop(signal), this.#controlLoop(signal)].map((loop) =>
+      loop.catch((error: unknown) => this.#logger.error({ err: error }, "sidecar loop failed")),
+    );
+  }
+
+  /**
+   * Stops leasing, waits up to `graceMs` for running tasks to finish, then
+   * stops the rest and hands their work back to the queue (it is delivered
+   * again, elsewhere or later; the audit records the redelivery).
+   */
+  async stop(graceMs = 0): Promise<void> {
+    if (this.#state === "stopped" || this.#state === "draining") return;
+    this.#state = "draining";
+    this.#halt.abort();
+    await Promise.all(this.#loops);
+    if (this.#running.size > 0) {
+      const timer = setTimeout(() => {
+        for (const attempt of this.#running.values()) {
+          attempt.handBack = true;
+          attempt.stop.abort();
+        }
+      }, graceMs);
+      await this.#slots.drained();
+      clearTimeout(timer);
+    }
+    clearInterval(this.#logTicker);
+    this.#leases.stop();
+    await this.#publisher.close();
+    this.#state = "stopped";
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  async #leaseLoop(signal: AbortSignal): Promise<void> {
+    const consumer = this.#options.queue.consumer(this.pool);
+    while (!signal.aborted) {
+      await this.#slots.waitForFree(signal);
+      if (signal.aborted) return;
+      let leases: Lease[];
+      try {
+        leases = await consumer.fetch(this.#slots.free, { signal, maxWaitMs: 1_000 });
+      } catch (error) {
+        this.#logger.error({ err: error }, `leasing work failed: ${errorMessage(error)}`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        continue;
+      }
+      for (const lease of leases) {
+        this.#slots.take();
+        void this.#runLease(lease)
+          .catch((error: unknown) =>
+            this.#logger.error({ err: error, taskId: lease.item.taskId }, "attempt failed"),
+          )
+          .finally(() => this.#slots.release());
+      }
+    }
+  }
+
+  async #controlLoop(signal: AbortSignal): Promise<void> {
+    for await (const notice of this.#options.control.cancels(signal)) this.#applyCancel(notice);
+  }
+
+  #applyCancel(notice: CancelNotice): void {
+    const now = Date.now();
+    for (const runId of notice.runIds) this.#cancelledRuns.set(runId, now + CANCELLED_RUN_MEMORY_MS);
+    const targets = new Map(notice.tasks.map((t) => [t.taskId, t]));
+    for (const attempt of this.#running.values()) {
+      const target = targets.get(attempt.item.taskId);
+      const matches =
+        notice.runIds.includes(attempt.item.runId) ||
+        (target !== undefined &&
+          (target.attempt === 0 || target.attempt === attempt.item.attempt) &&
+          (target.leaseEpoch === 0n || Number(target.leaseEpoch) === attempt.epoch));
+      if (matches && !attempt.stop.signal.aborted) {
+        attempt.stopReason = notice.reason || "cancelled";
+        attempt.stop.abort();
+      }
+    }
+  }
+
+  async #runLease(lease: Lease): Promise<void> {
+    const { item } = lease;
+    const cancelledUntil = this.#cancelledRuns.get(item.runId);
+    if (cancelledUntil !== undefined && cancelledUntil > Date.now()) {
+      await lease.ack(); // the run was cancelled while this waited in the queue
+      return;
+    }
+    const options = this.#options;
+    const attempt: RunningAttempt = {
+      item,
+      epoch: lease.epoch,
+      capture: new LogCapture({
+        maxBytes: options.logMaxBytes ?? 16 * 2 ** 20,
+        chunkBytes: options.logChunkBytes ?? 64 * 2 ** 10,
+      }),
+      stop: new AbortController(),
+      stopReason: "",
+      handBack: false,
+    };
+    this.#running.set(item.taskId, attempt);
+    this.#leases.track(lease);
+    try {
+      void this.#publisher.transition(
+        this.#transition(attempt, TaskState.RUNNING, { signal: "", detail: "" }),
+      );
+      const result = await this.#execute(attempt);
+      if (attempt.handBack) {
+        await lease.nak();
+        return;
+      }
+      if (result.systemLine) attempt.capture.closeWith(result.systemLine);
+      this.#publisher.logs(this.#logChunks(attempt, attempt.capture.takeChunks(true)));
+      await this.#publisher.transition(this.#transition(attempt, result.state, result));
+      await lease.ack();
+    } finally {
+      this.#leases.untrack(lease);
+      this.#running.delete(item.taskId);
+    }
+  }
+
+  async #execute(attempt: RunningAttempt): Promise<AttemptResult> {
+    const spec = attempt.item.spec;
+    if (spec?.target.case !== "exec") {
+      const detail = "handler tasks need SDK workers, which this version does not run yet";
+      return { state: TaskState.FAILED, signal: "", detail, systemLine: `[taskframe] ${detail}` };
+    }
+    const exec = spec.target.value;
+    const timeoutMs = Number(spec.timeoutMs);
+    const killGraceMs = this.#options.killGraceMs ?? 5_000;
+    const outcome = await this.#launch({
+      outputLimitBytes: this.#logMaxBytes,
+      command: exec.command,
+      args: exec.args,
+      env: taskEnvironment(attempt.item, this.host),
+      cwd: exec.cwd || process.cwd(),
+      timeoutMs,
+      killGraceMs,
+      signal: attempt.stop.signal,
+      onOutput: (stream, data) => attempt.capture.append(stream, data),
+    });
+    attempt.capture.addDropped(outcome.droppedOutputBytes);
+    return resultOf(outcome, timeoutMs, killGraceMs, attempt.stopReason);
+  }
+
+  #transition(
+    attempt: RunningAttempt,
+    to: TaskState,
+    result: Pick<AttemptResult, "exitCode" | "signal" | "detail">,
+  ): StateTransition {
+    return create(StateTransitionSchema, {
+      taskId: attempt.item.taskId,
+      runId: attempt.item.runId,
+      attempt: attempt.item.attempt,
+      leaseEpoch: BigInt(attempt.epoch),
+      to,
+      atUnixMs: BigInt(Date.now()),
+      host: this.host,
+      ...(result.exitCode === undefined ? {} : { exitCode: result.exitCode }),
+      signal: result.signal,
+      detail: result.detail,
+    });
+  }
+
+  /** One timer for every running task: cut what each has written into chunks and send them. */
+  #shipLogs(): void {
+    for (const attempt of this.#running.values()) {
+      const chunks = attempt.capture.takeChunks();
+      if (chunks.length > 0) this.#publisher.logs(this.#logChunks(attempt, chunks));
+    }
+    const now = Date.now();
+    for (const [runId, until] of this.#cancelledRuns) if (until <= now) this.#cancelledRuns.delete(runId);
+  }
+
+  #logChunks(attempt: RunningAttempt, chunks: readonly CapturedChunk[]): LogChunk[] {
+    return chunks.map((chunk) =>
+      create(LogChunkSchema, {
+        taskId: attempt.item.taskId,
+        runId: attempt.item.runId,
+        attempt: attempt.item.attempt,
+        stream: STREAMS[chunk.stream],
+        seq: chunk.seq,
+        atUnixMs: BigInt(chunk.atUnixMs),
+        data: chunk.data,
+        droppedBytes: BigInt(chunk.droppedBytes),
+      }),
+    );
+  }
+}
+
+const launchInProcess: ProcessLauncher = async (options) => ({
+  ...(await runProcess(options)),
+  droppedOutputBytes: 0,
+});
+
+const STREAMS = { stdout: LogStream.STDOUT, stderr: LogStream.STDERR, system: LogStream.SYSTEM } as const;

@@ -1,0 +1,31 @@
+import type { WorkItem } from "../core/gen/taskframe/v1/messages_pb.js";
+
+/**
+ * What a task inherits from the sidecar's environment: enough to find
+ * programs and behave like a login shell would, and nothing else (no
+ * credentials, no NODE_OPTIONS, no LD_PRELOAD).
+ */
+const INHERITED = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR"];
+
+const FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** The task's whole environment: inherited basics, then the task's own `env`, then TASKFRAME_* (always ours). */
+export function taskEnvironment(
+  item: WorkItem,
+  host: string,
+  base: NodeJS.ProcessEnv = process.env,
+): Record<string, string> {
+  const env: Record<string, string> = { PATH: FALLBACK_PATH };
+  for (const name of INHERITED) {
+    const value = base[name];
+    if (value !== undefined) env[name] = value;
+  }
+  const exec = item.spec?.target.case === "exec" ? item.spec.target.value : undefined;
+  Object.assign(env, exec?.env ?? {});
+  env.TASKFRAME_TASK_ID = item.taskId;
+  env.TASKFRAME_TASK_NAME = item.spec?.name ?? "";
+  env.TASKFRAME_RUN_ID = item.runId;
+  env.TASKFRAME_ATTEMPT = String(item.attempt);
+  env.TASKFRAME_HOST = host;
+  return env;
+}
