@@ -1,0 +1,165 @@
+import { createHash } from "node:crypto";
+import { rmSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import { availableParallelism, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { type Client, createClient, createRouterTransport, type Transport } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { MemoryControlBus, MemoryEventBus } from "../core/event-bus.js";
+import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
+import { type Logger, silentLogger } from "../core/logger.js";
+import { MemoryWorkQueue } from "../core/memory-work-queue.js";
+import { createHubService } from "../hub/api/hub-service.js";
+import { Hub } from "../hub/hub.js";
+import type { DatabaseTarget } from "../hub/store/database.js";
+import { HubStore } from "../hub/store/hub-store.js";
+import { Sidecar } from "../sidecar/sidecar.js";
+import { Spawner } from "../sidecar/spawner/spawner.js";
+import { DataDirLock } from "./data-dir-lock.js";
+
+export interface EmbeddedOptions {
+  /** Where the embedded store lives. @default ./.taskframe */
+  dataDir: string;
+  /** Store override (tests run the same engine on a real Postgres). @default PGlite in dataDir */
+  database?: DatabaseTarget;
+  /** @default 8 per core */
+  slots?: number;
+  /** Lease length of the in-process queue. @default 30_000 */
+  ackWaitMs?: number;
+  killGraceMs?: number;
+  logMaxBytes?: number;
+  /** Run a sidecar in this process (false: a hub over the store only, for reading). @default true */
+  sidecar?: boolean;
+  logger?: Logger;
+}
+
+export const defaultSlots = (): number => Math.max(8, 8 * availableParallelism());
+
+/**
+ * Hub and sidecar in one process, on embedded PGlite and in-process
+ * channels: the same components as the distributed mode, wired in memory.
+ */
+export class EmbeddedEngine implements AsyncDisposable {
+  readonly transport: Transport;
+  #server: Server | undefined;
+  #socketPath: string | undefined;
+  #closed: Promise<void> | undefined;
+
+  private constructor(
+    readonly dataDir: string,
+    readonly store: HubStore,
+    readonly hub: Hub,
+    readonly sidecar: Sidecar | undefined,
+    readonly queue: MemoryWorkQueue,
+    private readonly lock: DataDirLock,
+    private readonly channels: {
+      events: MemoryEventBus;
+      control: MemoryControlBus;
+      spawner: Spawner | undefined;
+    },
+  ) {
+    const service = createHubService(hub);
+    this.transport = createRouterTransport((router) => router.service(HubService, service));
+  }
+
+  static async open(options: EmbeddedOptions): Promise<EmbeddedEngine> {
+    const dataDir = resolve(options.dataDir);
+    const logger = options.logger ?? silentLogger;
+    const lock = await DataDirLock.acquire(dataDir, options.sidecar === false ? 10_000 : 0);
+    let store: HubStore | undefined;
+    try {
+      store = await HubStore.open(options.database ?? { kind: "pglite", dataDir: join(dataDir, "pglite") });
+      const ackWaitMs = options.ackWaitMs ?? 30_000;
+      const queue = new MemoryWorkQueue({ ackWaitMs });
+      const events = new MemoryEventBus();
+      const control = new MemoryControlBus();
+      const hub = new Hub({ store, queue, events, control, logger });
+      let sidecar: Sidecar | undefined;
+      let spawner: Spawner | undefined;
+      if (options.sidecar !== false) {
+        // The store makes this process large; tasks are forked from a small helper instead.
+        spawner = new Spawner(logger);
+        // The in-process queue died with the previous process; whatever it held is gone.
+        await store.abandonUnfinishedRuns(
+          "abandoned: the task process running it exited before the run finished",
+        );
+        sidecar = new Sidecar({
+          queue,
+          events,
+          control,
+          host: "embedded",
+          slots: options.slots ?? defaultSlots(),
+          heartbeatMs: Math.max(10, Math.floor(ackWaitMs / 3)),
+          ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
+          ...(options.logMaxBytes === undefined ? {} : { logMaxBytes: options.logMaxBytes }),
+          launch: spawner.run,
+          logger,
+        });
+        hub.start();
+        sidecar.start();
+      }
+      return new EmbeddedEngine(dataDir, store, hub, sidecar, queue, lock, { events, control, spawner });
+    } catch (error) {
+      await store?.close();
+      lock.release();
+      throw error;
+    }
+  }
+
+  /** A client of this engine's hub API, in memory. */
+  client(): Client<typeof HubService> {
+    return createClient(HubService, this.transport);
+  }
+
+  /** Serves the hub API on a unix socket, so that other `task` commands can follow this engine live. */
+  async serve(): Promise<string> {
+    const socketPath = socketPathFor(this.dataDir);
+    rmSync(socketPath, { force: true });
+    const service = createHubService(this.hub);
+    const server = createServer(
+      connectNodeAdapter({ routes: (router) => router.service(HubService, service) }),
+    );
+    await new Promise<void>((resolveListen, reject) => {
+      server.once("error", reject);
+      server.listen(socketPath, () => resolveListen());
+    });
+    server.unref();
+    this.#server = server;
+    this.#socketPath = socketPath;
+    this.lock.announce(socketPath);
+    return socketPath;
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    if (this.#server) {
+      this.#server.closeAllConnections();
+      await new Promise<void>((done) => this.#server?.close(() => done()));
+      if (this.#socketPath) rmSync(this.#socketPath, { force: true });
+    }
+    await this.sidecar?.stop();
+    await this.channels.spawner?.close();
+    await this.hub.stop();
+    this.channels.events.close();
+    this.channels.control.close();
+    await this.queue.close();
+    await this.store.close();
+    this.lock.release();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Unix socket paths are limited to ~107 bytes: long data dirs get a socket in the temp dir. */
+function socketPathFor(dataDir: string): string {
+  const inside = join(dataDir, "hub.sock");
+  if (Buffer.byteLength(inside) < 100) return inside;
+  const hash = createHash("sha256").update(dataDir).digest("hex").slice(0, 16);
+  return join(tmpdir(), `taskframe-${hash}.sock`);
+}
