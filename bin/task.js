@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+// The `task` command. The TypeScript sources are compiled to dist/ by `npm run build` (run by `npm ci`).
+import { existsSync } from "node:fs";
+
+const entry = new URL("../dist/cli/main.js", import.meta.url);
+if (!existsSync(entry)) {
+  process.stderr.write("task: dist/ is missing; run `npm run build` in the taskframe package first\n");
+  process.exit(3);
+}
+const { main } = await import(entry.href);
+process.exitCode = await main(process.argv);

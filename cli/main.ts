@@ -1,0 +1,120 @@
+import { Command, CommanderError, Option } from "commander";
+import pc from "picocolors";
+import { TaskframeError, TaskframeErrorCode } from "../core/errors.js";
+import { CliError, ExitCode } from "./cli-error.js";
+import {
+  auditCommand,
+  cancelCommand,
+  listRunsCommand,
+  logsCommand,
+  statusCommand,
+} from "./commands/read-commands.js";
+import { runCommand } from "./commands/run.js";
+import { parsePositiveInt, storeOptionDefaults } from "./options.js";
+
+function withStoreOptions(command: Command): Command {
+  const defaults = storeOptionDefaults();
+  return command
+    .addOption(
+      new Option("--data <dir>", "embedded data directory").default(defaults.data).env("TASKFRAME_DATA"),
+    )
+    .addOption(new Option("--hub <url>", "talk to the hub at this URL instead").env("TASKFRAME_HUB"))
+    .option("--json", "print JSON instead of a table");
+}
+
+export function buildProgram(): Command {
+  const program = new Command("task")
+    .description(
+      "Taskframe: run executables as a DAG of tasks, with retries, timeouts, logs and an audit trail.",
+    )
+    .version(process.env.npm_package_version ?? "0.1.0", "-V, --version")
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+
+  program
+    .command("run")
+    .description("run a pipeline file to the end on this machine (embedded mode: no services needed)")
+    .argument("<file>", "YAML pipeline")
+    .addOption(
+      new Option("--data <dir>", "embedded data directory")
+        .default(storeOptionDefaults().data)
+        .env("TASKFRAME_DATA"),
+    )
+    .option("--slots <n>", "tasks that may run at once (default: 8 per core)", parsePositiveInt("--slots"))
+    .option("--json", "print the final state as JSON instead of a table")
+    .option("-q, --quiet", "no live progress; only the summary")
+    .addHelpText(
+      "after",
+      "\nExit status: 0 if every task succeeded, 1 if not, 2 for a bad pipeline, 130 if interrupted.",
+    )
+    .action(async (file: string, options) => setExit(await runCommand(file, options)));
+
+  withStoreOptions(program.command("status"))
+    .description("show a run and its tasks (default: the newest run)")
+    .argument("[run]", "run id or a unique prefix of it")
+    .option("--state <state...>", "only tasks in these states (e.g. failed skipped)")
+    .action(async (run: string | undefined, options) => setExit(await statusCommand(run, options)));
+
+  withStoreOptions(program.command("ls"))
+    .description("list runs, newest first")
+    .option("-n, --limit <n>", "how many runs", parsePositiveInt("--limit"), 20)
+    .action(async (options) => setExit(await listRunsCommand(options)));
+
+  withStoreOptions(program.command("logs"))
+    .description("print a task's output (stdout to stdout; stderr and Taskframe's notes to stderr)")
+    .argument("<task>", "task name (newest run that has it) or task id")
+    .option("--run <run>", "the run to look in (id or prefix)")
+    .option("--attempt <n>", "only this attempt", parsePositiveInt("--attempt"))
+    .option("-f, --follow", "keep printing new output until the task finishes")
+    .option("--stdout", "only stdout")
+    .option("--stderr", "only stderr")
+    .option("-t, --timestamps", "prefix each line with the time it was read")
+    .action(async (task: string, options) => setExit(await logsCommand(task, options)));
+
+  withStoreOptions(program.command("audit"))
+    .description("print every state change of a task, with time, attempt, host and reason")
+    .argument("<task>", "task name (newest run that has it) or task id")
+    .option("--run <run>", "the run to look in (id or prefix)")
+    .action(async (task: string, options) => setExit(await auditCommand(task, options)));
+
+  withStoreOptions(program.command("cancel"))
+    .description("cancel a run: stop its running tasks and cancel the rest (default: the newest run)")
+    .argument("[run]", "run id or a unique prefix of it")
+    .option("--reason <text>", "recorded with every cancelled task")
+    .action(async (run: string | undefined, options) => setExit(await cancelCommand(run, options)));
+
+  return program;
+}
+
+let exitCode: number = ExitCode.Ok;
+const setExit = (code: number) => {
+  exitCode = code;
+};
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // help and version exit 0; usage errors were already printed by commander
+      return error.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
+    }
+    process.stderr.write(`${pc.red("task:")} ${describe(error)}\n`);
+    return exitCodeOf(error);
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof CliError || error instanceof TaskframeError) return error.message;
+  if (process.env.TASKFRAME_DEBUG && error instanceof Error) return error.stack ?? error.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
+function exitCodeOf(error: unknown): number {
+  if (error instanceof CliError) return error.exitCode;
+  if (error instanceof TaskframeError) {
+    return error.code === TaskframeErrorCode.Unavailable ? ExitCode.Unavailable : ExitCode.Usage;
+  }
+  return ExitCode.Failed;
+}
