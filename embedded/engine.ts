@@ -65,7 +65,8 @@ export class EmbeddedEngine implements AsyncDisposable {
   static async open(options: EmbeddedOptions): Promise<EmbeddedEngine> {
     const dataDir = resolve(options.dataDir);
     const logger = options.logger ?? silentLogger;
-    const lock = await DataDirLock.acquire(dataDir, options.sidecar === false ? 10_000 : 0);
+    // another task command may hold the directory for a moment (a reader): wait for it
+    const lock = await DataDirLock.acquire(dataDir, 15_000);
     let store: HubStore | undefined;
     try {
       store = await HubStore.open(options.database ?? { kind: "pglite", dataDir: join(dataDir, "pglite") });
@@ -104,6 +105,11 @@ export class EmbeddedEngine implements AsyncDisposable {
       lock.release();
       throw error;
     }
+  }
+
+  /** The spawner helper's pid, once it has started a task. */
+  get spawnerPid(): number | undefined {
+    return this.channels.spawner?.pid;
   }
 
   /** A client of this engine's hub API, in memory. */

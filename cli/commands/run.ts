@@ -41,10 +41,11 @@ export async function runCommand(file: string, options: RunCommandOptions): Prom
   });
   const interrupts = new InterruptHandler();
   try {
-    await engine.serve();
     const client = engine.client();
     const { run } = await client.submitRun({ run: spec });
     if (!run) throw new Error("the hub returned no run");
+    // announced once the run exists, so that `task logs -f NAME` elsewhere finds it
+    await engine.serve();
     interrupts.onFirst(() => {
       process.stderr.write(pc.yellow("\ncancelling the run (press Ctrl-C again to stop at once)...\n"));
       void client.cancelRun({ runId: run.id, reason: "interrupted (Ctrl-C)" });

@@ -49,7 +49,7 @@ export function auditJson(event: AuditEvent) {
   return {
     at: iso(event.atUnixMs),
     attempt: event.attempt,
-    from: taskStateName(event.from),
+    from: event.from ? taskStateName(event.from) : null,
     to: taskStateName(event.to),
     host: event.host || null,
     exit_code: event.exitCode ?? null,

@@ -92,3 +92,23 @@ function isRetryableConflict(error: unknown): boolean {
   }
   return false;
 }
+
+/** The database's own words for a failed query (drizzle wraps them in "Failed query: <the whole SQL>"). */
+export function databaseErrorMessage(error: unknown): string {
+  for (let e: unknown = error; e; e = (e as { cause?: unknown }).cause) {
+    if (e instanceof Error && !e.message.startsWith("Failed query:"))
+      return e.message.split("\n")[0] ?? e.message;
+  }
+  return error instanceof Error ? (error.message.split("\n")[0] ?? "") : String(error);
+}
+
+/** A connection URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "<invalid database URL>";
+  }
+}

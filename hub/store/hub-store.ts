@@ -1,8 +1,15 @@
+import { TaskframeError, TaskframeErrorCode } from "../../core/errors.js";
 import type { LogChunk, StateTransition } from "../../core/gen/taskframe/v1/messages_pb.js";
 import type { RunSpec } from "../../core/gen/taskframe/v1/spec_pb.js";
 import type { TaskState } from "../../core/states.js";
 import type { HubVerdict } from "../apply-transitions.js";
-import { type Database, type DatabaseTarget, openDatabase } from "./database.js";
+import {
+  type Database,
+  type DatabaseTarget,
+  databaseErrorMessage,
+  openDatabase,
+  redactUrl,
+} from "./database.js";
 import { migrateDatabase } from "./migrate.js";
 import { abandonUnfinishedRuns } from "./queries/abandon-runs.js";
 import { cancelRun } from "./queries/cancel-run.js";
@@ -26,7 +33,12 @@ export class HubStore implements AsyncDisposable {
       await migrateDatabase(database);
     } catch (error) {
       await database.close();
-      throw error;
+      const where = target.kind === "pglite" ? target.dataDir : redactUrl(target.url);
+      throw new TaskframeError(
+        TaskframeErrorCode.Unavailable,
+        `cannot bring the store at ${where} up to date: ${databaseErrorMessage(error)}`,
+        { cause: error },
+      );
     }
     return new HubStore(database);
   }

@@ -43,6 +43,11 @@ export class Spawner implements AsyncDisposable {
 
   constructor(private readonly logger: Logger = silentLogger) {}
 
+  /** The helper's pid while it runs (for measurements). */
+  get pid(): number | undefined {
+    return this.#helper?.pid;
+  }
+
   readonly run: ProcessLauncher = (options) => {
     if (this.#closed) return Promise.reject(new Error("the spawner is closed"));
     const requests = this.#ensureHelper();

@@ -1,0 +1,178 @@
+import { spawn } from "node:child_process";
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { packagePath } from "../core/package-root.js";
+import { TASK_BIN, task } from "./helpers/cli.js";
+
+/*
+ * The `task` command end to end, as a user runs it: real processes, the
+ * embedded store in a temporary directory. Run through `npm test`, which
+ * builds dist/ first.
+ */
+
+let cwd: string;
+
+beforeAll(async () => {
+  cwd = await mkdtemp(join(tmpdir(), "taskframe-cli-"));
+  await cp(packagePath("examples"), join(cwd, "examples"), { recursive: true });
+});
+afterAll(async () => {
+  await rm(cwd, { recursive: true, force: true });
+});
+
+const write = (name: string, text: string) => writeFile(join(cwd, name), text);
+
+describe("task run on the examples", () => {
+  it("runs hello.yaml to the end: parallel tasks, one retried, exit 0", async () => {
+    const result = await task(["run", "examples/hello.yaml"], { cwd });
+    expect(result.stderr).toMatch(/flaky-upload RETRYING attempt 1 failed: exit code 75/);
+    expect(result.code).toBe(0);
+    const summary = result.stdout.toString();
+    expect(summary).toMatch(/flaky-upload\s+SUCCEEDED\s+2\/3/);
+    expect(summary).toMatch(/report\s+SUCCEEDED\s+1\/3/);
+    expect(summary).toMatch(/SUCCEEDED in .*: 5 succeeded/);
+  });
+
+  it("then shows the task's output with task logs, stdout and stderr apart", async () => {
+    const result = await task(["logs", "flaky-upload"], { cwd });
+    expect(result.code).toBe(0);
+    expect(result.stdout.toString()).toBe("uploaded on attempt 2\n");
+    expect(result.stderr).toContain("==> flaky-upload: attempt 1 <==");
+    expect(result.stderr).toContain("upload: connection reset by peer (attempt 1)");
+    expect(result.stderr).toContain("[taskframe] exit code 75");
+    const first = await task(["logs", "flaky-upload", "--attempt", "1", "--stderr"], { cwd });
+    expect(first.stderr).toBe(
+      "upload: connection reset by peer (attempt 1)\n[taskframe] exit code 75 after " +
+        first.stderr.split("after ")[1],
+    );
+  });
+
+  it("and every state change with task audit", async () => {
+    const result = await task(["audit", "flaky-upload", "--json"], { cwd });
+    expect(result.code).toBe(0);
+    const audit = JSON.parse(result.stdout.toString()) as {
+      task: { state: string };
+      events: { from: string | null; to: string; attempt: number; exit_code: number | null }[];
+    };
+    expect(audit.task.state).toBe("SUCCEEDED");
+    expect(audit.events.map((e) => `${e.attempt}:${e.from ?? "-"}>${e.to}`)).toEqual([
+      "0:->CREATED",
+      "1:CREATED>PENDING",
+      "1:PENDING>RUNNING",
+      "1:RUNNING>RETRYING",
+      "2:RETRYING>PENDING",
+      "2:PENDING>RUNNING",
+      "2:RUNNING>SUCCEEDED",
+    ]);
+    expect(audit.events[3]?.exit_code).toBe(75);
+    const table = await task(["audit", "flaky-upload"], { cwd });
+    expect(table.stdout.toString()).toMatch(
+      /RUNNING -> RETRYING\s+embedded\s+75\s+attempt 1 failed: exit code 75/,
+    );
+  });
+
+  it("lists runs and shows a run's status", async () => {
+    await task(["run", "examples/etl.yaml"], { cwd });
+    const ls = JSON.parse((await task(["ls", "--json"], { cwd })).stdout.toString()) as {
+      name: string;
+      state: string;
+    }[];
+    expect(ls.map((r) => `${r.name}:${r.state}`)).toEqual(["etl:SUCCEEDED", "hello:SUCCEEDED"]);
+    const status = await task(["status"], { cwd });
+    expect(status.stdout.toString()).toMatch(/^etl\s+run [0-9a-f-]{36}\s+SUCCEEDED/);
+    expect(status.stdout.toString()).toMatch(/load-b\s+SUCCEEDED\s+1\/3/);
+  });
+
+  it("keeps a task's bytes exactly, invalid UTF-8 included", async () => {
+    await write("bytes.yaml", "tasks:\n  raw: { run: printf '\\377\\376\\000A\\nno newline at end' }\n");
+    expect((await task(["run", "bytes.yaml", "-q"], { cwd })).code).toBe(0);
+    const logs = await task(["logs", "raw"], { cwd });
+    expect(logs.stdout.toString("hex")).toBe(
+      Buffer.from("\xff\xfe\x00A\nno newline at end", "latin1").toString("hex"),
+    );
+  });
+
+  it("exits 1 when a task fails, and names where to look", async () => {
+    await write(
+      "fails.yaml",
+      "tasks:\n  bad: { run: sh -c 'echo oops >&2; exit 4' }\n  after: { run: 'true', needs: [bad] }\n",
+    );
+    const result = await task(["run", "fails.yaml"], { cwd });
+    expect(result.code).toBe(1);
+    expect(result.stdout.toString()).toMatch(/bad\s+FAILED\s+1\/1\s+\S+\s+failed: exit code 4/);
+    expect(result.stdout.toString()).toMatch(/after\s+SKIPPED\s+0\/1\s+upstream task bad ended FAILED/);
+    expect(result.stdout.toString()).toContain("see: task logs bad");
+  });
+
+  it("follows a running task's output from another process with logs -f", async () => {
+    const script = "for i in 1 2 3 4 5 6 7 8; do echo tick $i; sleep 0.4; done";
+    await write("ticker.yaml", `tasks:\n  ticker: { run: sh -c '${script}' }\n`);
+    const running = spawn(process.execPath, [TASK_BIN, "run", "ticker.yaml", "-q"], { cwd, stdio: "ignore" });
+    const finished = new Promise((resolve) => running.on("close", resolve));
+    const lock = join(cwd, ".taskframe", "lock");
+    // follow once the run serves its hub (it announces the socket in its lock file)
+    while (!(await readFile(lock, "utf8").catch(() => "")).includes("socketPath")) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const follow = await task(["logs", "-f", "ticker"], { cwd });
+    const runExit = await finished;
+    expect(follow.stderr).toBe("");
+    expect(follow.code).toBe(0);
+    expect(follow.stdout.toString()).toBe(Array.from({ length: 8 }, (_, i) => `tick ${i + 1}\n`).join(""));
+    expect(runExit).toBe(0);
+  });
+});
+
+describe("task run with bad input", () => {
+  const cases: [string, string | undefined, RegExp][] = [
+    ["missing.yaml", undefined, /^task: missing\.yaml: cannot read pipeline file: .*ENOENT/],
+    ["malformed.yaml", "tasks:\n  a: { run: x\n", /^task: malformed\.yaml:\d+:\d+: .*YAML/i],
+    [
+      "unknown-key.yaml",
+      "tasks:\n  a: { run: 'true', retires: 2 }\n",
+      /^task: unknown-key\.yaml:2:\d+: tasks\.a\.retires: .*did you mean 'retries'/,
+    ],
+    [
+      "bad-needs.yaml",
+      "tasks:\n  a: { run: 'true', needs: [b] }\n",
+      /^task: bad-needs\.yaml:2:\d+: tasks\.a\.needs\[0\]: no task named "b"/,
+    ],
+    [
+      "empty.yaml",
+      "name: nothing\n",
+      /^task: empty\.yaml:1:1: the pipeline defines no tasks: expected a `tasks:` map or a `steps:` list/,
+    ],
+    [
+      "cycle.yaml",
+      "tasks:\n  a: { run: 'true', needs: [b] }\n  b: { run: 'true', needs: [a] }\n",
+      /^task: cycle\.yaml:\d+:\d+: .*dependency cycle: (a -> b -> a|b -> a -> b)/,
+    ],
+  ];
+
+  it.each(cases)(
+    "%s: one line naming the file, the place and what was expected; exit 2",
+    async (file, text, expected) => {
+      if (text !== undefined) await write(file, text);
+      const result = await task(["run", file], { cwd });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(expected);
+      expect(result.stderr.trimEnd().split("\n")).toHaveLength(1);
+    },
+  );
+
+  it("a task name that does not exist is a one-line error with exit 2", async () => {
+    const result = await task(["logs", "no-such-task"], { cwd });
+    expect(result.code).toBe(2);
+    expect(result.stderr.trimEnd()).toBe("task: no task 'no-such-task'");
+  });
+
+  it("prints --help for every command", async () => {
+    for (const command of [[], ["run"], ["status"], ["ls"], ["logs"], ["audit"], ["cancel"]]) {
+      const result = await task([...command, "--help"], { cwd });
+      expect(result.code).toBe(0);
+      expect(result.stdout.toString()).toContain("Usage: task");
+    }
+  });
+});
