@@ -44,8 +44,16 @@ export class MemoryWorkQueue implements WorkQueue {
   #sweeper: NodeJS.Timeout;
   #closed = false;
 
-  constructor(options: Partial<WorkQueueOptions> = {}) {
-    this.options = { ...DEFAULT_WORK_QUEUE_OPTIONS, ...options };
+  readonly #routeAllTo: string | undefined;
+
+  /**
+   * `routeAllTo`: deliver every item to this one pool whatever pool it names
+   * (the embedded mode, where one sidecar on one host runs every pool).
+   */
+  constructor(options: Partial<WorkQueueOptions> & { routeAllTo?: string } = {}) {
+    const { routeAllTo, ...queueOptions } = options;
+    this.#routeAllTo = routeAllTo;
+    this.options = { ...DEFAULT_WORK_QUEUE_OPTIONS, ...queueOptions };
     const sweepEveryMs = Math.max(5, Math.min(250, Math.floor(this.options.ackWaitMs / 10)));
     this.#sweeper = setInterval(() => this.#sweep(), sweepEveryMs);
     this.#sweeper.unref();
@@ -60,7 +68,7 @@ export class MemoryWorkQueue implements WorkQueue {
       if (seenUntil !== undefined && seenUntil > now) continue;
       this.#dedupe.delete(key); // keep the map in expiry order
       this.#dedupe.set(key, now + this.options.dedupeWindowMs);
-      const pool = poolOf(item);
+      const pool = this.#routeAllTo ?? poolOf(item);
       this.#pool(pool).push({ item, pool, deliveries: 0 });
     }
   }

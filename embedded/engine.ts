@@ -9,6 +9,7 @@ import { MemoryControlBus, MemoryEventBus } from "../core/event-bus.js";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { MemoryWorkQueue } from "../core/memory-work-queue.js";
+import { DEFAULT_POOL } from "../core/work-queue.js";
 import { createHubService } from "../hub/api/hub-service.js";
 import { Hub } from "../hub/hub.js";
 import type { DatabaseTarget } from "../hub/store/database.js";
@@ -71,7 +72,8 @@ export class EmbeddedEngine implements AsyncDisposable {
     try {
       store = await HubStore.open(options.database ?? { kind: "pglite", dataDir: join(dataDir, "pglite") });
       const ackWaitMs = options.ackWaitMs ?? 30_000;
-      const queue = new MemoryWorkQueue({ ackWaitMs });
+      // one host runs everything: every pool's work goes to the local sidecar
+      const queue = new MemoryWorkQueue({ ackWaitMs, routeAllTo: DEFAULT_POOL });
       const events = new MemoryEventBus();
       const control = new MemoryControlBus();
       const hub = new Hub({ store, queue, events, control, logger });

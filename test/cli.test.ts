@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { packagePath } from "../core/package-root.js";
 import { TASK_BIN, task } from "./helpers/cli.js";
+import { waitUntilGone } from "./helpers/processes.js";
 
 /*
  * The `task` command end to end, as a user runs it: real processes, the
@@ -122,6 +123,69 @@ describe("task run on the examples", () => {
     expect(follow.code).toBe(0);
     expect(follow.stdout.toString()).toBe(Array.from({ length: 8 }, (_, i) => `tick ${i + 1}\n`).join(""));
     expect(runExit).toBe(0);
+  });
+});
+
+describe("task run interrupted", () => {
+  const waitForFile = async (path: string) => {
+    for (let i = 0; i < 200; i++) {
+      const text = await readFile(path, "utf8").catch(() => "");
+      if (text.trim()) return text.trim();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`${path} never appeared`);
+  };
+
+  it("cancels gracefully on Ctrl-C: the running task is stopped, the run ends CANCELLED, exit 130", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "taskframe-sigint-"));
+    const pidFile = join(dir, "pid");
+    await writeFile(
+      join(dir, "long.yaml"),
+      `tasks:\n  long: { run: sh -c 'echo $$ > ${pidFile}; exec sleep 60' }\n  next: { run: 'true', needs: [long] }\n`,
+    );
+    const running = spawn(process.execPath, [TASK_BIN, "run", "long.yaml"], { cwd: dir, stdio: "ignore" });
+    const exited = new Promise<number | null>((resolve) => running.on("close", resolve));
+    const pid = Number(await waitForFile(pidFile));
+    running.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(await waitUntilGone(pid)).toBe(true);
+    const status = JSON.parse((await task(["status", "--json"], { cwd: dir })).stdout.toString());
+    expect(status.run.state).toBe("CANCELLED");
+    expect(status.tasks.map((t: { name: string; state: string }) => `${t.name}:${t.state}`)).toEqual([
+      "long:CANCELLED",
+      "next:CANCELLED",
+    ]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("leaves no task behind when killed with SIGKILL, and the next run records the abandoned one", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "taskframe-sigkill-"));
+    const pidFile = join(dir, "pid");
+    await writeFile(
+      join(dir, "long.yaml"),
+      `tasks:\n  long: { run: sh -c 'echo $$ > ${pidFile}; exec sleep 60' }\n`,
+    );
+    const running = spawn(process.execPath, [TASK_BIN, "run", "long.yaml", "-q"], {
+      cwd: dir,
+      stdio: "ignore",
+    });
+    const exited = new Promise((resolve) => running.on("close", resolve));
+    const pid = Number(await waitForFile(pidFile));
+    running.kill("SIGKILL");
+    await exited;
+    // the spawner sees its parent gone (stdin closes) and stops what it started
+    expect(await waitUntilGone(pid, 10_000)).toBe(true);
+    await writeFile(join(dir, "quick.yaml"), "tasks:\n  quick: { run: 'true' }\n");
+    expect((await task(["run", "quick.yaml", "-q"], { cwd: dir })).code).toBe(0);
+    const runs = JSON.parse((await task(["ls", "--json"], { cwd: dir })).stdout.toString()) as {
+      id: string;
+      state: string;
+    }[];
+    expect(runs.map((r) => r.state)).toEqual(["SUCCEEDED", "CANCELLED"]);
+    const audit = JSON.parse((await task(["audit", "long", "--json"], { cwd: dir })).stdout.toString());
+    expect(audit.events.at(-1)).toMatchObject({ from: "RUNNING", to: "CANCELLED" });
+    expect(audit.events.at(-1).detail).toMatch(/abandoned: the task process running it exited/);
+    await rm(dir, { recursive: true, force: true });
   });
 });
 

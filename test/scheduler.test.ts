@@ -24,7 +24,7 @@ describe.each(DATABASE_KINDS)("scheduler on %s", (kind) => {
   let harness: TestEngine;
 
   beforeAll(async () => {
-    harness = await startEngine(kind, { slots: 32 });
+    harness = await startEngine(kind, { slots: 32, logMaxBytes: 2 ** 20 });
   });
   afterAll(async () => {
     await harness?.[Symbol.asyncDispose]();
@@ -162,6 +162,32 @@ describe.each(DATABASE_KINDS)("scheduler on %s", (kind) => {
       expect(existsSync(file)).toBe(true);
       expect(await waitUntilGone(Number(readFileSync(file, "utf8")))).toBe(true);
     }
+  });
+
+  it("keeps a flood of output to the cap without stalling, and records how much was dropped", async () => {
+    const spec = runSpec("flood", [shellTask("flood", "head -c 200000000 /dev/zero; echo done >&2")]);
+    const { tasks } = await runToEnd(harness.client, spec);
+    expect(tasks.get("flood")?.state).toBe(TaskState.SUCCEEDED);
+    let stdout = 0;
+    const system: string[] = [];
+    let dropped = 0n;
+    for await (const r of harness.client.getLogs({ task: { taskId: tasks.get("flood")!.id } })) {
+      for (const e of r.entries) {
+        if (e.stream === 1) stdout += e.data.length;
+        if (e.stream === 3) system.push(Buffer.from(e.data).toString());
+        dropped += e.droppedBytes;
+      }
+    }
+    expect(stdout).toBe(2 ** 20);
+    expect(dropped).toBe(BigInt(200_000_000 + "done\n".length - 2 ** 20));
+    expect(system.join("")).toMatch(/output truncated: \d+ bytes dropped after the 1048576-byte cap/);
+  });
+
+  it("runs a task of any pool: one host serves them all in embedded mode", async () => {
+    const task = shellTask("gpu-task", "true");
+    task.pool = "gpu";
+    const { tasks } = await runToEnd(harness.client, runSpec("pools", [task]));
+    expect(tasks.get("gpu-task")?.state).toBe(TaskState.SUCCEEDED);
   });
 
   it("cancels a run: running tasks are stopped, the rest cancelled", async () => {

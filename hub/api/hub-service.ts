@@ -119,11 +119,18 @@ async function* watchRun(
   const pending = new Map<string, TaskChange>();
   let finished = false;
   let waiter: { promise: Promise<void>; wake: () => void } | undefined;
+  let coalescing: NodeJS.Timeout | undefined;
+  const wakeSoon = () => {
+    coalescing ??= setTimeout(() => {
+      coalescing = undefined;
+      waiter?.wake();
+    }, WATCH_COALESCE_MS);
+  };
   // subscribe before the snapshot, so that nothing recorded in between is missed
   const unsubscribe = [
     notifications.on("tasks:changed", ({ changes }) => {
       for (const change of changes) if (change.runId === runId) pending.set(change.taskId, change);
-      if (pending.size > 0) setTimeout(() => waiter?.wake(), WATCH_COALESCE_MS);
+      if (pending.size > 0) wakeSoon();
     }),
     notifications.on("runs:finished", ({ runs }) => {
       if (runs.some((r) => r.runId === runId)) {
@@ -170,6 +177,7 @@ async function* watchRun(
       }
     }
   } finally {
+    clearTimeout(coalescing);
     for (const off of unsubscribe) off();
   }
 }
