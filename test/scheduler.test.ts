@@ -200,7 +200,8 @@ describe.each(DATABASE_KINDS)("scheduler on %s", (kind) => {
     const runId = run!.id;
     await waitUntil(async () => {
       const { tasks } = await harness.client.listTasks({ runId });
-      return tasks.some((t) => t.name === "long" && t.state === TaskState.RUNNING);
+      const state = (name: string) => tasks.find((t) => t.name === name)?.state;
+      return state("long") === TaskState.RUNNING && state("quick") === TaskState.SUCCEEDED;
     });
     const began = Date.now();
     const cancelled = await harness.client.cancelRun({ runId, reason: "test" });

@@ -164,10 +164,11 @@ async function* watchRun(
         run = await store.getRun(runId);
         const open = [...tasks.values()].filter((t) => !isTerminal(t.state)).map((t) => t.id);
         if (open.length > 0) {
-          for (const fresh of await store.listTasks(runId, { ids: open })) {
-            const proto = taskToProto(fresh);
+          for (const fresh of await store.listTasks(runId, { ids: open, withNeeds: false })) {
             const held = tasks.get(fresh.id);
-            if (held && (held.state !== proto.state || held.attempt !== proto.attempt)) changed.push(proto);
+            if (!held) continue;
+            const proto = taskToProto({ ...fresh, needs: held.needs });
+            if (held.state !== proto.state || held.attempt !== proto.attempt) changed.push(proto);
             tasks.set(fresh.id, proto);
           }
         }

@@ -98,6 +98,7 @@ ALTER TABLE "tasks" ADD CONSTRAINT "tasks_run_id_runs_id_fk" FOREIGN KEY ("run_i
 ALTER TABLE "tasks" ADD CONSTRAINT "tasks_state_task_states_id_fk" FOREIGN KEY ("state") REFERENCES "public"."task_states"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "runs_created_at_idx" ON "runs" USING btree ("created_at" DESC NULLS LAST);--> statement-breakpoint
 CREATE INDEX "task_edges_child_idx" ON "task_edges" USING btree ("child_id");--> statement-breakpoint
+CREATE INDEX "task_edges_run_idx" ON "task_edges" USING btree ("run_id");--> statement-breakpoint
 CREATE INDEX "task_events_task_idx" ON "task_events" USING btree ("task_id","id");--> statement-breakpoint
 CREATE INDEX "tasks_name_idx" ON "tasks" USING btree ("name");--> statement-breakpoint
 CREATE INDEX "tasks_retry_at_idx" ON "tasks" USING btree ("retry_at") WHERE state = 6;

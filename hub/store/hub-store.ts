@@ -80,7 +80,7 @@ export class HubStore implements AsyncDisposable {
   }
   listTasks(
     runId: string,
-    options?: { states?: readonly TaskState[]; limit?: number; ids?: readonly string[] },
+    options?: { states?: readonly TaskState[]; limit?: number; ids?: readonly string[]; withNeeds?: boolean },
   ) {
     return read.listTasks(this.database, runId, options);
   }

@@ -116,7 +116,11 @@ export const taskEdges = pgTable(
     parentId: uuid("parent_id").notNull(),
     childId: uuid("child_id").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.parentId, t.childId] }), index("task_edges_child_idx").on(t.childId)],
+  (t) => [
+    primaryKey({ columns: [t.parentId, t.childId] }),
+    index("task_edges_child_idx").on(t.childId),
+    index("task_edges_run_idx").on(t.runId),
+  ],
 );
 
 /** Append-only audit trail: every state change, including rejected (fenced) results. */

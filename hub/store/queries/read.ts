@@ -143,19 +143,44 @@ interface TaskRowOut {
   started_at_ms: number | null;
   finished_at_ms: number | null;
   retry_at_ms: number | null;
-  needs: string[] | string | null;
 }
 
 const taskColumns = sql`t.id, t.run_id, t.name, t.state, t.attempt, t.max_attempts, t.host, t.exit_code, t.detail,
   ${ms("t.created_at")} as created_at_ms, ${ms("t.started_at")} as started_at_ms,
-  ${ms("t.finished_at")} as finished_at_ms, ${ms("t.retry_at")} as retry_at_ms,
-  (select coalesce(json_agg(p.name order by p.name), '[]'::json) from task_edges e join tasks p on p.id = e.parent_id
-   where e.child_id = t.id) as needs`;
+  ${ms("t.finished_at")} as finished_at_ms, ${ms("t.retry_at")} as retry_at_ms`;
+
+/**
+ * What each task of a run needs, by name: one grouped read of the edges (a
+ * per-task subquery costs a lookup per task and per need, quadratic for a fan-in).
+ */
+async function needsOf(
+  database: Database,
+  runId: string,
+  childIds?: readonly string[],
+): Promise<Map<string, string[]>> {
+  const children = childIds ? sql`and e.child_id = any(${sql.param([...childIds])}::uuid[])` : sql``;
+  const rows = await database.rows<{ child_id: string; name: string }>(
+    sql`select e.child_id, p.name from task_edges e join tasks p on p.id = e.parent_id
+        where e.run_id = ${runId} ${children} order by p.name`,
+  );
+  const needs = new Map<string, string[]>();
+  for (const { child_id, name } of rows) {
+    const list = needs.get(child_id);
+    if (list) list.push(name);
+    else needs.set(child_id, [name]);
+  }
+  return needs;
+}
 
 export async function listTasks(
   database: Database,
   runId: string,
-  options: { states?: readonly TaskState[]; limit?: number; ids?: readonly string[] } = {},
+  options: {
+    states?: readonly TaskState[];
+    limit?: number;
+    ids?: readonly string[];
+    withNeeds?: boolean;
+  } = {},
 ): Promise<TaskRecord[]> {
   const states = options.states?.length
     ? sql`and t.state = any(${sql.param([...options.states])}::smallint[])`
@@ -166,7 +191,13 @@ export async function listTasks(
     sql`select ${taskColumns} from tasks t where t.run_id = ${runId} ${states} ${ids}
         order by t.created_at, t.id ${limit}`,
   );
-  return rows.map(toTaskRecord);
+  if (options.withNeeds === false) return rows.map((row) => toTaskRecord(row, []));
+  const needs = await needsOf(
+    database,
+    runId,
+    options.ids ?? (options.limit || options.states?.length ? rows.map((r) => r.id) : undefined),
+  );
+  return rows.map((row) => toTaskRecord(row, needs.get(row.id) ?? []));
 }
 
 /** A task by id, or by name in a run (the newest run that has that name when no run is given). */
@@ -196,11 +227,11 @@ export async function findTask(
     const where = ref.runId ? ` in run ${ref.runId}` : "";
     throw new TaskframeError(TaskframeErrorCode.NotFound, `no task '${ref.taskId || ref.name}'${where}`);
   }
-  return toTaskRecord(row);
+  const needs = await needsOf(database, row.run_id, [row.id]);
+  return toTaskRecord(row, needs.get(row.id) ?? []);
 }
 
-function toTaskRecord(r: TaskRowOut): TaskRecord {
-  const needs = typeof r.needs === "string" ? (JSON.parse(r.needs) as string[]) : (r.needs ?? []);
+function toTaskRecord(r: TaskRowOut, needs: string[]): TaskRecord {
   return {
     id: r.id,
     runId: r.run_id,
