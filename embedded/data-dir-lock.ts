@@ -25,7 +25,7 @@ export class DataDirLock {
     return join(dataDir, "lock");
   }
 
-  /** The live owner of `dataDir`, if any. */
+  /** The live owner of `dataDir`, if any (possibly this very process, with another engine). */
   static readOwner(dataDir: string): LockOwner | undefined {
     let owner: LockOwner;
     try {
@@ -33,7 +33,7 @@ export class DataDirLock {
     } catch {
       return undefined;
     }
-    return isAlive(owner.pid) && owner.pid !== process.pid ? owner : undefined;
+    return isAlive(owner.pid) ? owner : undefined;
   }
 
   /** Takes the lock, waiting up to `waitMs` for a live owner to let go. */

@@ -214,6 +214,28 @@ describe.each(DATABASE_KINDS)("scheduler on %s", (kind) => {
   });
 });
 
+describe.each(DATABASE_KINDS)("leases on %s", (kind) => {
+  let harness: TestEngine;
+
+  beforeAll(async () => {
+    harness = await startEngine(kind, { ackWaitMs: 300 });
+  });
+  afterAll(async () => {
+    await harness?.[Symbol.asyncDispose]();
+  });
+
+  it("keeps the lease of a task that runs far longer than the ack wait: no redelivery, one execution", async () => {
+    const marks = join(harness.dir, `runs-${kind}`);
+    const spec = runSpec("long-lease", [shellTask("slow", `echo run >> ${marks}; sleep 1.5`)]);
+    const { tasks } = await runToEnd(harness.client, spec);
+    expect(tasks.get("slow")).toMatchObject({ state: TaskState.SUCCEEDED, attempt: 1 });
+    expect(readFileSync(marks, "utf8")).toBe("run\n");
+    const { events } = await harness.client.getAudit({ task: { taskId: tasks.get("slow")!.id } });
+    expect(events.filter((e) => e.to === TaskState.RUNNING)).toHaveLength(1);
+    expect(events.some((e) => e.rejected)).toBe(false);
+  });
+});
+
 /** The largest number of tasks running at the same instant. */
 function maxOverlap(tasks: { startedAtUnixMs: bigint; finishedAtUnixMs: bigint }[]): number {
   const edges = tasks.flatMap((t) => [

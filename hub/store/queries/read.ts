@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import { TaskframeError, TaskframeErrorCode } from "../../../core/errors.js";
 import type { RunState, TaskState } from "../../../core/states.js";
+import type { AuditRow } from "../../apply-transitions.js";
 import type { Database } from "../database.js";
 
 export interface RunRecord {
@@ -32,17 +33,8 @@ export interface TaskRecord {
   needs: string[];
 }
 
-export interface AuditRecord {
-  attempt: number;
-  from: TaskState;
-  to: TaskState;
-  atMs: number;
-  host: string;
-  leaseEpoch: number;
-  exitCode: number | null;
-  detail: string;
-  rejected: boolean;
-}
+/** One row of a task's audit trail, as written by the recorder. */
+export type AuditRecord = Omit<AuditRow, "runId" | "taskId">;
 
 export interface LogRecord {
   id: number;
