@@ -18,6 +18,11 @@ export class AsyncQueue<T> {
     return this.#closed;
   }
 
+  /** The queued items, oldest first, without taking them. */
+  peek(): readonly T[] {
+    return this.#items;
+  }
+
   push(item: T): void {
     if (this.#closed) return;
     this.#items.push(item);

@@ -28,6 +28,8 @@ export interface ReceivedEvents {
 export interface EventSource {
   /** Batches of events in publish order, as large as have accumulated. Ends when `signal` aborts. */
   receive(signal: AbortSignal): AsyncIterable<ReceivedEvents>;
+  /** Events published but not yet recorded (0: the record has caught up with every sidecar). */
+  backlog(): Promise<number>;
 }
 
 /*
@@ -59,6 +61,10 @@ export class MemoryEventBus implements EventSink, EventSource {
         ack: async () => {},
       };
     }
+  }
+
+  async backlog(): Promise<number> {
+    return this.#queue.size;
   }
 
   close(): void {

@@ -7,6 +7,7 @@ import {
   dedupeKey,
   type Lease,
   poolOf,
+  type QueuedTask,
   type WorkConsumer,
   type WorkQueue,
   type WorkQueueOptions,
@@ -90,6 +91,18 @@ export class MemoryWorkQueue implements WorkQueue {
       if (letters === undefined) return;
       yield* letters;
     }
+  }
+
+  async queued(tasks: readonly QueuedTask[]): Promise<Set<string>> {
+    const wanted = new Set(tasks.map((t) => t.taskId));
+    const found = new Set<string>();
+    const check = (entry: Entry) => {
+      if (wanted.has(entry.item.taskId)) found.add(entry.item.taskId);
+    };
+    for (const queue of this.#pools.values()) for (const entry of queue.peek()) check(entry);
+    for (const flight of this.#inFlight) check(flight.entry);
+    for (const delayed of this.#delayed) check(delayed.entry);
+    return found;
   }
 
   /** Items waiting in a pool (not leased, not delayed). */

@@ -18,6 +18,11 @@ export interface WorkQueue extends AsyncDisposable {
   consumer(pool: string): WorkConsumer;
   /** Items that ran out of deliveries, for the hub to record. Ends when `signal` aborts. */
   deadLetters(signal: AbortSignal): AsyncIterable<DeadLetter>;
+  /**
+   * Which of these tasks still have a work item in the queue (waiting,
+   * leased or delayed): the reconciler republishes the others.
+   */
+  queued(tasks: readonly QueuedTask[]): Promise<Set<string>>;
   close(): Promise<void>;
 }
 
@@ -41,6 +46,11 @@ export interface Lease {
   nak(delayMs?: number): Promise<void>;
   /** Still working: restart the ack timer. */
   extend(): Promise<void>;
+}
+
+export interface QueuedTask {
+  readonly pool: string;
+  readonly taskId: string;
 }
 
 export interface DeadLetter {

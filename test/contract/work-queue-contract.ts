@@ -509,6 +509,37 @@ export function describeWorkQueueContract(
       });
     });
 
+    describe("queued", () => {
+      it("tells which tasks still have a work item: waiting, leased, or delayed, but not acked", async () => {
+        const queue = await openQueue(LONG_LEASES);
+        const pool = uniquePool("queued");
+        const [a, b, c] = [workItem(pool, 1), workItem(pool, 2), workItem(pool, 3)];
+        await queue.publish([a, b, c]);
+        const ask = () =>
+          queue.queued([
+            ...[a, b, c].map((i) => ({ pool, taskId: i.taskId })),
+            { pool, taskId: `${pool}-task-404` },
+          ]);
+        expect(await ask()).toEqual(new Set([a.taskId, b.taskId, c.taskId]));
+        const consumer = queue.consumer(pool);
+        const leased = await fetchCount(consumer, 2, { max: 2 });
+        expect(await ask()).toEqual(new Set([a.taskId, b.taskId, c.taskId]));
+        await leased[0]!.ack();
+        await leased[1]!.nak(5_000);
+        // an ack may take a moment to reach the server
+        let queued = await ask();
+        await waitFor(
+          () => !queued.has(leased[0]!.item.taskId),
+          5_000,
+          async () => {
+            await sleep(50);
+            queued = await ask();
+          },
+        );
+        expect(queued).toEqual(new Set([leased[1]!.item.taskId, c.taskId]));
+      });
+    });
+
     describe("close", () => {
       it("can be closed twice", async () => {
         const queue = await makeQueue(FAST);
