@@ -10,6 +10,8 @@ import {
   statusCommand,
 } from "./commands/read-commands.js";
 import { runCommand } from "./commands/run.js";
+import { addServiceCommands } from "./commands/services.js";
+import { submitCommand } from "./commands/submit.js";
 import { parsePositiveInt, storeOptionDefaults } from "./options.js";
 
 function withStoreOptions(command: Command): Command {
@@ -49,6 +51,14 @@ export function buildProgram(): Command {
     )
     .action(async (file: string, options) => setExit(await runCommand(file, options)));
 
+  withStoreOptions(program.command("submit"))
+    .description("send a pipeline to a hub (--hub URL) and print the run id")
+    .argument("<file>", "YAML pipeline")
+    .option("-w, --wait", "follow the run to its end; exit 0 only if every task succeeded")
+    .option("-q, --quiet", "with --wait: no live progress, only the summary")
+    .option("--idempotency-key <key>", "submitting again with the same key returns the first run")
+    .action(async (file: string, options) => setExit(await submitCommand(file, options)));
+
   withStoreOptions(program.command("status"))
     .description("show a run and its tasks (default: the newest run)")
     .argument("[run]", "run id or a unique prefix of it")
@@ -83,6 +93,7 @@ export function buildProgram(): Command {
     .option("--reason <text>", "recorded with every cancelled task")
     .action(async (run: string | undefined, options) => setExit(await cancelCommand(run, options)));
 
+  addServiceCommands(program, setExit);
   return program;
 }
 

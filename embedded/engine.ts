@@ -15,6 +15,7 @@ import { Hub } from "../hub/hub.js";
 import type { DatabaseTarget } from "../hub/store/database.js";
 import { HubStore } from "../hub/store/hub-store.js";
 import { Sidecar } from "../sidecar/sidecar.js";
+import { killLeftovers } from "../sidecar/spawner/process-ledger.js";
 import { Spawner } from "../sidecar/spawner/spawner.js";
 import { DataDirLock } from "./data-dir-lock.js";
 
@@ -80,8 +81,11 @@ export class EmbeddedEngine implements AsyncDisposable {
       let sidecar: Sidecar | undefined;
       let spawner: Spawner | undefined;
       if (options.sidecar !== false) {
-        // The store makes this process large; tasks are forked from a small helper instead.
-        spawner = new Spawner(logger);
+        // Tasks a killed predecessor left running are stopped; the store makes this process large,
+        // so tasks are forked from a small helper instead.
+        const ledgerDir = join(dataDir, "processes");
+        killLeftovers(ledgerDir);
+        spawner = new Spawner({ logger, ledgerDir });
         // The in-process queue died with the previous process; whatever it held is gone.
         await store.abandonUnfinishedRuns(
           "abandoned: the task process running it exited before the run finished",
@@ -96,6 +100,7 @@ export class EmbeddedEngine implements AsyncDisposable {
           ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
           ...(options.logMaxBytes === undefined ? {} : { logMaxBytes: options.logMaxBytes }),
           launch: spawner.run,
+          taskStates: (ids) => hub.store.taskStates(ids),
           logger,
         });
         hub.start();

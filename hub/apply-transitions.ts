@@ -155,7 +155,14 @@ export function applyTransitions(
     }
 
     if (t.to === TaskState.RUNNING) {
-      if (row.state === TaskState.RUNNING && epoch === row.leaseEpoch) continue; // duplicate
+      if (epoch === row.leaseEpoch && row.state !== TaskState.PENDING) {
+        // a duplicate, or the RUNNING of an outcome recorded before it (several recorders can reorder)
+        if (row.startedAtMs === null) {
+          row.startedAtMs = at;
+          result.changed.add(row);
+        }
+        continue;
+      }
       const redelivered = row.state === TaskState.RUNNING && epoch > row.leaseEpoch;
       if (row.state !== TaskState.PENDING && !redelivered) {
         const why =
@@ -189,6 +196,14 @@ export function applyTransitions(
     if (!ATTEMPT_OUTCOMES.has(t.to)) {
       reject(`${taskStateName(t.to)} is not an outcome a sidecar can report`);
       continue;
+    }
+    if (row.state === TaskState.PENDING && epoch > row.leaseEpoch) {
+      // The outcome overtook its RUNNING (recorders work in parallel): it still proves the delivery ran.
+      result.events.push(event(TaskState.PENDING, TaskState.RUNNING, "recorded with its outcome"));
+      row.state = TaskState.RUNNING;
+      row.leaseEpoch = epoch;
+      row.host = t.host;
+      result.changed.add(row);
     }
     if (row.state !== TaskState.RUNNING || epoch !== row.leaseEpoch) {
       const alreadyRecorded = epoch === row.leaseEpoch && row.finishedAtMs === at;

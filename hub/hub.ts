@@ -3,7 +3,9 @@ import type { RunSpec } from "../core/gen/taskframe/v1/spec_pb.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import type { WorkQueue } from "../core/work-queue.js";
 import { Dispatcher } from "./dispatcher.js";
+import { type Leadership, SoleLeader } from "./leadership.js";
 import { HubNotifications } from "./notifications.js";
+import { Reconciler, type ReconcilerOptions } from "./reconciler.js";
 import { Recorder } from "./recorder.js";
 import { RetryTimer } from "./retry-timer.js";
 import type { HubStore } from "./store/hub-store.js";
@@ -18,6 +20,9 @@ export interface HubOptions {
   logger?: Logger;
   /** Outbox rows older than this are published again (their publisher died). @default 10_000 */
   outboxSweepAfterMs?: number;
+  /** Decides which hub runs the reconciler. @default the only hub (embedded) */
+  leadership?: Leadership;
+  reconcile?: ReconcilerOptions;
 }
 
 /**
@@ -36,6 +41,8 @@ export class Hub implements AsyncDisposable {
   readonly #dispatcher: Dispatcher;
   readonly #recorder: Recorder;
   readonly #retryTimer: RetryTimer;
+  readonly #leadership: Leadership;
+  readonly #reconciler: Reconciler;
   readonly #stop = new AbortController();
   #loops: Promise<unknown>[] = [];
   #sweeper: NodeJS.Timeout | undefined;
@@ -61,6 +68,27 @@ export class Hub implements AsyncDisposable {
       retryTimer: this.#retryTimer,
       logger: this.#logger,
     });
+    this.#leadership = options.leadership ?? new SoleLeader();
+    this.#reconciler = new Reconciler(
+      {
+        store: options.store,
+        queue: options.queue,
+        events: options.events,
+        leadership: this.#leadership,
+        publish: (ready) => this.#recorder.afterCommit({ ready, changes: [] }),
+        logger: this.#logger,
+      },
+      options.reconcile,
+    );
+  }
+
+  get isLeader(): boolean {
+    return this.#leadership.isLeader;
+  }
+
+  /** One reconciler pass, now (tests; operators). Returns how many tasks were published again. */
+  reconcile(): Promise<number> {
+    return this.#reconciler.reconcile();
   }
 
   get state(): HubState {
@@ -75,6 +103,8 @@ export class Hub implements AsyncDisposable {
       loop.catch((error: unknown) => this.#logger.error({ err: error }, "hub loop failed")),
     );
     this.#retryTimer.start();
+    this.#leadership.start();
+    this.#reconciler.start();
     const sweepAfterMs = this.#options.outboxSweepAfterMs ?? 10_000;
     this.#sweeper = setInterval(() => {
       this.#dispatcher
@@ -121,6 +151,8 @@ export class Hub implements AsyncDisposable {
     this.#stop.abort();
     this.#retryTimer.stop();
     clearInterval(this.#sweeper);
+    await this.#reconciler.stop();
+    await this.#leadership.stop();
     await Promise.all(this.#loops);
   }
 

@@ -26,6 +26,8 @@ export interface RunProcessOptions {
   signal?: AbortSignal;
   /** Raw bytes as they arrive. Must not block; if it throws, the task is killed and runProcess rejects. */
   onOutput(stream: ProcessOutputStream, data: Buffer): void;
+  /** Called once the process exists, with its pid (which is also its process group id). */
+  onSpawn?(pid: number): void;
 }
 
 export interface SpawnFailure {
@@ -75,6 +77,7 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessOut
     const spawnError = await describeSpawnError(error, options.command, options.cwd);
     return { ...notStarted, cancelled: false, spawnError, durationMs: performance.now() - startedAt };
   }
+  if (child.pid !== undefined) options.onSpawn?.(child.pid);
   const result = await supervise(child, options);
   return { ...notStarted, ...result, durationMs: performance.now() - startedAt };
 }

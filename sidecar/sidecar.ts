@@ -27,8 +27,8 @@ export interface SidecarOptions {
   queue: WorkQueue;
   events: EventSink;
   control: ControlBus;
-  /** @default "default" */
-  pool?: string;
+  /** Pools to lease from; their tasks share the slots. @default ["default"] */
+  pools?: readonly string[];
   /** Name recorded with every attempt. @default os.hostname() */
   host?: string;
   /** Tasks that may run at once. @default 8 per core */
@@ -45,6 +45,12 @@ export interface SidecarOptions {
   logFlushMs?: number;
   /** What starts task processes: a Spawner's `run` (cheap forks), or in-process `runProcess` by default. */
   launch?: ProcessLauncher;
+  /**
+   * Where tasks stand (the hub's GetTaskStates). Asked only for redelivered
+   * or republished work: an item whose attempt has already ended is acked
+   * without running it again.
+   */
+  taskStates?: TaskStateLookup;
   logger?: Logger;
 }
 
@@ -55,6 +61,10 @@ export interface SidecarOptions {
  * - `stopped`   every task, timer and loop ended
  */
 export type SidecarState = "created" | "running" | "draining" | "stopped";
+
+export type TaskStateLookup = (
+  taskIds: readonly string[],
+) => Promise<readonly { taskId: string; state: TaskState; attempt: number }[]>;
 
 interface RunningAttempt {
   readonly item: WorkItem;
@@ -69,10 +79,10 @@ interface RunningAttempt {
 /** Remember cancelled runs this long, to skip work of theirs still in the queue. */
 const CANCELLED_RUN_MEMORY_MS = 10 * 60_000;
 
-/** The per-host agent: leases work from its pool, runs it, reports every state change and all output. */
+/** The per-host agent: leases work from its pools, runs it, reports every state change and all output. */
 export class Sidecar implements AsyncDisposable {
   readonly host: string;
-  readonly pool: string;
+  readonly pools: readonly string[];
   readonly #options: SidecarOptions;
   readonly #logger: Logger;
   readonly #slots: Slots;
@@ -90,7 +100,7 @@ export class Sidecar implements AsyncDisposable {
   constructor(options: SidecarOptions) {
     this.#options = options;
     this.host = options.host ?? hostname();
-    this.pool = options.pool ?? DEFAULT_POOL;
+    this.pools = options.pools?.length ? options.pools : [DEFAULT_POOL];
     this.#logger = options.logger ?? silentLogger;
     this.#slots = new Slots(options.slots);
     this.#publisher = new EventPublisher(options.events, this.#logger);
@@ -115,7 +125,8 @@ export class Sidecar implements AsyncDisposable {
     this.#logTicker = setInterval(() => this.#shipLogs(), this.#options.logFlushMs ?? 100);
     this.#logTicker.unref();
     const signal = this.#halt.signal;
-    this.#loops = [this.#leaseLoop(signal), this.#controlLoop(signal)].map((loop) =>
+    const leasing = this.pools.map((pool) => this.#leaseLoop(pool, signal));
+    this.#loops = [...leasing, this.#controlLoop(signal)].map((loop) =>
       loop.catch((error: unknown) => this.#logger.error({ err: error }, "sidecar loop failed")),
     );
   }
@@ -150,21 +161,25 @@ export class Sidecar implements AsyncDisposable {
     return this.stop();
   }
 
-  async #leaseLoop(signal: AbortSignal): Promise<void> {
-    const consumer = this.#options.queue.consumer(this.pool);
+  /** One per pool; the pools share the slots: each loop reserves the free ones before it fetches. */
+  async #leaseLoop(pool: string, signal: AbortSignal): Promise<void> {
+    const consumer = this.#options.queue.consumer(pool);
     while (!signal.aborted) {
       await this.#slots.waitForFree(signal);
       if (signal.aborted) return;
+      const reserved = this.#slots.free;
+      this.#slots.take(reserved);
       let leases: Lease[];
       try {
-        leases = await consumer.fetch(this.#slots.free, { signal, maxWaitMs: 1_000 });
+        leases = await consumer.fetch(reserved, { signal, maxWaitMs: 1_000 });
       } catch (error) {
-        this.#logger.error({ err: error }, `leasing work failed: ${errorMessage(error)}`);
+        this.#slots.release(reserved);
+        this.#logger.error({ err: error, pool }, `leasing work failed: ${errorMessage(error)}`);
         await new Promise((resolve) => setTimeout(resolve, 500));
         continue;
       }
+      this.#slots.release(reserved - leases.length);
       for (const lease of leases) {
-        this.#slots.take();
         void this.#runLease(lease)
           .catch((error: unknown) =>
             this.#logger.error({ err: error, taskId: lease.item.taskId }, "attempt failed"),
@@ -203,6 +218,10 @@ export class Sidecar implements AsyncDisposable {
       await lease.ack(); // the run was cancelled while this waited in the queue
       return;
     }
+    if ((lease.delivery > 1 || item.dispatch > 1) && (await this.#alreadyEnded(item))) {
+      await lease.ack();
+      return;
+    }
     const options = this.#options;
     const attempt: RunningAttempt = {
       item,
@@ -233,6 +252,30 @@ export class Sidecar implements AsyncDisposable {
     } finally {
       this.#leases.untrack(lease);
       this.#running.delete(item.taskId);
+    }
+  }
+
+  /** Whether a redelivered item's attempt has ended (elsewhere): if the hub cannot say, run it; the fence decides. */
+  async #alreadyEnded(item: WorkItem): Promise<boolean> {
+    if (!this.#options.taskStates) return false;
+    try {
+      const [current] = await this.#options.taskStates([item.taskId]);
+      if (!current) return false;
+      const open = current.state === TaskState.PENDING || current.state === TaskState.RUNNING;
+      const ended = current.attempt !== item.attempt || !open;
+      if (ended) {
+        this.#logger.info(
+          { taskId: item.taskId, attempt: item.attempt },
+          "redelivered work whose attempt already ended was acked without running",
+        );
+      }
+      return ended;
+    } catch (error) {
+      this.#logger.warn(
+        { taskId: item.taskId },
+        `could not check a redelivered task: ${errorMessage(error)}`,
+      );
+      return false;
     }
   }
 

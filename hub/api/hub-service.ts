@@ -59,6 +59,17 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
       const events = await store.readAudit(task.id);
       return create(GetAuditResponseSchema, { task: taskToProto(task), events: events.map(auditToProto) });
     },
+    async getTaskStates(request) {
+      const states = await store.taskStates(request.taskIds);
+      return {
+        tasks: states.map((t) => ({
+          taskId: t.taskId,
+          state: t.state,
+          attempt: t.attempt,
+          leaseEpoch: BigInt(t.leaseEpoch),
+        })),
+      };
+    },
     async cancelRun(request) {
       const runId = await store.resolveRunId(request.runId);
       const cancelled = await hub.cancel(runId, request.reason);

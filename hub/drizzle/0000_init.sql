@@ -87,6 +87,7 @@ CREATE TABLE "tasks" (
 	"exit_code" integer,
 	"detail" text,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"started_at" timestamp with time zone,
 	"finished_at" timestamp with time zone,
 	CONSTRAINT "tasks_run_id_name_key" UNIQUE("run_id","name")
@@ -101,4 +102,5 @@ CREATE INDEX "task_edges_child_idx" ON "task_edges" USING btree ("child_id");-->
 CREATE INDEX "task_edges_run_idx" ON "task_edges" USING btree ("run_id");--> statement-breakpoint
 CREATE INDEX "task_events_task_idx" ON "task_events" USING btree ("task_id","id");--> statement-breakpoint
 CREATE INDEX "tasks_name_idx" ON "tasks" USING btree ("name");--> statement-breakpoint
-CREATE INDEX "tasks_retry_at_idx" ON "tasks" USING btree ("retry_at") WHERE state = 6;
+CREATE INDEX "tasks_retry_at_idx" ON "tasks" USING btree ("retry_at") WHERE state = 6;--> statement-breakpoint
+CREATE INDEX "tasks_dispatched_idx" ON "tasks" USING btree ("updated_at") WHERE state in (2, 3);

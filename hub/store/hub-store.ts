@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { TaskframeError, TaskframeErrorCode } from "../../core/errors.js";
 import type { LogChunk, StateTransition } from "../../core/gen/taskframe/v1/messages_pb.js";
 import type { RunSpec } from "../../core/gen/taskframe/v1/spec_pb.js";
@@ -16,6 +17,7 @@ import { cancelRun } from "./queries/cancel-run.js";
 import { insertRun } from "./queries/insert-run.js";
 import { deletePublished, unpublishedWork } from "./queries/outbox.js";
 import * as read from "./queries/read.js";
+import { type DispatchedTask, republishLost, staleDispatchedTasks, taskStates } from "./queries/reconcile.js";
 import { recordEvents } from "./queries/record-events.js";
 import { releaseDueRetries } from "./queries/release-retries.js";
 
@@ -69,6 +71,15 @@ export class HubStore implements AsyncDisposable {
   unpublishedWork(olderThanMs: number) {
     return unpublishedWork(this.database, olderThanMs);
   }
+  staleDispatchedTasks(staleAfterMs: number, limit = 500) {
+    return staleDispatchedTasks(this.database, staleAfterMs, limit);
+  }
+  republishLost(lost: readonly DispatchedTask[]) {
+    return republishLost(this.database, lost);
+  }
+  taskStates(ids: readonly string[]) {
+    return taskStates(this.database, ids);
+  }
   resolveRunId(idOrPrefix: string) {
     return read.resolveRunId(this.database, idOrPrefix);
   }
@@ -92,6 +103,11 @@ export class HubStore implements AsyncDisposable {
   }
   readLogs(taskId: string, options?: Parameters<typeof read.readLogs>[2]) {
     return read.readLogs(this.database, taskId, options);
+  }
+
+  /** Whether the database answers. */
+  async ping(): Promise<void> {
+    await this.database.db.execute(sql`select 1`);
   }
 
   close(): Promise<void> {

@@ -95,6 +95,8 @@ export const tasks = pgTable(
     exitCode: integer("exit_code"),
     detail: text("detail"),
     createdAt: timestamptz("created_at").notNull().defaultNow(),
+    /** Last state change; the reconciler looks for dispatched tasks that have not moved in a while. */
+    updatedAt: timestamptz("updated_at").notNull().defaultNow(),
     startedAt: timestamptz("started_at"),
     finishedAt: timestamptz("finished_at"),
   },
@@ -104,6 +106,9 @@ export const tasks = pgTable(
     index("tasks_retry_at_idx")
       .on(t.retryAt)
       .where(sql.raw(`state = ${TaskState.RETRYING}`)),
+    index("tasks_dispatched_idx")
+      .on(t.updatedAt)
+      .where(sql.raw(`state in (${TaskState.PENDING}, ${TaskState.RUNNING})`)),
   ],
 );
 

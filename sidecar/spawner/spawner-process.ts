@@ -9,6 +9,7 @@ import {
 import { LogStream } from "../../core/gen/taskframe/v1/state_pb.js";
 import { runProcess } from "../process-runner.js";
 import { FrameWriter } from "./frames.js";
+import { ProcessLedger } from "./process-ledger.js";
 
 /*
  * The spawner helper's entry point (see proto/taskframe/v1/spawner.proto):
@@ -18,6 +19,9 @@ import { FrameWriter } from "./frames.js";
 
 const events = new FrameWriter(SpawnerEventSchema, process.stdout);
 const running = new Map<number, AbortController>();
+// where the process groups we start are written down, if the sidecar gave a place
+const ledgerDir = process.env.TASKFRAME_SPAWNER_LEDGER;
+const ledger = ledgerDir ? new ProcessLedger(ledgerDir) : undefined;
 
 function start(request: SpawnProcess): void {
   const stop = new AbortController();
@@ -25,6 +29,7 @@ function start(request: SpawnProcess): void {
   const limit = Number(request.outputLimitBytes) || Number.POSITIVE_INFINITY;
   let forwarded = 0;
   let dropped = 0;
+  let spawned: number | undefined;
   const send = (event: SpawnerEvent["event"]) =>
     events.write(create(SpawnerEventSchema, { id: request.id, event }));
   runProcess({
@@ -35,6 +40,10 @@ function start(request: SpawnProcess): void {
     timeoutMs: Number(request.timeoutMs),
     killGraceMs: Number(request.killGraceMs),
     signal: stop.signal,
+    onSpawn(pid) {
+      ledger?.record(pid);
+      spawned = pid;
+    },
     onOutput(stream, data) {
       const kept = Math.min(data.length, limit - forwarded);
       forwarded += kept;
@@ -84,7 +93,10 @@ function start(request: SpawnProcess): void {
         },
       }),
     )
-    .finally(() => running.delete(request.id));
+    .finally(() => {
+      running.delete(request.id);
+      if (spawned !== undefined) ledger?.forget(spawned);
+    });
 }
 
 async function main(): Promise<void> {

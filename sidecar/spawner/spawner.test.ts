@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { waitUntilGone } from "../../test/helpers/processes.js";
+import { killLeftovers } from "./process-ledger.js";
 import { Spawner } from "./spawner.js";
 
 const env = { PATH: process.env.PATH ?? "/usr/bin:/bin" };
@@ -80,6 +81,31 @@ describe("Spawner", () => {
     const { stdout, outcome } = await sh("head -c 100000 /dev/zero", { outputLimitBytes: 1000 });
     expect(stdout).toHaveLength(1000);
     expect(outcome.droppedOutputBytes).toBe(99_000);
+  });
+
+  it("leaves a ledger from which a successor kills what a killed spawner left running", async () => {
+    const ledgerDir = join(dir, "ledger");
+    const recording = new Spawner({ ledgerDir });
+    const pidFile = join(dir, "orphan");
+    const running = recording.run({
+      command: "/bin/sh",
+      args: ["-c", `echo $$ > ${pidFile}; exec sleep 30`],
+      env,
+      cwd: dir,
+      onOutput: () => {},
+    });
+    let pid = 0;
+    while (!pid) {
+      pid = Number(await readFile(pidFile, "utf8").catch(() => "0"));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    process.kill(recording.pid!, "SIGKILL"); // the helper dies without cleaning up
+    expect((await running).spawnError?.code).toBe("ESPAWNER");
+    expect(await waitUntilGone(pid, 300)).toBe(false); // the task survived it
+    expect(killLeftovers(ledgerDir)).toEqual([pid]);
+    expect(await waitUntilGone(pid)).toBe(true);
+    expect(killLeftovers(ledgerDir)).toEqual([]);
+    await recording.close();
   });
 
   it("kills what it started when the sidecar closes it", async () => {

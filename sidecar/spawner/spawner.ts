@@ -41,7 +41,14 @@ export class Spawner implements AsyncDisposable {
   #nextId = 1;
   #closed = false;
 
-  constructor(private readonly logger: Logger = silentLogger) {}
+  readonly #logger: Logger;
+  readonly #ledgerDir: string | undefined;
+
+  /** `ledgerDir`: where the helper writes down the process groups it runs (see ProcessLedger). */
+  constructor(options: { logger?: Logger; ledgerDir?: string } = {}) {
+    this.#logger = options.logger ?? silentLogger;
+    this.#ledgerDir = options.ledgerDir;
+  }
 
   /** The helper's pid while it runs (for measurements). */
   get pid(): number | undefined {
@@ -102,7 +109,9 @@ export class Spawner implements AsyncDisposable {
     );
     // from source (tests), the helper is TypeScript too
     const loader = entry.endsWith(".ts") ? ["--import", "tsx"] : [];
+    const env = this.#ledgerDir ? { ...process.env, TASKFRAME_SPAWNER_LEDGER: this.#ledgerDir } : process.env;
     const helper: Helper = spawn(process.execPath, [...loader, entry], {
+      env,
       stdio: ["pipe", "pipe", "inherit"],
     });
     this.#helper = helper;
@@ -131,7 +140,7 @@ export class Spawner implements AsyncDisposable {
         }
       }
     } catch (error) {
-      this.logger.error({ err: error }, `reading from the spawner failed: ${errorMessage(error)}`);
+      this.#logger.error({ err: error }, `reading from the spawner failed: ${errorMessage(error)}`);
       helper.kill("SIGKILL");
     }
   }
@@ -148,7 +157,7 @@ export class Spawner implements AsyncDisposable {
     if (this.#helper !== helper) return;
     this.#helper = undefined;
     this.#requests = undefined;
-    if (!this.#closed) this.logger.error(reason);
+    if (!this.#closed) this.#logger.error(reason);
     for (const id of [...this.#pending.keys()]) {
       this.#settle(id, {
         pid: undefined,

@@ -30,7 +30,7 @@ export async function abandonUnfinishedRuns(
               ${TaskState.RUNNING}, ${TaskState.RETRYING})
             for update),
           cancelled as (
-            update tasks t set state = ${TaskState.CANCELLED}, detail = ${reason}, retry_at = null,
+            update tasks t set state = ${TaskState.CANCELLED}, detail = ${reason}, retry_at = null, updated_at = ${at}::timestamptz,
               finished_at = ${at}::timestamptz
             from open_tasks o where t.id = o.id
             returning o.id, o.run_id, o.state as from_state, o.attempt)

@@ -39,7 +39,7 @@ export async function cancelRun(
     const waiting = open.filter((t) => t.state !== TaskState.RUNNING);
     const running = open.filter((t) => t.state === TaskState.RUNNING);
     await tx.execute(
-      sql`update tasks set state = ${TaskState.CANCELLED}, detail = ${detail}, retry_at = null,
+      sql`update tasks set state = ${TaskState.CANCELLED}, detail = ${detail}, retry_at = null, updated_at = now(),
             finished_at = ${new Date(nowMs).toISOString()}::timestamptz
           where id = any(${sql.param(waiting.map((t) => t.id))}::uuid[])`,
     );

@@ -187,7 +187,7 @@ async function updateTasks(tx: Tx, changed: ReadonlySet<TaskRow>): Promise<void>
     finished_at: toIso(r.finishedAtMs),
   }));
   await tx.execute(sql`
-    update tasks t set state = u.state, attempt = u.attempt, lease_epoch = u.lease_epoch, host = u.host,
+    update tasks t set state = u.state, attempt = u.attempt, lease_epoch = u.lease_epoch, host = u.host, updated_at = now(),
       exit_code = u.exit_code, detail = u.detail, retry_at = u.retry_at, started_at = u.started_at,
       finished_at = u.finished_at
     from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as u(id uuid, state smallint, attempt int,
@@ -216,7 +216,8 @@ async function releaseDependents(
             pending_deps = t.pending_deps - c.n,
             state = case when t.state = ${TaskState.CREATED} and t.pending_deps = c.n then ${TaskState.PENDING} else t.state end,
             attempt = case when t.state = ${TaskState.CREATED} and t.pending_deps = c.n then 1 else t.attempt end,
-            dispatch = case when t.state = ${TaskState.CREATED} and t.pending_deps = c.n then 1 else t.dispatch end
+            dispatch = case when t.state = ${TaskState.CREATED} and t.pending_deps = c.n then 1 else t.dispatch end,
+            updated_at = now()
           from counted c where t.id = c.child_id
           returning t.id, t.run_id, t.pool, t.spec, t.state, t.attempt, t.pending_deps)
         select id, run_id, pool, spec from updated
@@ -255,7 +256,7 @@ async function skipDescendants(
           union
           select e.child_id, d.cause from task_edges e join down d on e.parent_id = d.id),
         first_cause as (select distinct on (id) id, cause from down order by id, cause)
-        update tasks t set state = ${TaskState.SKIPPED}, finished_at = ${toIso(nowMs)}::timestamptz,
+        update tasks t set state = ${TaskState.SKIPPED}, finished_at = ${toIso(nowMs)}::timestamptz, updated_at = now(),
           detail = 'upstream task ' || c.name || ' ended ' || s.name
         from first_cause f join tasks c on c.id = f.cause join task_states s on s.id = c.state
         where t.id = f.id and t.state = ${TaskState.CREATED}

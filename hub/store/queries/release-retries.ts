@@ -36,7 +36,7 @@ export async function releaseDueRetries(
       spec: Uint8Array;
       detail: string | null;
     }>(
-      sql`update tasks t set state = ${TaskState.PENDING}, attempt = t.attempt + 1, dispatch = 1, lease_epoch = 0,
+      sql`update tasks t set state = ${TaskState.PENDING}, attempt = t.attempt + 1, dispatch = 1, lease_epoch = 0, updated_at = now(),
             retry_at = null, host = null, exit_code = null, started_at = null, finished_at = null
           where t.id in (
             select id from tasks where state = ${TaskState.RETRYING} and retry_at <= ${toIso(nowMs)}::timestamptz

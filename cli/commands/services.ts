@@ -1,0 +1,97 @@
+import type { Command } from "commander";
+import {
+  HUB_KEYS,
+  loadHubConfig,
+  loadSidecarConfig,
+  type RawConfig,
+  SIDECAR_KEYS,
+} from "../../core/config.js";
+import { runHub } from "../../hub/run-hub.js";
+import { runSidecar } from "../../sidecar/run-sidecar.js";
+import { ExitCode } from "../cli-error.js";
+
+/** Flags shared by the hub and the sidecar: NATS, its auth and the queue's settings. */
+const NATS_FLAGS: [string, string][] = [
+  ["--nats <urls>", "NATS server URL(s), comma separated (env TASKFRAME_NATS)"],
+  ["--namespace <name>", "prefix of every subject and stream (default: taskframe)"],
+  ["--nats-user <user>", "NATS user"],
+  ["--nats-password <password>", "NATS password"],
+  ["--nats-token <token>", "NATS token"],
+  ["--nats-creds <file>", "NATS credentials file (JWT + nkey)"],
+  ["--nats-nkey <file>", "NATS nkey seed file"],
+  ["--nats-tls-ca <file>", "CA certificate for NATS TLS"],
+  ["--nats-tls-cert <file>", "client certificate for NATS TLS"],
+  ["--nats-tls-key <file>", "client key for NATS TLS"],
+  ["--replicas <n>", "JetStream replicas of the streams (default 1; 3 in a cluster)"],
+  ["--storage <kind>", "JetStream storage: file (default) or memory"],
+  ["--ack-wait <duration>", "lease length of a work item (default 30s); heartbeats every third of it"],
+  ["--max-deliveries <n>", "deliveries of one work item before it is a dead letter (default 5)"],
+  ["--dedupe-window <duration>", "how long a publication id is remembered (default 2m)"],
+  ["--log-level <level>", "trace, debug, info (default), warn, error or silent"],
+  ["--config <file>", "YAML file with any of these settings, spelled like the flags (env TASKFRAME_CONFIG)"],
+];
+
+function addFlags(command: Command, flags: [string, string][]): Command {
+  for (const [flag, description] of flags) command.option(flag, description);
+  return command;
+}
+
+/** Commander's camelCase option names back to the config keys (`ackWait` -> `ack-wait`). */
+function rawConfig(options: Record<string, unknown>, keys: readonly string[]): RawConfig {
+  const raw: RawConfig = {};
+  for (const key of keys) {
+    const camel = key.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    if (options[camel] !== undefined) raw[key] = options[camel];
+  }
+  return raw;
+}
+
+const configFile = (options: Record<string, unknown>) =>
+  (options.config as string | undefined) ?? (process.env.TASKFRAME_CONFIG || undefined);
+
+export function addServiceCommands(program: Command, setExit: (code: number) => void): void {
+  addFlags(program.command("hub"), [
+    ["--db <url>", "Postgres URL (env TASKFRAME_DB)"],
+    ["--listen <host:port>", "where the API answers, HTTP/1.1 and h2c (default 127.0.0.1:7070)"],
+    ["--reconcile-every <duration>", "how often the leading hub checks for lost work items (default 10s)"],
+    ["--reconcile-after <duration>", "a dispatched task unchanged this long is checked (default 1m)"],
+    ["--shutdown-timeout <duration>", "how long open API streams get on SIGTERM (default 10s)"],
+    ...NATS_FLAGS,
+  ])
+    .description("run a hub: the API, the recorder and the scheduler, on Postgres and NATS JetStream")
+    .addHelpText(
+      "after",
+      "\nAny number of hubs can share a database and a NATS server. SIGTERM stops one gracefully.",
+    )
+    .action(async (options: Record<string, unknown>) => {
+      const config = loadHubConfig(rawConfig(options, HUB_KEYS), configFile(options));
+      await runHub(config);
+      setExit(ExitCode.Ok);
+    });
+
+  addFlags(program.command("sidecar"), [
+    ["--hub <url>", "the hub's URL, asked about redelivered work (env TASKFRAME_HUB)"],
+    ["--pool <pools>", "pools to lease work from, comma separated (default: default)"],
+    ["--slots <n>", "tasks run at once (default: 8 per core)"],
+    ["--host <name>", "this host's name in the audit trail (default: the hostname)"],
+    ["--labels <k=v,...>", "labels describing this host"],
+    ["--kill-grace <duration>", "SIGTERM to SIGKILL on timeout or cancel (default 5s)"],
+    ["--log-max-bytes <n>", "output kept per attempt (default 16 MiB)"],
+    ["--ledger-dir <dir>", "where running task processes are written down, to kill leftovers after a crash"],
+    [
+      "--drain-timeout <duration>",
+      "on SIGTERM, how long running tasks may finish before they are handed back",
+    ],
+    ...NATS_FLAGS,
+  ])
+    .description("run a sidecar: lease work from NATS and run it on this host")
+    .addHelpText(
+      "after",
+      "\nSIGTERM drains: no new work; running tasks finish or are handed back to the queue.",
+    )
+    .action(async (options: Record<string, unknown>) => {
+      const config = loadSidecarConfig(rawConfig(options, SIDECAR_KEYS), configFile(options));
+      await runSidecar(config);
+      setExit(ExitCode.Ok);
+    });
+}

@@ -1,0 +1,78 @@
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import type { SidecarConfig } from "../core/config.js";
+import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
+import { createLogger } from "../core/logger.js";
+import { connectNats } from "../core/nats/connect.js";
+import { JetStreamEventSink } from "../core/nats/jetstream-event-bus.js";
+import { JetStreamWorkQueue } from "../core/nats/jetstream-work-queue.js";
+import { NatsControlBus } from "../core/nats/nats-control-bus.js";
+import { natsOptionsOf, queueOptionsOf } from "../core/nats-options.js";
+import { defaultSlots } from "../embedded/engine.js";
+import { Sidecar } from "./sidecar.js";
+import { killLeftovers } from "./spawner/process-ledger.js";
+import { Spawner } from "./spawner/spawner.js";
+
+/**
+ * `task sidecar`: leases work of its pools from NATS and runs it on this
+ * host. On start it kills what a crashed predecessor left running; on
+ * SIGTERM it drains (no new work; running tasks finish within the drain
+ * timeout, else are handed back to the queue).
+ */
+export async function runSidecar(config: SidecarConfig): Promise<void> {
+  const logger = createLogger("taskframe-sidecar", config["log-level"]);
+  const leftovers = killLeftovers(config.ledgerDir);
+  if (leftovers.length > 0)
+    logger.warn({ pids: leftovers }, "killed task processes a previous sidecar left running");
+  const nc = await connectNats(natsOptionsOf(config, `taskframe-sidecar-${config.host}`));
+  const queueOptions = queueOptionsOf(config);
+  const queue = await JetStreamWorkQueue.open(nc, queueOptions);
+  const events = await JetStreamEventSink.open(nc, { ...queueOptions, host: config.host });
+  const control = new NatsControlBus(nc, { namespace: config.namespace });
+  const hub = config.hub
+    ? createClient(HubService, createConnectTransport({ baseUrl: config.hub, httpVersion: "1.1" }))
+    : undefined;
+  const spawner = new Spawner({ logger, ledgerDir: config.ledgerDir });
+  const sidecar = new Sidecar({
+    queue,
+    events,
+    control,
+    pools: config.pool,
+    host: config.host,
+    slots: config.slots ?? defaultSlots(),
+    heartbeatMs: Math.max(100, Math.floor(config["ack-wait"] / 3)),
+    killGraceMs: config["kill-grace"],
+    logMaxBytes: config["log-max-bytes"],
+    launch: spawner.run,
+    ...(hub
+      ? {
+          taskStates: async (ids) =>
+            (await hub.getTaskStates({ taskIds: [...ids] })).tasks.map((t) => ({
+              taskId: t.taskId,
+              state: t.state,
+              attempt: t.attempt,
+            })),
+        }
+      : {}),
+    logger,
+  });
+  sidecar.start();
+  logger.info({ pools: config.pool, host: config.host, namespace: config.namespace }, "sidecar leasing work");
+  process.stderr.write(`taskframe sidecar ${config.host} leasing pools ${config.pool.join(", ")}\n`);
+
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGTERM", stop);
+      process.off("SIGINT", stop);
+      resolve();
+    };
+    process.on("SIGTERM", stop);
+    process.on("SIGINT", stop);
+  });
+  logger.info("draining");
+  await sidecar.stop(config["drain-timeout"]);
+  await spawner.close();
+  await queue.close();
+  await control.close();
+  await nc.drain().catch(() => {});
+}
