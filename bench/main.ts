@@ -1,24 +1,30 @@
 import { writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { packagePath } from "../core/package-root.js";
 import { defaultSlots } from "../embedded/engine.js";
-import { embeddedFanout } from "./embedded-fanout.js";
+import { distributedRun } from "./distributed.js";
+import { embeddedRun } from "./embedded-fanout.js";
 import { machineInfo } from "./machine.js";
 import { makeSeconds, xargsSeconds } from "./peers.js";
 
 const USAGE = `Usage: npm run bench -- <scenario> [options]
 
-Scenarios:
-  fanout     embedded mode (task run): a fan-out of N /bin/true tasks between a
-             root and a sink, every transition recorded; beside it, xargs -P and
-             make -j running /bin/true N times on the same machine, same run.
+Scenarios (each prints a table comparing runners measured in the same run):
+  fanout        a fan-out of N /bin/true tasks between a root and a sink, in
+                embedded mode (task run), beside xargs -P and make -j
+  distributed   N independent /bin/true tasks through 1 hub + 2 sidecars
+                (processes, over Postgres and NATS JetStream), the same
+                through embedded mode, and xargs -P / make -j
+  all           every scenario
 
 Options:
-  --tasks N     tasks in the fan-out (default 10000)
-  --slots N     tasks run at once (default: 8 per core); also xargs -P / make -j
-  --json        print the results as JSON
-  -h, --help    this text
+  --tasks N      tasks (default: 10000 for fanout, 20000 for distributed)
+  --slots N      tasks run at once per sidecar (default: 8 per core); also xargs -P / make -j
+  --db URL       Postgres for the distributed scenario (default: env TASKFRAME_BENCH_DB or
+                 postgres://postgres@127.0.0.1:5432/test; a scratch database is created and dropped)
+  --nats URL     NATS for the distributed scenario (default: env TASKFRAME_BENCH_NATS or nats://127.0.0.1:4222)
+  --json         print the results as JSON
+  -h, --help     this text
 
 Results are also written to bench/results/<scenario>-<time>.json.`;
 
@@ -26,17 +32,111 @@ interface Row {
   runner: string;
   tasks: number;
   seconds: number;
-  tasksPerSecond: number;
   peakRss: string;
   note: string;
+}
+
+const mb = (bytes: number | undefined) => (bytes === undefined ? "n/a" : `${Math.round(bytes / 2 ** 20)} MB`);
+
+type Progress = (text: string) => void;
+
+async function fanout(tasks: number, slots: number, progress: Progress): Promise<Row[]> {
+  progress(`fanout: ${tasks} tasks, ${slots} at once`);
+  progress("  taskframe embedded ...");
+  const embedded = await embeddedRun(tasks, "fanout", slots);
+  return [
+    {
+      runner: "taskframe embedded (task run)",
+      tasks: embedded.tasks,
+      seconds: embedded.totalSeconds,
+      peakRss: `${mb(embedded.peakRssBytes)} + spawner ${mb(embedded.spawnerPeakRssBytes)}`,
+      note: `run ${embedded.state}; submit ${embedded.submitSeconds.toFixed(2)}s; every transition recorded`,
+    },
+    ...peers(tasks, slots, progress),
+  ];
+}
+
+async function distributed(
+  tasks: number,
+  slots: number,
+  urls: { db: string; nats: string },
+  progress: Progress,
+): Promise<Row[]> {
+  progress(`distributed: ${tasks} independent tasks, ${slots} slots per sidecar`);
+  progress("  taskframe: 1 hub + 2 sidecars ...");
+  const cluster = await distributedRun(tasks, "independent", {
+    dbUrl: urls.db,
+    natsUrl: urls.nats,
+    hubs: 1,
+    sidecars: 2,
+    slots,
+  });
+  progress("  taskframe embedded ...");
+  const embedded = await embeddedRun(tasks, "independent", 2 * slots);
+  return [
+    {
+      runner: "taskframe 1 hub + 2 sidecars",
+      tasks: cluster.tasks,
+      seconds: cluster.totalSeconds,
+      peakRss: `hub ${cluster.hubPeakRssBytes.map(mb).join(", ")}; sidecars ${cluster.sidecarPeakRssBytes.map(mb).join(", ")}`,
+      note: `run ${cluster.state}; submit ${cluster.submitSeconds.toFixed(2)}s; Postgres + NATS on this box`,
+    },
+    {
+      runner: `taskframe embedded (${2 * slots} slots)`,
+      tasks: embedded.tasks,
+      seconds: embedded.totalSeconds,
+      peakRss: `${mb(embedded.peakRssBytes)} + spawner ${mb(embedded.spawnerPeakRssBytes)}`,
+      note: `run ${embedded.state}; submit ${embedded.submitSeconds.toFixed(2)}s`,
+    },
+    ...peers(tasks, 2 * slots, progress),
+  ];
+}
+
+function peers(tasks: number, parallel: number, progress: Progress): Row[] {
+  progress("  xargs -P ...");
+  const xargs = xargsSeconds(tasks, parallel);
+  progress("  make -j ...");
+  const make = makeSeconds(tasks, parallel);
+  return [
+    {
+      runner: `xargs -P ${parallel} /bin/true`,
+      tasks,
+      seconds: xargs,
+      peakRss: "",
+      note: "no record, no logs",
+    },
+    { runner: `make -j ${parallel}`, tasks, seconds: make, peakRss: "", note: "no record, no logs" },
+  ];
+}
+
+function printTable(title: string, rows: Row[]): void {
+  const header = ["runner", "tasks", "seconds", "tasks/s", "peak RSS", "note"];
+  const body = rows.map((r) => [
+    r.runner,
+    String(r.tasks),
+    r.seconds.toFixed(2),
+    (r.tasks / r.seconds).toFixed(0),
+    r.peakRss,
+    r.note,
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+  process.stdout.write(
+    `\n${title}\n${[line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...body.map(line)].join("\n")}\n`,
+  );
 }
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {
-      tasks: { type: "string", default: "10000" },
+      tasks: { type: "string" },
       slots: { type: "string" },
+      db: {
+        type: "string",
+        default: process.env.TASKFRAME_BENCH_DB ?? "postgres://postgres@127.0.0.1:5432/test",
+      },
+      nats: { type: "string", default: process.env.TASKFRAME_BENCH_NATS ?? "nats://127.0.0.1:4222" },
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -46,85 +146,41 @@ async function main(): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
-  if (scenario !== "fanout" && scenario !== "all") {
+  if (!["fanout", "distributed", "all"].includes(scenario)) {
     process.stderr.write(`bench: unknown scenario '${scenario}'\n${USAGE}\n`);
     return 2;
   }
-  const tasks = Number(values.tasks);
   const slots = values.slots ? Number(values.slots) : defaultSlots();
-  if (!Number.isInteger(tasks) || tasks < 1 || !Number.isInteger(slots) || slots < 1) {
+  const tasksFor = (fallback: number) => (values.tasks ? Number(values.tasks) : fallback);
+  if (!Number.isInteger(slots) || slots < 1 || !Number.isInteger(tasksFor(1)) || tasksFor(1) < 1) {
     process.stderr.write("bench: --tasks and --slots expect positive integers\n");
     return 2;
   }
-
-  const progress = (text: string) => {
+  const progress: Progress = (text) => {
     if (!values.json) process.stderr.write(`${text}\n`);
   };
-  progress(`fanout: ${tasks} tasks, ${slots} at once`);
-  progress("  taskframe embedded ...");
-  const taskframe = await embeddedFanout(tasks, slots);
-  progress("  xargs -P ...");
-  const xargs = xargsSeconds(tasks, slots);
-  progress("  make -j ...");
-  const make = makeSeconds(tasks, slots);
-
-  const mb = (bytes: number | undefined) =>
-    bytes === undefined ? "n/a" : `${Math.round(bytes / 2 ** 20)} MB`;
-  const rows: Row[] = [
-    {
-      runner: "taskframe embedded (task run)",
-      tasks: taskframe.tasks,
-      seconds: taskframe.totalSeconds,
-      tasksPerSecond: taskframe.tasksPerSecond,
-      peakRss: `${mb(taskframe.peakRssBytes)} + spawner ${mb(taskframe.spawnerPeakRssBytes)}`,
-      note: `run ${taskframe.state}; submit ${taskframe.submitSeconds.toFixed(2)}s; every transition recorded`,
-    },
-    {
-      runner: `xargs -P ${slots} /bin/true`,
-      tasks,
-      seconds: xargs,
-      tasksPerSecond: tasks / xargs,
-      peakRss: "",
-      note: "no record, no logs",
-    },
-    {
-      runner: `make -j ${slots}`,
-      tasks,
-      seconds: make,
-      tasksPerSecond: tasks / make,
-      peakRss: "",
-      note: "no record, no logs",
-    },
-  ];
-  const result = {
-    scenario: "fanout",
-    at: new Date().toISOString(),
-    machine: machineInfo(),
-    slots,
-    taskframe,
-    rows,
-  };
-  const file = packagePath("bench", "results", `fanout-${result.at.replace(/[:.]/g, "-")}.json`);
-  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
-
+  const results: Record<string, Row[]> = {};
+  if (scenario === "fanout" || scenario === "all")
+    results.fanout = await fanout(tasksFor(10_000), slots, progress);
+  if (scenario === "distributed" || scenario === "all") {
+    results.distributed = await distributed(
+      tasksFor(20_000),
+      slots,
+      { db: values.db, nats: values.nats },
+      progress,
+    );
+  }
+  const record = { scenario, at: new Date().toISOString(), machine: machineInfo(), slots, results };
+  const file = packagePath("bench", "results", `${scenario}-${record.at.replace(/[:.]/g, "-")}.json`);
+  writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
   if (values.json) {
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(record, null, 2)}\n`);
     return 0;
   }
-  const header = ["runner", "tasks", "seconds", "tasks/s", "peak RSS", "note"];
-  const body = rows.map((r) => [
-    r.runner,
-    String(r.tasks),
-    r.seconds.toFixed(2),
-    r.tasksPerSecond.toFixed(0),
-    r.peakRss,
-    r.note,
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
+  for (const [name, rows] of Object.entries(results)) printTable(name, rows);
+  const m = record.machine;
   process.stdout.write(
-    [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...body.map(line)].join("\n") +
-      `\n\n${result.machine.cpus} cores, ${result.machine.cpuModel}, node ${result.machine.node}; saved ${join("bench", "results", file.split("/").pop()!)}\n`,
+    `\n${m.cpus} cores, ${m.cpuModel}, node ${m.node}; saved bench/results/${file.split("/").pop()}\n`,
   );
   return 0;
 }

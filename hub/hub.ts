@@ -1,5 +1,6 @@
 import type { ControlBus, EventSource } from "../core/event-bus.js";
 import type { RunSpec } from "../core/gen/taskframe/v1/spec_pb.js";
+import { keepRunning } from "../core/keep-running.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import type { WorkQueue } from "../core/work-queue.js";
 import { Dispatcher } from "./dispatcher.js";
@@ -99,9 +100,10 @@ export class Hub implements AsyncDisposable {
     if (this.#state !== "created") throw new Error(`cannot start a hub that is ${this.#state}`);
     this.#state = "running";
     const signal = this.#stop.signal;
-    this.#loops = [this.#recorder.run(signal), this.#recorder.runDeadLetters(signal)].map((loop) =>
-      loop.catch((error: unknown) => this.#logger.error({ err: error }, "hub loop failed")),
-    );
+    this.#loops = [
+      keepRunning("the recorder", signal, (s) => this.#recorder.run(s), this.#logger),
+      keepRunning("the dead-letter reader", signal, (s) => this.#recorder.runDeadLetters(s), this.#logger),
+    ];
     this.#retryTimer.start();
     this.#leadership.start();
     this.#reconciler.start();

@@ -57,20 +57,25 @@ export class Recorder {
   async afterCommit(
     recorded: Pick<RecordedEvents, "ready" | "changes"> & Partial<RecordedEvents>,
   ): Promise<void> {
-    const { dispatcher, control, notifications, retryTimer } = this.deps;
-    await dispatcher.publish(recorded.ready);
+    const { dispatcher, control, notifications, retryTimer, logger } = this.deps;
+    // Each step on its own: unpublished work stays in the outbox (the sweep sends it), watchers refresh.
+    await dispatcher
+      .publish(recorded.ready)
+      .catch((error: unknown) => logger.warn(`publishing ready work failed: ${errorMessage(error)}`));
     if (recorded.stop?.length) {
-      await control.publishCancel({
-        $typeName: "taskframe.v1.CancelNotice",
-        tasks: recorded.stop.map((s) => ({
-          $typeName: "taskframe.v1.StopTarget",
-          taskId: s.taskId,
-          attempt: s.attempt,
-          leaseEpoch: BigInt(s.leaseEpoch),
-        })),
-        runIds: [],
-        reason: recorded.stop[0]?.reason ?? "",
-      });
+      await control
+        .publishCancel({
+          $typeName: "taskframe.v1.CancelNotice",
+          tasks: recorded.stop.map((s) => ({
+            $typeName: "taskframe.v1.StopTarget",
+            taskId: s.taskId,
+            attempt: s.attempt,
+            leaseEpoch: BigInt(s.leaseEpoch),
+          })),
+          runIds: [],
+          reason: recorded.stop[0]?.reason ?? "",
+        })
+        .catch((error: unknown) => logger.warn(`sending stop notices failed: ${errorMessage(error)}`));
     }
     if (recorded.loggedTasks?.size) notifications.emit("logs:recorded", { taskIds: recorded.loggedTasks });
     if (recorded.changes.length) notifications.emit("tasks:changed", { changes: recorded.changes });
@@ -83,7 +88,10 @@ export class Recorder {
       this.deps.store.recordEvents(received.transitions, received.logs),
     );
     if (!recorded) return;
-    await received.ack();
+    await received.ack().catch((error: unknown) => {
+      // they will be delivered again and recorded as no-ops: the record is already right
+      this.deps.logger.warn(`could not acknowledge recorded events: ${errorMessage(error)}`);
+    });
     await this.#afterCommitLogged(recorded);
   }
 

@@ -19,8 +19,8 @@ const H2_PREFACE = "PRI ";
 
 /**
  * The hub's API on one port, HTTP/1.1 and cleartext HTTP/2 (h2c) alike, plus
- * `/healthz` (the process answers) and `/readyz` (store and NATS reachable:
- * 200, else 503 naming what is not). Node's http2 server does not accept
+ * `/healthz` (the process answers; says whether this hub leads) and `/readyz`
+ * (store and NATS reachable: 200, else 503 naming what is not). Node's http2 server does not accept
  * HTTP/1.1 without TLS, so each connection is routed by its first bytes.
  */
 export async function startHubServer(
@@ -39,7 +39,7 @@ export async function startHubServer(
         response.end(body);
       };
       const path = request.url?.split("?")[0];
-      if (path === "/healthz") reply(200, "ok\n");
+      if (path === "/healthz") reply(200, `ok\nleader: ${hub.isLeader ? "yes" : "no"}\n`);
       else if (path !== "/readyz") reply(404, "not found\n");
       else {
         checkReady().then(

@@ -11,6 +11,7 @@ import {
   type WorkItem,
 } from "../core/gen/taskframe/v1/messages_pb.js";
 import { LogStream } from "../core/gen/taskframe/v1/state_pb.js";
+import { keepRunning } from "../core/keep-running.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { TaskState } from "../core/states.js";
 import { DEFAULT_POOL, type Lease, type WorkQueue } from "../core/work-queue.js";
@@ -126,7 +127,13 @@ export class Sidecar implements AsyncDisposable {
     this.#logTicker.unref();
     const signal = this.#halt.signal;
     const leasing = this.pools.map((pool) => this.#leaseLoop(pool, signal));
-    this.#loops = [...leasing, this.#controlLoop(signal)].map((loop) =>
+    const control = keepRunning(
+      "the cancel-notice listener",
+      signal,
+      (s) => this.#controlLoop(s),
+      this.#logger,
+    );
+    this.#loops = [...leasing, control].map((loop) =>
       loop.catch((error: unknown) => this.#logger.error({ err: error }, "sidecar loop failed")),
     );
   }

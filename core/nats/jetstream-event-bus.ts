@@ -157,7 +157,7 @@ interface EventPart {
 export interface JetStreamEventSourceOptions extends EventStreamOptions {
   /**
    * How long a hub may hold a batch before it goes to another hub, should the
-   * hub die. Extended while the batch is being recorded. @default 60_000
+   * hub die. Extended while the batch is being recorded. @default 5_000
    */
   recorderAckWaitMs?: number;
   /** NATS messages merged into one received batch. @default 256 */
@@ -179,7 +179,8 @@ export class JetStreamEventSource implements EventSource {
     this.#jsm = jsm;
     this.#names = new NatsNames(options.namespace);
     this.#options = options;
-    this.#ackWaitMs = options.recorderAckWaitMs ?? 60_000;
+    // short: a batch held by a hub that died goes to another hub this soon (the heartbeat covers slow ones)
+    this.#ackWaitMs = options.recorderAckWaitMs ?? 5_000;
     this.#maxMessages = options.maxMessagesPerBatch ?? 256;
     this.#pull = new PullConsumer(nc, this.#names.eventStream, this.#names.recorderConsumer);
   }

@@ -6,9 +6,7 @@ import { type RunSpec, TaskSpecSchema } from "../../../core/gen/taskframe/v1/spe
 import { RunState, TaskState } from "../../../core/states.js";
 import { DEFAULT_POOL } from "../../../core/work-queue.js";
 import { maxAttemptsOf } from "../../retry-delay.js";
-import { chunked } from "../chunked.js";
 import type { Database, Db } from "../database.js";
-import { outbox, runs, taskEdges, taskEvents, tasks } from "../schema.js";
 import type { ReadyWork } from "./ready-work.js";
 
 export interface InsertedRun {
@@ -18,10 +16,22 @@ export interface InsertedRun {
   ready: ReadyWork[];
 }
 
+/** Rows per statement: arrays travel as one parameter each, so this only bounds a statement's size. */
+const ROWS_PER_STATEMENT = 10_000;
+
+const base64 = (bytes: Uint8Array) =>
+  Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+
+function* slices<T>(rows: readonly T[]): Generator<T[]> {
+  for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) yield rows.slice(i, i + ROWS_PER_STATEMENT);
+}
+
 /**
  * Writes a validated run in one transaction: the run, its tasks (roots
  * PENDING, the rest CREATED with a count of unmet dependencies), the edges,
- * the audit events, and an outbox row per root.
+ * the audit events, and an outbox row per root. Rows go in as parallel
+ * arrays (`unnest`), a statement per table per 10,000 rows: building
+ * multi-row VALUES lists cost more than the database's work.
  */
 export async function insertRun(
   database: Database,
@@ -37,79 +47,99 @@ export async function insertRun(
       if (existing[0]) return { runId: existing[0].id, existing: true, ready: [] };
     }
     const runId = uuidv4();
-    const now = new Date();
+    const now = new Date().toISOString();
     const idsByName = new Map(spec.tasks.map((t) => [t.name, uuidv7()] as const));
-    const taskRows: (typeof tasks.$inferInsert)[] = [];
-    const edgeRows: (typeof taskEdges.$inferInsert)[] = [];
-    const eventRows: (typeof taskEvents.$inferInsert)[] = [];
+    const tasks: {
+      id: string;
+      name: string;
+      root: boolean;
+      maxAttempts: number;
+      deps: number;
+      pool: string;
+      spec: string;
+    }[] = [];
+    const edges: { parent: string; child: string }[] = [];
     const ready: ReadyWork[] = [];
 
     for (const task of spec.tasks) {
       const id = idsByName.get(task.name)!;
       const needs = [...new Set(task.needs)];
-      const isRoot = needs.length === 0;
-      const specBytes = toBinary(TaskSpecSchema, task);
-      taskRows.push({
+      const pool = task.pool || DEFAULT_POOL;
+      tasks.push({
         id,
-        runId,
         name: task.name,
-        state: isRoot ? TaskState.PENDING : TaskState.CREATED,
-        attempt: isRoot ? 1 : 0,
-        dispatch: isRoot ? 1 : 0,
+        root: needs.length === 0,
         maxAttempts: maxAttemptsOf(task.retry),
-        pendingDeps: needs.length,
-        pool: task.pool || DEFAULT_POOL,
-        spec: specBytes,
-        createdAt: now,
+        deps: needs.length,
+        pool,
+        spec: base64(toBinary(TaskSpecSchema, task)),
       });
-      for (const need of needs) edgeRows.push({ runId, parentId: idsByName.get(need)!, childId: id });
-      const base = { runId, taskId: id, at: now, detail: "" };
-      eventRows.push({ ...base, attempt: 0, fromState: TaskState.UNSPECIFIED, toState: TaskState.CREATED });
-      if (isRoot) {
-        eventRows.push({ ...base, attempt: 1, fromState: TaskState.CREATED, toState: TaskState.PENDING });
+      for (const need of needs) edges.push({ parent: idsByName.get(need)!, child: id });
+      if (needs.length === 0) {
         ready.push({
-          pool: task.pool || DEFAULT_POOL,
+          pool,
           item: create(WorkItemSchema, { taskId: id, runId, attempt: 1, dispatch: 1, spec: task }),
         });
       }
     }
 
-    await tx.insert(runs).values({
-      id: runId,
-      name: spec.name,
-      state: RunState.RUNNING,
-      source: spec.source,
-      labels: { ...spec.labels },
-      idempotencyKey: idempotencyKey || null,
-      totalTasks: spec.tasks.length,
-      remainingTasks: spec.tasks.length,
-      createdAt: now,
-    });
-    for (const chunk of chunked(taskRows, 12)) await tx.insert(tasks).values(chunk);
-    for (const chunk of chunked(edgeRows, 3)) await tx.insert(taskEdges).values(chunk);
-    for (const chunk of chunked(eventRows, 8)) await tx.insert(taskEvents).values(chunk);
-    await writeOutbox(tx, ready);
+    await tx.execute(sql`
+      insert into runs (id, name, state, source, labels, idempotency_key, total_tasks, remaining_tasks, created_at)
+      values (${runId}, ${spec.name}, ${RunState.RUNNING}, ${spec.source}, ${JSON.stringify({ ...spec.labels })}::jsonb,
+        ${idempotencyKey || null}, ${spec.tasks.length}, ${spec.tasks.length}, ${now}::timestamptz)`);
+    for (const slice of slices(tasks)) {
+      await tx.execute(sql`
+        insert into tasks (id, run_id, name, state, attempt, dispatch, max_attempts, pending_deps, pool, spec,
+          created_at, updated_at)
+        select id, ${runId}::uuid, name, case when root = 1 then ${TaskState.PENDING}::smallint else ${TaskState.CREATED}::smallint end,
+          root, root, max_attempts, pending_deps, pool,
+          decode(spec, 'base64'), ${now}::timestamptz, ${now}::timestamptz
+        from unnest(${sql.param(slice.map((t) => t.id))}::uuid[], ${sql.param(slice.map((t) => t.name))}::text[],
+          ${sql.param(slice.map((t) => (t.root ? 1 : 0)))}::int[], ${sql.param(slice.map((t) => t.maxAttempts))}::int[],
+          ${sql.param(slice.map((t) => t.deps))}::int[], ${sql.param(slice.map((t) => t.pool))}::text[],
+          ${sql.param(slice.map((t) => t.spec))}::text[])
+          as x(id, name, root, max_attempts, pending_deps, pool, spec)`);
+      // every task's creation, and for roots their readiness, in the audit trail
+      await tx.execute(sql`
+        insert into task_events (run_id, task_id, attempt, from_state, to_state, at)
+        select ${runId}::uuid, x.id, 0, ${TaskState.UNSPECIFIED}::smallint, ${TaskState.CREATED}::smallint, ${now}::timestamptz
+        from unnest(${sql.param(slice.map((t) => t.id))}::uuid[]) as x(id)
+        union all
+        select ${runId}::uuid, x.id, 1, ${TaskState.CREATED}::smallint, ${TaskState.PENDING}::smallint, ${now}::timestamptz
+        from unnest(${sql.param(slice.filter((t) => t.root).map((t) => t.id))}::uuid[]) as x(id)`);
+    }
+    for (const slice of slices(edges)) {
+      await tx.execute(sql`
+        insert into task_edges (run_id, parent_id, child_id)
+        select ${runId}::uuid, parent, child
+        from unnest(${sql.param(slice.map((e) => e.parent))}::uuid[], ${sql.param(slice.map((e) => e.child))}::uuid[])
+          as x(parent, child)`);
+    }
+    await writeOutbox(database, tx, ready);
     return { runId, existing: false, ready };
   });
 }
 
 /** Records work to publish and notes each row's id, so that it can be deleted once published. */
-export async function writeOutbox(tx: Pick<Db, "insert">, ready: readonly ReadyWork[]): Promise<void> {
+export async function writeOutbox(
+  database: Database,
+  tx: Pick<Db, "execute">,
+  ready: readonly ReadyWork[],
+): Promise<void> {
   if (ready.length === 0) return;
   const byTask = new Map(ready.map((r) => [r.item.taskId, r]));
-  const rows = ready.map((r) => ({
-    taskId: r.item.taskId,
-    pool: r.pool,
-    payload: toBinary(WorkItemSchema, r.item),
-  }));
-  for (const chunk of chunked(rows, 3)) {
-    const inserted = await tx
-      .insert(outbox)
-      .values(chunk)
-      .returning({ id: outbox.id, taskId: outbox.taskId });
-    for (const { id, taskId } of inserted) {
-      const work = byTask.get(taskId);
-      if (work) work.outboxId = id;
+  for (const slice of slices(ready)) {
+    const inserted = await database.rows<{ id: number; task_id: string }>(
+      sql`insert into outbox (task_id, pool, payload)
+          select task_id, pool, decode(payload, 'base64')
+          from unnest(${sql.param(slice.map((r) => r.item.taskId))}::uuid[], ${sql.param(slice.map((r) => r.pool))}::text[],
+            ${sql.param(slice.map((r) => base64(toBinary(WorkItemSchema, r.item))))}::text[]) as x(task_id, pool, payload)
+          returning id, task_id`,
+      tx,
+    );
+    for (const { id, task_id } of inserted) {
+      const work = byTask.get(task_id);
+      if (work) work.outboxId = Number(id);
     }
   }
 }

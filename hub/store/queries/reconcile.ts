@@ -103,7 +103,7 @@ export async function republishLost(
         rejected: false,
       })),
     );
-    await writeOutbox(tx, ready);
+    await writeOutbox(database, tx, ready);
     return ready;
   });
 }

@@ -16,7 +16,6 @@ import {
 } from "../../apply-transitions.js";
 import { chunked, toIso } from "../chunked.js";
 import type { Database, Db, Tx } from "../database.js";
-import { logChunks } from "../schema.js";
 import { writeOutbox } from "./insert-run.js";
 import type { ReadyWork } from "./ready-work.js";
 import type { RunFinished, TaskChange } from "./task-change.js";
@@ -100,24 +99,23 @@ export async function recordEvents(
 
     recorded.finishedRuns = await updateRunCounters(database, tx, terminal, nowMs);
     await insertEvents(tx, events);
-    await writeOutbox(tx, recorded.ready);
+    await writeOutbox(database, tx, recorded.ready);
     return recorded;
   });
 }
 
 async function insertLogs(tx: Tx, logs: readonly LogChunk[]): Promise<void> {
   if (logs.length === 0) return;
-  const rows = logs.map((l) => ({
-    runId: l.runId,
-    taskId: l.taskId,
-    attempt: l.attempt,
-    stream: l.stream,
-    seq: l.seq,
-    at: new Date(Number(l.atUnixMs)),
-    data: l.data,
-    droppedBytes: Number(l.droppedBytes),
-  }));
-  for (const chunk of chunked(rows, 8)) await tx.insert(logChunks).values(chunk).onConflictDoNothing();
+  const column = <T>(pick: (chunk: LogChunk) => T) => sql.param(logs.map(pick));
+  await tx.execute(sql`
+    insert into log_chunks (run_id, task_id, attempt, stream, seq, at, data, dropped_bytes)
+    select run_id, task_id, attempt, stream, seq, to_timestamp(at_ms / 1000.0), decode(data, 'base64'), dropped
+    from unnest(${column((l) => l.runId)}::uuid[], ${column((l) => l.taskId)}::uuid[], ${column((l) => l.attempt)}::int[],
+      ${column((l) => l.stream)}::smallint[], ${column((l) => l.seq)}::int[], ${column((l) => Number(l.atUnixMs))}::float8[],
+      ${column((l) => Buffer.from(l.data.buffer, l.data.byteOffset, l.data.byteLength).toString("base64"))}::text[],
+      ${column((l) => Number(l.droppedBytes))}::bigint[])
+      as x(run_id, task_id, attempt, stream, seq, at_ms, data, dropped)
+    on conflict (task_id, attempt, stream, seq) do nothing`);
 }
 
 interface LockedRow {

@@ -79,7 +79,7 @@ export async function releaseDueRetries(
       );
     });
     await insertEvents(tx, events);
-    await writeOutbox(tx, ready);
+    await writeOutbox(database, tx, ready);
     const next = await database.rows<{ at_ms: number | null }>(
       sql`select (extract(epoch from min(retry_at)) * 1000)::float8 as at_ms from tasks where state = ${TaskState.RETRYING}`,
       tx,

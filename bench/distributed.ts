@@ -1,0 +1,69 @@
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import postgres from "postgres";
+import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
+import { startLocalCluster } from "../embedded/local-cluster.js";
+import { peakRssBytes } from "./machine.js";
+import { type Shape, submitAndWait, type Timed, trueTasks } from "./workloads.js";
+
+export interface DistributedResult extends Timed {
+  hubPeakRssBytes: number[];
+  sidecarPeakRssBytes: number[];
+}
+
+/**
+ * The distributed mode on this machine: `task hub` and `task sidecar`
+ * processes over the Postgres at `dbUrl` (a scratch database is created
+ * and dropped) and the NATS at `natsUrl` (a scratch namespace).
+ */
+export async function distributedRun(
+  count: number,
+  shape: Shape,
+  options: { dbUrl: string; natsUrl: string; hubs: number; sidecars: number; slots: number },
+): Promise<DistributedResult> {
+  const suffix = randomBytes(4).toString("hex");
+  const database = `taskframe_bench_${suffix}`;
+  const admin = postgres(options.dbUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${database}`);
+  const url = new URL(options.dbUrl);
+  url.pathname = `/${database}`;
+  const dir = mkdtempSync(join(tmpdir(), "taskframe-bench-"));
+  const cluster = await startLocalCluster({
+    dbUrl: url.toString(),
+    natsUrl: options.natsUrl,
+    namespace: `bench${suffix}`,
+    dir,
+    hubs: options.hubs,
+    sidecars: options.sidecars,
+    slots: options.slots,
+    logLevel: "error",
+  }).catch(async (error: unknown) => {
+    await admin.unsafe(`drop database if exists ${database} with (force)`);
+    await admin.end();
+    throw error;
+  });
+  try {
+    const client = createClient(
+      HubService,
+      createConnectTransport({ baseUrl: cluster.hubUrls[0]!, httpVersion: "1.1" }),
+    );
+    const timed = await submitAndWait(client, trueTasks(count, shape, dir));
+    const rss = (pids: (number | undefined)[]) =>
+      pids.map((pid) => (pid === undefined ? 0 : (peakRssBytes(pid) ?? 0)));
+    return {
+      ...timed,
+      hubPeakRssBytes: rss(cluster.hubs.map((h) => h.child.pid)),
+      sidecarPeakRssBytes: rss(cluster.sidecars.map((s) => s.child.pid)),
+    };
+  } finally {
+    await cluster.stop();
+    await cluster.deleteStreams().catch(() => {});
+    await admin.unsafe(`drop database if exists ${database} with (force)`);
+    await admin.end();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

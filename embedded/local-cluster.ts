@@ -1,0 +1,183 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { join } from "node:path";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+import { packagePath } from "../core/package-root.js";
+
+/** The `task` command of this installation. */
+const TASK_BIN = packagePath("bin", "task.js");
+
+export interface LocalClusterOptions {
+  dbUrl: string;
+  natsUrl: string;
+  namespace: string;
+  /** Where sidecars keep their process ledgers. */
+  dir: string;
+  hubs?: number;
+  sidecars?: number;
+  slots?: number;
+  ackWait?: string;
+  killGrace?: string;
+  logMaxBytes?: number;
+  reconcileEvery?: string;
+  reconcileAfter?: string;
+  logLevel?: string;
+  /** Extra flags for every sidecar. */
+  sidecarFlags?: string[];
+}
+
+/** A `task hub` or `task sidecar` process. */
+export interface LocalProcess {
+  readonly name: string;
+  readonly child: ChildProcess;
+  /** Everything it wrote to stderr so far. */
+  readonly stderr: () => string;
+  readonly exited: Promise<number | null>;
+}
+
+export interface LocalCluster {
+  readonly hubs: LocalProcess[];
+  readonly hubUrls: string[];
+  readonly sidecars: LocalProcess[];
+  startHub(): Promise<LocalProcess>;
+  startSidecar(name?: string): Promise<LocalProcess>;
+  /** SIGTERM to every process (SIGKILL after 10 s), sidecars first. */
+  stop(): Promise<void>;
+  /** Deletes the namespace's JetStream streams. */
+  deleteStreams(): Promise<void>;
+}
+
+/**
+ * Hubs and sidecars as separate local processes, the way an operator runs
+ * them: used by the tests of the distributed mode and by the benchmarks.
+ */
+export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
+  const common = [
+    "--nats",
+    options.natsUrl,
+    "--namespace",
+    options.namespace,
+    "--ack-wait",
+    options.ackWait ?? "30s",
+    "--log-level",
+    options.logLevel ?? "warn",
+  ];
+  const hubs: LocalProcess[] = [];
+  const hubUrls: string[] = [];
+  const sidecars: LocalProcess[] = [];
+
+  const startHub = async () => {
+    const hub = launch(`hub-${hubs.length}`, [
+      "hub",
+      "--db",
+      options.dbUrl,
+      "--listen",
+      "127.0.0.1:0",
+      "--reconcile-every",
+      options.reconcileEvery ?? "10s",
+      "--reconcile-after",
+      options.reconcileAfter ?? "60s",
+      "--shutdown-timeout",
+      "1s",
+      ...common,
+    ]);
+    const line = await waitForLine(hub, /hub listening on (http:\/\/\S+)/);
+    hubs.push(hub);
+    hubUrls.push(line[1]!);
+    return hub;
+  };
+  const startSidecar = async (name = `sidecar-${sidecars.length}`) => {
+    const sidecar = launch(name, [
+      "sidecar",
+      "--hub",
+      hubUrls[0]!,
+      "--host",
+      name,
+      "--slots",
+      String(options.slots ?? 16),
+      "--kill-grace",
+      options.killGrace ?? "5s",
+      "--log-max-bytes",
+      String(options.logMaxBytes ?? 16 * 2 ** 20),
+      "--ledger-dir",
+      join(options.dir, `ledger-${name}`),
+      "--drain-timeout",
+      "2s",
+      ...(options.sidecarFlags ?? []),
+      ...common,
+    ]);
+    await waitForLine(sidecar, /leasing pools/);
+    sidecars.push(sidecar);
+    return sidecar;
+  };
+  const stop = () => stopAll([...sidecars, ...hubs]);
+
+  try {
+    for (let i = 0; i < (options.hubs ?? 1); i++) await startHub();
+    for (let i = 0; i < (options.sidecars ?? 1); i++) await startSidecar();
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return {
+    hubs,
+    hubUrls,
+    sidecars,
+    startHub,
+    startSidecar,
+    stop,
+    deleteStreams: () => deleteNamespaceStreams(options.natsUrl, options.namespace),
+  };
+}
+
+function launch(name: string, args: string[]): LocalProcess {
+  const child = spawn(process.execPath, [TASK_BIN, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (data: Buffer) => {
+    stderr += data.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+  return { name, child, stderr: () => stderr, exited };
+}
+
+/** Waits for the process to print a line matching `pattern` on stderr. */
+async function waitForLine(
+  process: LocalProcess,
+  pattern: RegExp,
+  timeoutMs = 30_000,
+): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const match = process.stderr().match(pattern);
+    if (match) return match;
+    if (process.child.exitCode !== null || Date.now() > deadline) {
+      throw new Error(`${process.name} did not start:\n${process.stderr()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+async function stopAll(processes: LocalProcess[]): Promise<void> {
+  await Promise.all(
+    processes.map(async (p) => {
+      if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+      p.child.kill("SIGTERM");
+      const timer = setTimeout(() => p.child.kill("SIGKILL"), 10_000);
+      await p.exited;
+      clearTimeout(timer);
+    }),
+  );
+}
+
+async function deleteNamespaceStreams(natsUrl: string, namespace: string): Promise<void> {
+  const nc = await connect({ servers: natsUrl });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const prefix = `${namespace.toUpperCase()}_`;
+    for await (const stream of jsm.streams.list()) {
+      if (stream.config.name.startsWith(prefix)) await jsm.streams.delete(stream.config.name);
+    }
+  } finally {
+    await nc.close();
+  }
+}
