@@ -114,8 +114,8 @@ export async function logsCommand(name: string, options: LogsOptions): Promise<n
         if (entry.attempt !== attemptShown) {
           attemptsSeen++;
           attemptShown = entry.attempt;
-          const max = response.task?.maxAttempts ?? 1;
-          if (max > 1 && !options.attempt) {
+          // attempts are told apart only when there were several
+          if ((response.task?.attempt ?? 1) > 1 && !options.attempt) {
             process.stderr.write(
               pc.dim(`${attemptsSeen > 1 ? "\n" : ""}==> ${name}: attempt ${entry.attempt} <==\n`),
             );
