@@ -54,3 +54,17 @@ export function formatDefinitionProblem(location: SourceLocation, problem: strin
 
 export const errorMessage = (error: unknown): string =>
   error instanceof Error ? error.message : String(error);
+
+/** Several problems found in one pass over definitions; the message has one line per problem. */
+export class DefinitionErrors extends TaskframeError {
+  override name = "DefinitionErrors";
+  constructor(readonly problems: readonly DefinitionError[]) {
+    super(TaskframeErrorCode.InvalidDefinition, problems.map((p) => p.message).join("\n"));
+  }
+
+  /** Throws the problems collected, if any: one as itself, several together. */
+  static throwIfAny(problems: readonly DefinitionError[]): void {
+    if (problems.length === 1) throw problems[0];
+    if (problems.length > 1) throw new DefinitionErrors(problems);
+  }
+}

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskframe/v1/spec.proto.
  */
 export const file_taskframe_v1_spec: GenFile = /*@__PURE__*/
-  fileDesc("Chd0YXNrZnJhbWUvdjEvc3BlYy5wcm90bxIMdGFza2ZyYW1lLnYxIugCCghUYXNrU3BlYxIMCgRuYW1lGAEgASgJEigKBGV4ZWMYAiABKAsyGC50YXNrZnJhbWUudjEuRXhlY1RhcmdldEgAEi4KB2hhbmRsZXIYAyABKAsyGy50YXNrZnJhbWUudjEuSGFuZGxlclRhcmdldEgAEigKBXJldHJ5GAQgASgLMhkudGFza2ZyYW1lLnYxLlJldHJ5UG9saWN5EhIKCnRpbWVvdXRfbXMYBSABKAQSLAoGbGltaXRzGAYgASgLMhwudGFza2ZyYW1lLnYxLlJlc291cmNlTGltaXRzEjIKBmxhYmVscxgHIAMoCzIiLnRhc2tmcmFtZS52MS5UYXNrU3BlYy5MYWJlbHNFbnRyeRIMCgRwb29sGAggASgJEg0KBW5lZWRzGAkgAygJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAFCCAoGdGFyZ2V0IpQBCgpFeGVjVGFyZ2V0Eg8KB2NvbW1hbmQYASABKAkSDAoEYXJncxgCIAMoCRIuCgNlbnYYAyADKAsyIS50YXNrZnJhbWUudjEuRXhlY1RhcmdldC5FbnZFbnRyeRILCgNjd2QYBCABKAkaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJFCg1IYW5kbGVyVGFyZ2V0Eg8KB2hhbmRsZXIYASABKAkSDQoFaW5wdXQYAiABKAwSFAoMY29udGVudF90eXBlGAMgASgJIoQBCgtSZXRyeVBvbGljeRIPCgdyZXRyaWVzGAEgASgNEhMKC2ludGVydmFsX21zGAIgASgEEiYKB2JhY2tvZmYYAyABKA4yFS50YXNrZnJhbWUudjEuQmFja29mZhIXCg9tYXhfaW50ZXJ2YWxfbXMYBCABKAQSDgoGaml0dGVyGAUgASgBIjoKDlJlc291cmNlTGltaXRzEhQKDG1lbW9yeV9ieXRlcxgBIAEoBBISCgpkaXNrX2J5dGVzGAIgASgEIrABCgdSdW5TcGVjEgwKBG5hbWUYASABKAkSJQoFdGFza3MYAiADKAsyFi50YXNrZnJhbWUudjEuVGFza1NwZWMSDgoGc291cmNlGAMgASgJEjEKBmxhYmVscxgEIAMoCzIhLnRhc2tmcmFtZS52MS5SdW5TcGVjLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEqTgoHQmFja29mZhIXChNCQUNLT0ZGX1VOU1BFQ0lGSUVEEAASEQoNQkFDS09GRl9GSVhFRBABEhcKE0JBQ0tPRkZfRVhQT05FTlRJQUwQAmIGcHJvdG8z");
+  fileDesc("Chd0YXNrZnJhbWUvdjEvc3BlYy5wcm90bxIMdGFza2ZyYW1lLnYxIqEECghUYXNrU3BlYxIMCgRuYW1lGAEgASgJEigKBGV4ZWMYAiABKAsyGC50YXNrZnJhbWUudjEuRXhlY1RhcmdldEgAEi4KB2hhbmRsZXIYAyABKAsyGy50YXNrZnJhbWUudjEuSGFuZGxlclRhcmdldEgAEigKBXJldHJ5GAQgASgLMhkudGFza2ZyYW1lLnYxLlJldHJ5UG9saWN5EhIKCnRpbWVvdXRfbXMYBSABKAQSLAoGbGltaXRzGAYgASgLMhwudGFza2ZyYW1lLnYxLlJlc291cmNlTGltaXRzEjIKBmxhYmVscxgHIAMoCzIiLnRhc2tmcmFtZS52MS5UYXNrU3BlYy5MYWJlbHNFbnRyeRIMCgRwb29sGAggASgJEg0KBW5lZWRzGAkgAygJEg0KBWFmdGVyGAogAygJEiMKBmNoZWNrcxgLIAMoCzITLnRhc2tmcmFtZS52MS5DaGVjaxImCgljb25kaXRpb24YDCABKAsyEy50YXNrZnJhbWUudjEuQ2hlY2sSDAoEdXNlchgNIAEoCRINCgVncm91cBgOIAEoCRIqCgdpbnN0YWxsGA8gASgLMhkudGFza2ZyYW1lLnYxLkluc3RhbGxTcGVjEhIKCmRlZmluZWRfYXQYECABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZ0YXJnZXQiNAoFQ2hlY2sSDAoEbmFtZRgBIAEoCRIPCgdjb21tYW5kGAIgASgJEgwKBGFyZ3MYAyADKAkiQgoLSW5zdGFsbFNwZWMSCwoDcGlwGAEgAygJEgsKA25wbRgCIAMoCRILCgNhcHQYAyADKAkSDAoEZnJvbRgEIAEoCSKUAQoKRXhlY1RhcmdldBIPCgdjb21tYW5kGAEgASgJEgwKBGFyZ3MYAiADKAkSLgoDZW52GAMgAygLMiEudGFza2ZyYW1lLnYxLkV4ZWNUYXJnZXQuRW52RW50cnkSCwoDY3dkGAQgASgJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiRQoNSGFuZGxlclRhcmdldBIPCgdoYW5kbGVyGAEgASgJEg0KBWlucHV0GAIgASgMEhQKDGNvbnRlbnRfdHlwZRgDIAEoCSKEAQoLUmV0cnlQb2xpY3kSDwoHcmV0cmllcxgBIAEoDRITCgtpbnRlcnZhbF9tcxgCIAEoBBImCgdiYWNrb2ZmGAMgASgOMhUudGFza2ZyYW1lLnYxLkJhY2tvZmYSFwoPbWF4X2ludGVydmFsX21zGAQgASgEEg4KBmppdHRlchgFIAEoASI6Cg5SZXNvdXJjZUxpbWl0cxIUCgxtZW1vcnlfYnl0ZXMYASABKAQSEgoKZGlza19ieXRlcxgCIAEoBCKwAQoHUnVuU3BlYxIMCgRuYW1lGAEgASgJEiUKBXRhc2tzGAIgAygLMhYudGFza2ZyYW1lLnYxLlRhc2tTcGVjEg4KBnNvdXJjZRgDIAEoCRIxCgZsYWJlbHMYBCADKAsyIS50YXNrZnJhbWUudjEuUnVuU3BlYy5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBKk4KB0JhY2tvZmYSFwoTQkFDS09GRl9VTlNQRUNJRklFRBAAEhEKDUJBQ0tPRkZfRklYRUQQARIXChNCQUNLT0ZGX0VYUE9ORU5USUFMEAJiBnByb3RvMw");
 
 /**
  * One task as the hub stores it and a sidecar runs it. Compiled from YAML
@@ -74,11 +74,62 @@ export type TaskSpec = Message<"taskframe.v1.TaskSpec"> & {
   pool: string;
 
   /**
-   * Names of tasks in the same run that must succeed before this one starts.
+   * Names of tasks in the same run that must succeed before this one starts
+   * (INI `Requires=`); if one does not, this task is SKIPPED.
    *
    * @generated from field: repeated string needs = 9;
    */
   needs: string[];
+
+  /**
+   * Names of tasks in the same run that must end, however they end, before
+   * this one starts: ordering only (INI `After=`).
+   *
+   * @generated from field: repeated string after = 10;
+   */
+  after: string[];
+
+  /**
+   * Dependency checks, run in order before the command; the first that
+   * exits non-zero ends the attempt CHECK_FAILED, its output in the logs.
+   *
+   * @generated from field: repeated taskframe.v1.Check checks = 11;
+   */
+  checks: Check[];
+
+  /**
+   * Run only if this exits 0; exit 1 ends the task SKIPPED (condition not
+   * met); any other outcome is CHECK_FAILED (INI `[RunIf] Requires=`).
+   *
+   * @generated from field: taskframe.v1.Check condition = 12;
+   */
+  condition?: Check | undefined;
+
+  /**
+   * The account to run as (enforced by the sidecar's jail).
+   *
+   * @generated from field: string user = 13;
+   */
+  user: string;
+
+  /**
+   * @generated from field: string group = 14;
+   */
+  group: string;
+
+  /**
+   * Dependencies the sidecar installs before the first attempt.
+   *
+   * @generated from field: taskframe.v1.InstallSpec install = 15;
+   */
+  install?: InstallSpec | undefined;
+
+  /**
+   * Where the task was defined (`file:line`), for messages.
+   *
+   * @generated from field: string defined_at = 16;
+   */
+  definedAt: string;
 };
 
 /**
@@ -87,6 +138,74 @@ export type TaskSpec = Message<"taskframe.v1.TaskSpec"> & {
  */
 export const TaskSpecSchema: GenMessage<TaskSpec> = /*@__PURE__*/
   messageDesc(file_taskframe_v1_spec, 0);
+
+/**
+ * A dependency check: an executable run with the task's environment and
+ * working directory, never through a shell.
+ *
+ * @generated from message taskframe.v1.Check
+ */
+export type Check = Message<"taskframe.v1.Check"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Absolute path, or a bare name looked up on PATH.
+   *
+   * @generated from field: string command = 2;
+   */
+  command: string;
+
+  /**
+   * @generated from field: repeated string args = 3;
+   */
+  args: string[];
+};
+
+/**
+ * Describes the message taskframe.v1.Check.
+ * Use `create(CheckSchema)` to create a new message.
+ */
+export const CheckSchema: GenMessage<Check> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_spec, 1);
+
+/**
+ * Declared dependencies, by package manager (INI `[Install]`).
+ *
+ * @generated from message taskframe.v1.InstallSpec
+ */
+export type InstallSpec = Message<"taskframe.v1.InstallSpec"> & {
+  /**
+   * @generated from field: repeated string pip = 1;
+   */
+  pip: string[];
+
+  /**
+   * @generated from field: repeated string npm = 2;
+   */
+  npm: string[];
+
+  /**
+   * @generated from field: repeated string apt = 3;
+   */
+  apt: string[];
+
+  /**
+   * A file listing dependencies, produced by another tool (e.g. deps.json).
+   *
+   * @generated from field: string from = 4;
+   */
+  from: string;
+};
+
+/**
+ * Describes the message taskframe.v1.InstallSpec.
+ * Use `create(InstallSpecSchema)` to create a new message.
+ */
+export const InstallSpecSchema: GenMessage<InstallSpec> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_spec, 2);
 
 /**
  * Run an executable with an argv; never through a shell unless the user
@@ -125,7 +244,7 @@ export type ExecTarget = Message<"taskframe.v1.ExecTarget"> & {
  * Use `create(ExecTargetSchema)` to create a new message.
  */
 export const ExecTargetSchema: GenMessage<ExecTarget> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_spec, 1);
+  messageDesc(file_taskframe_v1_spec, 3);
 
 /**
  * Hand the task to a long-lived SDK worker that registered `handler`.
@@ -154,7 +273,7 @@ export type HandlerTarget = Message<"taskframe.v1.HandlerTarget"> & {
  * Use `create(HandlerTargetSchema)` to create a new message.
  */
 export const HandlerTargetSchema: GenMessage<HandlerTarget> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_spec, 2);
+  messageDesc(file_taskframe_v1_spec, 4);
 
 /**
  * @generated from message taskframe.v1.RetryPolicy
@@ -197,7 +316,7 @@ export type RetryPolicy = Message<"taskframe.v1.RetryPolicy"> & {
  * Use `create(RetryPolicySchema)` to create a new message.
  */
 export const RetryPolicySchema: GenMessage<RetryPolicy> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_spec, 3);
+  messageDesc(file_taskframe_v1_spec, 5);
 
 /**
  * @generated from message taskframe.v1.ResourceLimits
@@ -221,7 +340,7 @@ export type ResourceLimits = Message<"taskframe.v1.ResourceLimits"> & {
  * Use `create(ResourceLimitsSchema)` to create a new message.
  */
 export const ResourceLimitsSchema: GenMessage<ResourceLimits> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_spec, 4);
+  messageDesc(file_taskframe_v1_spec, 6);
 
 /**
  * A DAG of tasks submitted together.
@@ -257,7 +376,7 @@ export type RunSpec = Message<"taskframe.v1.RunSpec"> & {
  * Use `create(RunSpecSchema)` to create a new message.
  */
 export const RunSpecSchema: GenMessage<RunSpec> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_spec, 5);
+  messageDesc(file_taskframe_v1_spec, 7);
 
 /**
  * @generated from enum taskframe.v1.Backoff
