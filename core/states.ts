@@ -27,13 +27,14 @@ export const isTerminal = (state: TaskState): boolean => TERMINAL_TASK_STATES.ha
 export const isUnsuccessful = (state: TaskState): boolean =>
   isTerminal(state) && state !== TaskState.SUCCEEDED;
 
-/** Outcomes a sidecar may report for an attempt (besides RUNNING). */
+/** Outcomes a sidecar may report for an attempt (besides RUNNING); SKIPPED means its condition was not met. */
 export const ATTEMPT_OUTCOMES: ReadonlySet<TaskState> = new Set([
   TaskState.SUCCEEDED,
   TaskState.FAILED,
   TaskState.TIMED_OUT,
   TaskState.CANCELLED,
   TaskState.CHECK_FAILED,
+  TaskState.SKIPPED,
 ]);
 
 const taskStateNames = new Map(enumEntries(TaskState, "TASK_STATE_").map((e) => [e.id, e.name]));

@@ -222,6 +222,10 @@ export function applyTransitions(
       finish(row, TaskState.SUCCEEDED, at, exitCode, null);
       result.events.push(event(TaskState.RUNNING, TaskState.SUCCEEDED, outcome));
       result.succeeded.push(row);
+    } else if (t.to === TaskState.SKIPPED) {
+      finish(row, TaskState.SKIPPED, at, exitCode, t.detail || "its condition was not met");
+      result.events.push(event(TaskState.RUNNING, TaskState.SKIPPED, row.detail ?? ""));
+      result.unsuccessful.push(row);
     } else if (t.to === TaskState.CANCELLED || row.cancelRequested) {
       finish(row, TaskState.CANCELLED, at, exitCode, outcome || "cancelled");
       result.events.push(event(TaskState.RUNNING, TaskState.CANCELLED, row.detail ?? ""));
@@ -263,6 +267,8 @@ export function applyTransitions(
 
 /** "failed: exit code 1", "timed out: ...", "killed by SIGKILL" — from what the sidecar saw. */
 function describeOutcome(t: StateTransition): string {
+  // a failed check says itself which check and how
+  if (t.to === TaskState.CHECK_FAILED && t.detail) return t.detail;
   const parts: string[] = [];
   if (t.to === TaskState.TIMED_OUT) parts.push("timed out");
   else if (t.to === TaskState.CHECK_FAILED) parts.push("check failed");

@@ -31,8 +31,12 @@ export function validateRunSpec(spec: RunSpec): void {
       if (!names.has(need))
         throw invalid(`task '${task.name}' needs '${need}', which is not a task of this run`);
     }
+    for (const name of task.after) {
+      if (!names.has(name))
+        throw invalid(`task '${task.name}' runs after '${name}', which is not a task of this run`);
+    }
   }
-  const cycle = findCycle(spec.tasks);
+  const cycle = findCycle(spec.tasks.map((t) => ({ name: t.name, needs: [...t.needs, ...t.after] })));
   if (cycle) throw invalid(`dependency cycle: ${cycle.join(" -> ")}`);
 }
 

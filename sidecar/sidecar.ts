@@ -19,6 +19,7 @@ import { EventPublisher } from "./event-publisher.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { type CapturedChunk, LogCapture } from "./log-capture.js";
 import { type AttemptResult, resultOf } from "./outcome.js";
+import { runPreChecks, unenforcedSettings } from "./pre-checks.js";
 import { runProcess } from "./process-runner.js";
 import { Slots } from "./slots.js";
 import type { ProcessLauncher } from "./spawner/spawner.js";
@@ -295,19 +296,38 @@ export class Sidecar implements AsyncDisposable {
     const exec = spec.target.value;
     const timeoutMs = Number(spec.timeoutMs);
     const killGraceMs = this.#options.killGraceMs ?? 5_000;
-    const outcome = await this.#launch({
-      outputLimitBytes: this.#logMaxBytes,
-      command: exec.command,
-      args: exec.args,
-      env: taskEnvironment(attempt.item, this.host),
-      cwd: exec.cwd || process.cwd(),
+    const env = taskEnvironment(attempt.item, this.host);
+    const cwd = exec.cwd || process.cwd();
+    // one time budget for the whole attempt: checks and command
+    const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : undefined;
+    const launch = async (command: string, args: readonly string[]) => {
+      const outcome = await this.#launch({
+        outputLimitBytes: Math.max(0, this.#logMaxBytes - attempt.capture.capturedBytes),
+        command,
+        args,
+        env,
+        cwd,
+        timeoutMs: deadline === undefined ? 0 : Math.max(1, Math.round(deadline - performance.now())),
+        killGraceMs,
+        signal: attempt.stop.signal,
+        onOutput: (stream, data) => attempt.capture.append(stream, data),
+      });
+      attempt.capture.addDropped(outcome.droppedOutputBytes);
+      return outcome;
+    };
+    const notes = unenforcedSettings(spec);
+    if (notes.length > 0) {
+      attempt.capture.system(
+        `[taskframe] note: ${notes.join(", ")} recorded but not enforced by this version`,
+      );
+    }
+    const stopped = await runPreChecks(spec, (check) => launch(check.command, check.args), {
       timeoutMs,
       killGraceMs,
-      signal: attempt.stop.signal,
-      onOutput: (stream, data) => attempt.capture.append(stream, data),
+      stopReason: () => attempt.stopReason,
     });
-    attempt.capture.addDropped(outcome.droppedOutputBytes);
-    return resultOf(outcome, timeoutMs, killGraceMs, attempt.stopReason);
+    if (stopped) return stopped;
+    return resultOf(await launch(exec.command, exec.args), timeoutMs, killGraceMs, attempt.stopReason);
   }
 
   #transition(

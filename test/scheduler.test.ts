@@ -74,6 +74,68 @@ describe.each(BACKENDS)("scheduler on %s", (kind) => {
     expect(finishedAt(tasks.get("after-fast"))).toBeLessThan(finishedAt(tasks.get("slow")));
   });
 
+  it("runs an ordering-only dependent after its predecessor ends, even when it failed", async () => {
+    const spec = runSpec("after", [
+      shellTask("flaky", "sleep 0.2; exit 5"),
+      shellTask("cleanup", "true", { after: ["flaky"] }),
+      shellTask("report", "true", { needs: ["flaky"] }),
+    ]);
+    const { run, tasks } = await runToEnd(harness.client, spec);
+    expect(run.state).toBe(RunState.FAILED);
+    expect(tasks.get("cleanup")?.state).toBe(TaskState.SUCCEEDED);
+    expect(startedAt(tasks.get("cleanup"))).toBeGreaterThanOrEqual(finishedAt(tasks.get("flaky")));
+    expect(tasks.get("report")?.state).toBe(TaskState.SKIPPED);
+    expect(tasks.get("cleanup")?.after).toEqual(["flaky"]);
+  });
+
+  it("runs dependency checks in order before the command; the first failure is CHECK_FAILED with its output", async () => {
+    const spec = runSpec("checks", [
+      shellTask("needs-tool", "echo command ran", {
+        checks: {
+          "check-sh": "command -v sh",
+          "check-missing": "echo 'missing-tool: not found' >&2; exit 1",
+          never: "exit 0",
+        },
+        retry: { retries: 1 },
+      }),
+      shellTask("downstream", "true", { needs: ["needs-tool"] }),
+    ]);
+    const { run, tasks } = await runToEnd(harness.client, spec);
+    expect(run.state).toBe(RunState.FAILED);
+    expect(tasks.get("needs-tool")).toMatchObject({ state: TaskState.CHECK_FAILED, exitCode: 1 });
+    expect(tasks.get("needs-tool")?.detail).toMatch(/^check check-missing failed: exit code 1/);
+    expect(tasks.get("downstream")?.state).toBe(TaskState.SKIPPED);
+    const output: string[] = [];
+    for await (const r of harness.client.getLogs({
+      task: { taskId: tasks.get("needs-tool")!.id },
+      attempt: 2,
+    })) {
+      output.push(...r.entries.map((e) => Buffer.from(e.data).toString()));
+    }
+    expect(output.join("")).toContain("/bin/sh\n");
+    expect(output.join("")).toContain("missing-tool: not found\n");
+    expect(output.join("")).not.toContain("command ran");
+  });
+
+  it("skips a task whose condition says not now, without failing the run; other condition failures are CHECK_FAILED", async () => {
+    const spec = runSpec("conditions", [
+      shellTask("not-now", "echo ran", { condition: "exit 1" }),
+      shellTask("after-not-now", "true", { needs: ["not-now"] }),
+      shellTask("go", "echo ran", { condition: "exit 0" }),
+    ]);
+    const { run, tasks } = await runToEnd(harness.client, spec);
+    expect(run.state).toBe(RunState.SUCCEEDED);
+    expect(tasks.get("not-now")).toMatchObject({ state: TaskState.SKIPPED });
+    expect(tasks.get("not-now")?.detail).toMatch(/^condition condition not met/);
+    expect(tasks.get("after-not-now")?.state).toBe(TaskState.SKIPPED);
+    expect(tasks.get("go")?.state).toBe(TaskState.SUCCEEDED);
+    const broken = await runToEnd(
+      harness.client,
+      runSpec("broken-condition", [shellTask("x", "true", { condition: "exit 3" })]),
+    );
+    expect(broken.tasks.get("x")).toMatchObject({ state: TaskState.CHECK_FAILED, exitCode: 3 });
+  });
+
   it("rejects a cycle and names its path", async () => {
     const spec = runSpec("cycle", [
       shellTask("a", "true", { needs: ["c"] }),

@@ -178,7 +178,7 @@ async function* watchRun(
           for (const fresh of await store.listTasks(runId, { ids: open, withNeeds: false })) {
             const held = tasks.get(fresh.id);
             if (!held) continue;
-            const proto = taskToProto({ ...fresh, needs: held.needs });
+            const proto = taskToProto({ ...fresh, needs: held.needs, after: held.after });
             if (held.state !== proto.state || held.attempt !== proto.attempt) changed.push(proto);
             tasks.set(fresh.id, proto);
           }

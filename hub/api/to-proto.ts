@@ -43,6 +43,7 @@ export function taskToProto(task: TaskRecord): Task {
     ...(task.exitCode === null ? {} : { exitCode: task.exitCode }),
     detail: task.detail ?? "",
     needs: task.needs,
+    after: task.after,
     retryAtUnixMs: ms(task.retryAtMs),
   });
 }

@@ -45,6 +45,7 @@ CREATE TABLE "task_edges" (
 	"run_id" uuid NOT NULL,
 	"parent_id" uuid NOT NULL,
 	"child_id" uuid NOT NULL,
+	"kind" text DEFAULT 'requires' NOT NULL,
 	CONSTRAINT "task_edges_parent_id_child_id_pk" PRIMARY KEY("parent_id","child_id")
 );
 --> statement-breakpoint

@@ -120,6 +120,13 @@ export const taskEdges = pgTable(
       .references(() => runs.id, { onDelete: "cascade" }),
     parentId: uuid("parent_id").notNull(),
     childId: uuid("child_id").notNull(),
+    /**
+     * `requires`: the child starts once the parent succeeded, and is skipped if it did not.
+     * `after`: ordering only: the child starts once the parent ended, however it ended.
+     */
+    kind: text("kind", { enum: ["requires", "after"] })
+      .notNull()
+      .default("requires"),
   },
   (t) => [
     primaryKey({ columns: [t.parentId, t.childId] }),

@@ -56,16 +56,29 @@ export async function startEngine(
 
 interface TaskInit {
   needs?: string[];
+  after?: string[];
+  /** Scripts run with `sh -c` before the command. */
+  checks?: Record<string, string>;
+  /** A script run with `sh -c` that decides whether the task runs. */
+  condition?: string;
   timeoutMs?: bigint;
   retry?: MessageInitShape<typeof RetryPolicySchema>;
 }
 
 /** An exec task running `sh -c script`. */
 export function shellTask(name: string, script: string, init: TaskInit = {}) {
+  const { checks, condition, ...rest } = init;
+  const sh = (checkName: string, body: string) => ({
+    name: checkName,
+    command: "/bin/sh",
+    args: ["-c", body],
+  });
   return create(TaskSpecSchema, {
     name,
     target: { case: "exec", value: { command: "/bin/sh", args: ["-c", script], cwd: tmpdir() } },
-    ...init,
+    ...rest,
+    checks: Object.entries(checks ?? {}).map(([checkName, body]) => sh(checkName, body)),
+    ...(condition ? { condition: sh("condition", condition) } : {}),
   });
 }
 

@@ -58,24 +58,27 @@ export async function insertRun(
       pool: string;
       spec: string;
     }[] = [];
-    const edges: { parent: string; child: string }[] = [];
+    const edges: { parent: string; child: string; kind: "requires" | "after" }[] = [];
     const ready: ReadyWork[] = [];
 
     for (const task of spec.tasks) {
       const id = idsByName.get(task.name)!;
       const needs = [...new Set(task.needs)];
+      // a task named both ways is required: the stronger edge wins
+      const after = [...new Set(task.after)].filter((name) => !needs.includes(name));
       const pool = task.pool || DEFAULT_POOL;
       tasks.push({
         id,
         name: task.name,
-        root: needs.length === 0,
+        root: needs.length + after.length === 0,
         maxAttempts: maxAttemptsOf(task.retry),
-        deps: needs.length,
+        deps: needs.length + after.length,
         pool,
         spec: base64(toBinary(TaskSpecSchema, task)),
       });
-      for (const need of needs) edges.push({ parent: idsByName.get(need)!, child: id });
-      if (needs.length === 0) {
+      for (const need of needs) edges.push({ parent: idsByName.get(need)!, child: id, kind: "requires" });
+      for (const name of after) edges.push({ parent: idsByName.get(name)!, child: id, kind: "after" });
+      if (needs.length + after.length === 0) {
         ready.push({
           pool,
           item: create(WorkItemSchema, { taskId: id, runId, attempt: 1, dispatch: 1, spec: task }),
@@ -110,10 +113,11 @@ export async function insertRun(
     }
     for (const slice of slices(edges)) {
       await tx.execute(sql`
-        insert into task_edges (run_id, parent_id, child_id)
-        select ${runId}::uuid, parent, child
-        from unnest(${sql.param(slice.map((e) => e.parent))}::uuid[], ${sql.param(slice.map((e) => e.child))}::uuid[])
-          as x(parent, child)`);
+        insert into task_edges (run_id, parent_id, child_id, kind)
+        select ${runId}::uuid, parent, child, kind
+        from unnest(${sql.param(slice.map((e) => e.parent))}::uuid[], ${sql.param(slice.map((e) => e.child))}::uuid[],
+          ${sql.param(slice.map((e) => e.kind))}::text[])
+          as x(parent, child, kind)`);
     }
     await writeOutbox(database, tx, ready);
     return { runId, existing: false, ready };

@@ -31,6 +31,7 @@ export interface TaskRecord {
   finishedAtMs: number | null;
   retryAtMs: number | null;
   needs: string[];
+  after: string[];
 }
 
 /** One row of a task's audit trail, as written by the recorder. */
@@ -142,27 +143,38 @@ const taskColumns = sql`t.id, t.run_id, t.name, t.state, t.attempt, t.max_attemp
   ${ms("t.finished_at")} as finished_at_ms, ${ms("t.retry_at")} as retry_at_ms`;
 
 /**
- * What each task of a run needs, by name: one grouped read of the edges (a
- * per-task subquery costs a lookup per task and per need, quadratic for a fan-in).
+ * What each task of a run waits for, by name and kind: one grouped read of
+ * the edges (a per-task subquery costs a lookup per task and per edge,
+ * quadratic for a fan-in).
  */
-async function needsOf(
+async function dependenciesOf(
   database: Database,
   runId: string,
   childIds?: readonly string[],
-): Promise<Map<string, string[]>> {
+): Promise<Map<string, Dependencies>> {
   const children = childIds ? sql`and e.child_id = any(${sql.param([...childIds])}::uuid[])` : sql``;
-  const rows = await database.rows<{ child_id: string; name: string }>(
-    sql`select e.child_id, p.name from task_edges e join tasks p on p.id = e.parent_id
+  const rows = await database.rows<{ child_id: string; name: string; kind: string }>(
+    sql`select e.child_id, p.name, e.kind from task_edges e join tasks p on p.id = e.parent_id
         where e.run_id = ${runId} ${children} order by p.name`,
   );
-  const needs = new Map<string, string[]>();
-  for (const { child_id, name } of rows) {
-    const list = needs.get(child_id);
-    if (list) list.push(name);
-    else needs.set(child_id, [name]);
+  const dependencies = new Map<string, Dependencies>();
+  for (const { child_id, name, kind } of rows) {
+    let entry = dependencies.get(child_id);
+    if (!entry) {
+      entry = { needs: [], after: [] };
+      dependencies.set(child_id, entry);
+    }
+    (kind === "after" ? entry.after : entry.needs).push(name);
   }
-  return needs;
+  return dependencies;
 }
+
+interface Dependencies {
+  needs: string[];
+  after: string[];
+}
+
+const NO_DEPENDENCIES: Dependencies = { needs: [], after: [] };
 
 export async function listTasks(
   database: Database,
@@ -183,13 +195,13 @@ export async function listTasks(
     sql`select ${taskColumns} from tasks t where t.run_id = ${runId} ${states} ${ids}
         order by t.created_at, t.id ${limit}`,
   );
-  if (options.withNeeds === false) return rows.map((row) => toTaskRecord(row, []));
-  const needs = await needsOf(
+  if (options.withNeeds === false) return rows.map((row) => toTaskRecord(row, NO_DEPENDENCIES));
+  const dependencies = await dependenciesOf(
     database,
     runId,
     options.ids ?? (options.limit || options.states?.length ? rows.map((r) => r.id) : undefined),
   );
-  return rows.map((row) => toTaskRecord(row, needs.get(row.id) ?? []));
+  return rows.map((row) => toTaskRecord(row, dependencies.get(row.id) ?? NO_DEPENDENCIES));
 }
 
 /** A task by id, or by name in a run (the newest run that has that name when no run is given). */
@@ -219,11 +231,11 @@ export async function findTask(
     const where = ref.runId ? ` in run ${ref.runId}` : "";
     throw new TaskframeError(TaskframeErrorCode.NotFound, `no task '${ref.taskId || ref.name}'${where}`);
   }
-  const needs = await needsOf(database, row.run_id, [row.id]);
-  return toTaskRecord(row, needs.get(row.id) ?? []);
+  const dependencies = await dependenciesOf(database, row.run_id, [row.id]);
+  return toTaskRecord(row, dependencies.get(row.id) ?? NO_DEPENDENCIES);
 }
 
-function toTaskRecord(r: TaskRowOut, needs: string[]): TaskRecord {
+function toTaskRecord(r: TaskRowOut, { needs, after }: Dependencies): TaskRecord {
   return {
     id: r.id,
     runId: r.run_id,
@@ -239,6 +251,7 @@ function toTaskRecord(r: TaskRowOut, needs: string[]): TaskRecord {
     finishedAtMs: r.finished_at_ms,
     retryAtMs: r.retry_at_ms,
     needs,
+    after,
   };
 }
 

@@ -77,16 +77,8 @@ export async function recordEvents(
       terminal.set(runId, counts);
     };
     for (const row of applied.succeeded) countTerminal(row.runId, false);
-    for (const row of applied.unsuccessful) countTerminal(row.runId, true);
+    for (const row of applied.unsuccessful) countTerminal(row.runId, row.state !== TaskState.SKIPPED);
 
-    recorded.ready = await releaseDependents(
-      database,
-      tx,
-      applied.succeeded,
-      nowMs,
-      events,
-      recorded.changes,
-    );
     const skipped = await skipDescendants(
       database,
       tx,
@@ -95,7 +87,17 @@ export async function recordEvents(
       events,
       recorded.changes,
     );
-    for (const runId of skipped) countTerminal(runId, true);
+    // a skipped task never counts against its run by itself: what caused the skip already does
+    for (const task of skipped) countTerminal(task.runId, false);
+    recorded.ready = await releaseDependents(
+      database,
+      tx,
+      applied.succeeded.map((r) => r.id),
+      [...applied.unsuccessful.map((r) => r.id), ...skipped.map((t) => t.id)],
+      nowMs,
+      events,
+      recorded.changes,
+    );
 
     recorded.finishedRuns = await updateRunCounters(database, tx, terminal, nowMs);
     await insertEvents(tx, events);
@@ -194,21 +196,29 @@ async function updateTasks(tx: Tx, changed: ReadonlySet<TaskRow>): Promise<void>
     where t.id = u.id`);
 }
 
-/** Counts a success against each dependent; those with no unmet dependency left become PENDING. */
+/**
+ * Counts ended tasks against their dependents: a success satisfies every
+ * edge, any other end only ordering-only (`after`) edges. Dependents with no
+ * unmet dependency left become PENDING.
+ */
 async function releaseDependents(
   database: Database,
   tx: Tx,
-  succeeded: readonly TaskRow[],
+  succeeded: readonly string[],
+  endedOtherwise: readonly string[],
   nowMs: number,
   events: AuditRow[],
   changes: TaskChange[],
 ): Promise<ReadyWork[]> {
-  if (succeeded.length === 0) return [];
+  if (succeeded.length === 0 && endedOtherwise.length === 0) return [];
   const released = await database.rows<{ id: string; run_id: string; pool: string; spec: Uint8Array }>(
-    sql`with done(id) as (select unnest(${sql.param(succeeded.map((r) => r.id))}::uuid[])),
-        counted as (
-          select e.child_id, count(*)::int as n from task_edges e join done on e.parent_id = done.id
-          group by e.child_id),
+    sql`with succeeded(id) as (select unnest(${sql.param([...succeeded])}::uuid[])),
+        ended(id) as (select unnest(${sql.param([...endedOtherwise])}::uuid[])),
+        satisfied as (
+          select e.child_id from task_edges e join succeeded s on e.parent_id = s.id
+          union all
+          select e.child_id from task_edges e join ended d on e.parent_id = d.id where e.kind = 'after'),
+        counted as (select child_id, count(*)::int as n from satisfied group by child_id),
         updated as (
           update tasks t set
             pending_deps = t.pending_deps - c.n,
@@ -246,13 +256,15 @@ async function skipDescendants(
   nowMs: number,
   events: AuditRow[],
   changes: TaskChange[],
-): Promise<string[]> {
+): Promise<{ id: string; runId: string }[]> {
   if (unsuccessful.length === 0) return [];
+  // only `requires` edges carry a failure downstream; `after` edges just wait for the end
   const skipped = await database.rows<{ id: string; run_id: string; detail: string }>(
     sql`with recursive down(id, cause) as (
-          select child_id, parent_id from task_edges where parent_id = any(${sql.param(unsuccessful.map((r) => r.id))}::uuid[])
+          select child_id, parent_id from task_edges
+          where parent_id = any(${sql.param(unsuccessful.map((r) => r.id))}::uuid[]) and kind = 'requires'
           union
-          select e.child_id, d.cause from task_edges e join down d on e.parent_id = d.id),
+          select e.child_id, d.cause from task_edges e join down d on e.parent_id = d.id where e.kind = 'requires'),
         first_cause as (select distinct on (id) id, cause from down order by id, cause)
         update tasks t set state = ${TaskState.SKIPPED}, finished_at = ${toIso(nowMs)}::timestamptz, updated_at = now(),
           detail = 'upstream task ' || c.name || ' ended ' || s.name
@@ -276,7 +288,7 @@ async function skipDescendants(
       rejected: false,
     });
     changes.push(simpleChange(r.id, r.run_id, TaskState.SKIPPED, 0, r.detail, nowMs));
-    return r.run_id;
+    return { id: r.id, runId: r.run_id };
   });
 }
 
