@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from "commander";
 import pc from "picocolors";
 import { TaskframeError, TaskframeErrorCode } from "../core/errors.js";
 import { CliError, ExitCode } from "./cli-error.js";
+import { addDefinitionCommands, DEFINITION_ARGUMENT, paramOption } from "./commands/definitions.js";
 import {
   auditCommand,
   cancelCommand,
@@ -36,7 +37,8 @@ export function buildProgram(): Command {
   program
     .command("run")
     .description("run a pipeline file to the end on this machine (embedded mode: no services needed)")
-    .argument("<file>", "YAML pipeline")
+    .argument("<file>", DEFINITION_ARGUMENT)
+    .addOption(paramOption())
     .addOption(
       new Option("--data <dir>", "embedded data directory")
         .default(storeOptionDefaults().data)
@@ -53,7 +55,8 @@ export function buildProgram(): Command {
 
   withStoreOptions(program.command("submit"))
     .description("send a pipeline to a hub (--hub URL) and print the run id")
-    .argument("<file>", "YAML pipeline")
+    .argument("<file>", DEFINITION_ARGUMENT)
+    .addOption(paramOption())
     .option("-w, --wait", "follow the run to its end; exit 0 only if every task succeeded")
     .option("-q, --quiet", "with --wait: no live progress, only the summary")
     .option("--idempotency-key <key>", "submitting again with the same key returns the first run")
@@ -94,6 +97,7 @@ export function buildProgram(): Command {
     .action(async (run: string | undefined, options) => setExit(await cancelCommand(run, options)));
 
   addServiceCommands(program, setExit);
+  addDefinitionCommands(program, setExit);
   return program;
 }
 
@@ -111,7 +115,8 @@ export async function main(argv: string[]): Promise<number> {
       // help and version exit 0; usage errors were already printed by commander
       return error.exitCode === 0 ? ExitCode.Ok : ExitCode.Usage;
     }
-    process.stderr.write(`${pc.red("task:")} ${describe(error)}\n`);
+    // one line per problem (a definition can have several), each grep-able on its own
+    for (const line of describe(error).split("\n")) process.stderr.write(`${pc.red("task:")} ${line}\n`);
     return exitCodeOf(error);
   }
 }

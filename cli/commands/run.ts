@@ -1,5 +1,5 @@
 import pc from "picocolors";
-import { loadPipelineFile } from "../../core/definitions/yaml-pipeline.js";
+import { loadDefinition } from "../../core/definitions/load.js";
 import { createLogger } from "../../core/logger.js";
 import { EmbeddedEngine } from "../../embedded/engine.js";
 import { ExitCode } from "../cli-error.js";
@@ -12,6 +12,8 @@ export interface RunCommandOptions {
   slots?: number;
   json?: boolean;
   quiet?: boolean;
+  /** `--param NAME=VALUE` for `${{ params.NAME }}`. */
+  param?: Record<string, string>;
 }
 
 /**
@@ -20,7 +22,7 @@ export interface RunCommandOptions {
  * task succeeded.
  */
 export async function runCommand(file: string, options: RunCommandOptions): Promise<number> {
-  const spec = await loadPipelineFile(file);
+  const spec = await loadDefinition(file, { params: options.param ?? {}, env: process.env });
   const engine = await EmbeddedEngine.open({
     dataDir: dataDirOf(options),
     ...(options.slots ? { slots: options.slots } : {}),

@@ -1,5 +1,5 @@
 import pc from "picocolors";
-import { loadPipelineFile } from "../../core/definitions/yaml-pipeline.js";
+import { loadDefinition } from "../../core/definitions/load.js";
 import { CliError, ExitCode } from "../cli-error.js";
 import { followRunToEnd } from "../follow-run.js";
 import { withHubClient } from "../hub-client.js";
@@ -10,6 +10,8 @@ export interface SubmitOptions extends StoreOptions {
   wait?: boolean;
   quiet?: boolean;
   idempotencyKey?: string;
+  /** `--param NAME=VALUE` for `${{ params.NAME }}`. */
+  param?: Record<string, string>;
 }
 
 /**
@@ -24,7 +26,7 @@ export async function submitCommand(file: string, options: SubmitOptions): Promi
       ExitCode.Usage,
     );
   }
-  const spec = await loadPipelineFile(file);
+  const spec = await loadDefinition(file, { params: options.param ?? {}, env: process.env });
   return withHubClient(options, async (client) => {
     const { run, existing } = await client.submitRun({
       run: spec,

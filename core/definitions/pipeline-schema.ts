@@ -1,13 +1,13 @@
 import { z } from "zod";
 import { parseDurationMs } from "./duration.js";
 import { describeValue } from "./field-path.js";
-import { splitCommandLine } from "./words.js";
+import { splitCommandTemplate } from "./pipeline-expressions.js";
 
 /** Zod error option producing "expected WHAT, got VALUE" (or "missing; expected WHAT"). */
-const expecting = (what: string) => ({
+const expecting = (what: string, whenMissing = what) => ({
   error: (issue: { input?: unknown }) =>
     issue.input === undefined
-      ? `missing; expected ${what}`
+      ? `missing; expected ${whenMissing}`
       : `expected ${what}, got ${describeValue(issue.input)}`,
 });
 
@@ -42,24 +42,38 @@ const argvWords = z
     error: "expected the first word to be the command, got an empty string",
   });
 
-/** A run string is split into words here, so every task carries its argv. */
-const run = z.union(
-  [
-    z.string().transform((line, ctx) => {
-      try {
-        return splitCommandLine(line);
-      } catch (error) {
-        ctx.addIssue({ code: "custom", message: error instanceof Error ? error.message : String(error) });
-        return z.NEVER;
-      }
-    }),
-    argvWords,
-  ],
-  expecting("a command string or a list of argv words"),
+/**
+ * A command string is split into words here, before `${{ ... }}` is substituted in each word, so
+ * a substituted value never becomes several arguments.
+ */
+const commandOf = (whenMissing?: string) =>
+  z.union(
+    [
+      z.string().transform((line, ctx) => {
+        try {
+          return splitCommandTemplate(line);
+        } catch (error) {
+          ctx.addIssue({ code: "custom", message: error instanceof Error ? error.message : String(error) });
+          return z.NEVER;
+        }
+      }),
+      argvWords,
+    ],
+    expecting("a command string or a list of argv words", whenMissing),
+  );
+const command = commandOf();
+
+const ACCOUNT = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}\$?$/;
+const account = (what: string) =>
+  z.string(expecting(`${what} name or id`)).regex(ACCOUNT, expecting(`${what} name or numeric id`));
+
+const nameList = z.union(
+  [z.string(), z.array(z.string(expecting("a task name")))],
+  expecting("a task name or a list of task names"),
 );
 
-/** Fields that `defaults:` may set for every task. */
-const settingsShape = {
+/** Settings of any task that `defaults:` may set. */
+const policyShape = {
   retries: z
     .int(expecting("a non-negative integer"))
     .min(0, expecting("a non-negative integer"))
@@ -74,43 +88,121 @@ const settingsShape = {
     .max(1, expecting("a number from 0 to 1"))
     .optional(),
   timeout: duration.optional(),
-  env: stringMap.optional(),
-  cwd: z.string(expecting("a directory path")).min(1, expecting("a directory path")).optional(),
   pool: z.string(expecting("a pool name")).optional(),
   labels: stringMap.optional(),
 };
 
-const taskShape = {
-  run,
-  args: z.array(scalarText, expecting("a list of strings, numbers or booleans")).optional(),
-  needs: z
-    .union(
-      [z.string(), z.array(z.string(expecting("a task name")))],
-      expecting("a task name or a list of task names"),
-    )
-    .optional(),
-  ...settingsShape,
+/** Settings that only mean something for a command (`run:`). */
+const execShape = {
+  env: stringMap.optional(),
+  cwd: z.string(expecting("a directory path")).min(1, expecting("a directory path")).optional(),
 };
 
-const MAP = "a map";
+const accountShape = { user: account("a user").optional(), group: account("a group").optional() };
 
-export const settingsSchema = z.strictObject(settingsShape, expecting(MAP));
-export const taskSchema = z.strictObject(taskShape, expecting("a task: a map with at least `run:`"));
-export const stepSchema = z.strictObject(
-  { name: taskName.optional(), ...taskShape },
-  expecting("a step: a command string, a map with `run:`, or a `parallel:` / `steps:` group"),
+const edgesShape = {
+  needs: nameList.optional(),
+  after: nameList.optional(),
+  continue_on_error: z.boolean(expecting("true or false")).optional(),
+};
+
+const forEach = z.union(
+  [
+    z.array(z.unknown()),
+    z.strictObject({
+      file: z.string(expecting("a file path")).min(1, expecting("a file path")),
+    }),
+  ],
+  expecting("a list of items, or { file: PATH } for one item per line"),
 );
+
+const check = z.union(
+  [
+    command,
+    z.strictObject(
+      {
+        name: z
+          .string()
+          .regex(TASK_NAME, expecting(`a check name of ${TASK_NAME_RULE}`))
+          .optional(),
+        run: command,
+      },
+      expecting("a check: a command string, a list of argv words or { name, run }"),
+    ),
+  ],
+  expecting("a check: a command string, a list of argv words or { name, run }"),
+);
+
+export const HANDLER_NAME = /^[A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*$/;
+const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*(?:\s*;.*)?$/;
+
+const runTaskShape = {
+  run: commandOf(
+    "`run:` with a command string or a list of argv words (or `handler:` for an SDK handler, or `unit:` for a unit file)",
+  ),
+  args: z.array(scalarText, expecting("a list of strings, numbers or booleans")).optional(),
+  ...execShape,
+  ...edgesShape,
+  for_each: forEach.optional(),
+  condition: command.optional(),
+  checks: z.array(check, expecting("a list of check commands")).optional(),
+  ...policyShape,
+  ...accountShape,
+};
+
+const handlerTaskShape = {
+  handler: z
+    .string(expecting("a handler name"))
+    .max(256, expecting("a handler name of at most 256 characters"))
+    .regex(HANDLER_NAME, expecting("a handler name such as resize-image or pkg.module.fn")),
+  input: z.unknown().optional(),
+  content_type: z
+    .string(expecting("a media type"))
+    .regex(MEDIA_TYPE, expecting('a media type such as "application/json" or "text/plain"'))
+    .optional(),
+  ...edgesShape,
+  for_each: forEach.optional(),
+  ...policyShape,
+};
+
+const unitTaskShape = {
+  unit: z.string(expecting("a unit file path")).min(1, expecting("a unit file path")),
+  ...edgesShape,
+};
+
+const stepName = { name: taskName.optional() };
+const TASK = "a task: a map with `run:`, `handler:` or `unit:`";
+
+export const settingsSchema = z.strictObject({ ...policyShape, ...execShape }, expecting("a map"));
+export const defaultsSchema = z.strictObject(
+  { ...policyShape, ...execShape, ...accountShape },
+  expecting("a map of settings for every task"),
+);
+export const runTaskSchema = z.strictObject(runTaskShape, expecting(TASK));
+export const handlerTaskSchema = z.strictObject(handlerTaskShape, expecting(TASK));
+export const unitTaskSchema = z.strictObject(unitTaskShape, expecting(TASK));
+export const runStepSchema = z.strictObject({ ...stepName, ...runTaskShape }, expecting(TASK));
+export const handlerStepSchema = z.strictObject({ ...stepName, ...handlerTaskShape }, expecting(TASK));
+export const unitStepSchema = z.strictObject({ ...stepName, ...unitTaskShape }, expecting(TASK));
+
+/** The keys of each kind of task, to tell which kind a misplaced key belongs to. */
+export const KIND_KEYS = {
+  run: Object.keys(runTaskShape),
+  handler: Object.keys(handlerTaskShape),
+  unit: Object.keys(unitTaskShape),
+} as const;
 
 const stepList = z
   .array(z.unknown(), expecting("a list of steps"))
   .min(1, expecting("a non-empty list of steps"));
-export const parallelSchema = z.strictObject({ parallel: stepList }, expecting(MAP));
-export const sequenceSchema = z.strictObject({ steps: stepList }, expecting(MAP));
+export const parallelSchema = z.strictObject({ parallel: stepList }, expecting("a map"));
+export const sequenceSchema = z.strictObject({ steps: stepList }, expecting("a map"));
 
 export const pipelineSchema = z.strictObject(
   {
     name: z.string(expecting("a pipeline name")).min(1, expecting("a non-empty pipeline name")).optional(),
     labels: stringMap.optional(),
+    params: z.unknown().optional(),
     defaults: z.unknown().optional(),
     tasks: z.record(z.string(), z.unknown(), expecting("a map from task names to tasks")).optional(),
     steps: z.array(z.unknown(), expecting("a list of steps")).optional(),
@@ -119,8 +211,12 @@ export const pipelineSchema = z.strictObject(
 );
 
 export type TaskSettings = z.output<typeof settingsSchema>;
-export type TaskFields = z.output<typeof taskSchema>;
-export type StepFields = z.output<typeof stepSchema>;
+export type DefaultSettings = z.output<typeof defaultsSchema>;
+export type RunTaskFields = z.output<typeof runTaskSchema>;
+export type HandlerTaskFields = z.output<typeof handlerTaskSchema>;
+export type UnitTaskFields = z.output<typeof unitTaskSchema>;
+export type CheckFields = z.output<typeof check>;
+export type ForEachFields = z.output<typeof forEach>;
 
 export const taskNameProblem = (name: string): string =>
   `invalid task name ${JSON.stringify(name)}: expected ${TASK_NAME_RULE}`;

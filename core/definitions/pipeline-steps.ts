@@ -1,14 +1,14 @@
 import { describeValue, type FieldPath, isPlainMap } from "./field-path.js";
-import { parallelSchema, type StepFields, sequenceSchema, stepSchema } from "./pipeline-schema.js";
+import type { ProblemList } from "./pipeline-problems.js";
+import { parallelSchema, sequenceSchema } from "./pipeline-schema.js";
 import { checkMap } from "./schema-check.js";
-import { splitCommandLine } from "./words.js";
 import type { YamlSource } from "./yaml-source.js";
 
-/** One task written under `steps:`; `fields.name` is unset for shorthand and unnamed steps. */
+/** One task written under `steps:`: a command string or a task map, read by `readTaskNode`. */
 export interface StepTask {
   kind: "task";
   path: FieldPath;
-  fields: StepFields;
+  raw: string | Record<string, unknown>;
 }
 
 export type StepNode =
@@ -16,44 +16,45 @@ export type StepNode =
   | { kind: "parallel"; items: StepNode[] }
   | { kind: "sequence"; items: StepNode[] };
 
-export const HANDLER_PROBLEM =
-  "handler tasks need SDK workers, which this version does not run yet; use run:";
-
-/** Validates a `steps:` list (and the groups nested in it) into a tree. */
+/**
+ * Validates a `steps:` list (and the groups nested in it) into a tree. A bad item is recorded and
+ * left out, so the problems of the others are found in the same pass.
+ */
 export function readSteps(
   source: YamlSource,
   items: readonly unknown[],
   path: FieldPath,
+  problems: ProblemList,
 ): { kind: "sequence"; items: StepNode[] } {
-  return { kind: "sequence", items: items.map((item, index) => readStep(source, item, [...path, index])) };
+  return {
+    kind: "sequence",
+    items: items.flatMap((item, index) => {
+      const node = problems.attempt(() => readStep(source, item, [...path, index], problems));
+      return node === undefined ? [] : [node];
+    }),
+  };
 }
 
-function readStep(source: YamlSource, raw: unknown, path: FieldPath): StepNode {
-  if (typeof raw === "string") {
-    let argv: string[];
-    try {
-      argv = splitCommandLine(raw);
-    } catch (error) {
-      return source.fail(path, error instanceof Error ? error.message : String(error));
-    }
-    return { kind: "task", path, fields: { run: argv } };
-  }
+function readStep(source: YamlSource, raw: unknown, path: FieldPath, problems: ProblemList): StepNode {
+  if (typeof raw === "string") return { kind: "task", path, raw };
   if (!isPlainMap(raw)) {
     return source.fail(
       path,
-      `expected a step: a command string, a map with \`run:\`, or a \`parallel:\` / \`steps:\` group, got ${describeValue(raw)}`,
+      `expected a step: a command string, a map with \`run:\`, \`handler:\` or \`unit:\`, or a \`parallel:\` / \`steps:\` group, got ${describeValue(raw)}`,
     );
   }
-  if ("handler" in raw) return source.fail([...path, "handler"], HANDLER_PROBLEM, "key");
   if ("parallel" in raw) {
     const group = checkMap(source, parallelSchema, raw, path);
-    return { kind: "parallel", items: readSteps(source, group.parallel, [...path, "parallel"]).items };
+    return {
+      kind: "parallel",
+      items: readSteps(source, group.parallel, [...path, "parallel"], problems).items,
+    };
   }
-  if ("steps" in raw) {
+  if ("steps" in raw && !("run" in raw || "handler" in raw || "unit" in raw)) {
     const group = checkMap(source, sequenceSchema, raw, path);
-    return readSteps(source, group.steps, [...path, "steps"]);
+    return readSteps(source, group.steps, [...path, "steps"], problems);
   }
-  return { kind: "task", path, fields: checkMap(source, stepSchema, raw, path) };
+  return { kind: "task", path, raw };
 }
 
 /** Every task of the tree, in document order. */

@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { DefinitionErrors } from "../errors.js";
 import type { FieldPath } from "./field-path.js";
 import { closestMatch } from "./suggest.js";
 import type { Anchor, YamlSource } from "./yaml-source.js";
@@ -7,15 +8,19 @@ interface Problem {
   path: FieldPath;
   anchor: Anchor;
   message: string;
+  /** For an unknown key: the expected key it is probably a typo of. */
+  suggestion?: string;
+  /** A required key that is absent. */
+  missing?: boolean;
 }
 
 /** Extra advice for particular unknown keys, e.g. `name` under `tasks:`. */
 export type KeyHints = Readonly<Record<string, string>>;
 
 /**
- * Validates one map of a definition against a strict object schema. On failure, throws a
- * DefinitionError for the first problem in the file: unknown keys and bad values by position, and
- * missing keys (which have no position of their own) only after those.
+ * Validates one map of a definition against a strict object schema. On failure, throws every
+ * problem in the map in file order (a DefinitionError, or DefinitionErrors for several): unknown
+ * keys and bad values by position, and missing keys (which have no position of their own) last.
  */
 export function checkMap<S extends z.ZodObject>(
   source: YamlSource,
@@ -27,18 +32,21 @@ export function checkMap<S extends z.ZodObject>(
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const expectedKeys = Object.keys(schema.shape);
-  const problems = result.error.issues.flatMap((issue) => toProblems(issue, path, expectedKeys, hints));
-  let first: Problem | undefined;
-  let firstOffset = Number.POSITIVE_INFINITY;
-  for (const problem of problems) {
-    const offset = source.offsetOf(problem.path, problem.anchor) ?? Number.MAX_SAFE_INTEGER;
-    if (first === undefined || offset < firstOffset) {
-      first = problem;
-      firstOffset = offset;
-    }
-  }
-  if (!first) return source.fail(path, "invalid value");
-  return source.fail(first.path, first.message, first.anchor);
+  const all = result.error.issues.flatMap((issue) => toProblems(issue, path, expectedKeys, hints));
+  // `rn: x` is reported as "did you mean 'run'?"; that `run` is then missing goes without saying.
+  const suggested = new Set(all.flatMap((problem) => (problem.suggestion ? [problem.suggestion] : [])));
+  const problems = all
+    .filter((problem) => !(problem.missing && suggested.has(String(problem.path.at(-1)))))
+    .map((problem) => ({
+      problem,
+      offset: source.offsetOf(problem.path, problem.anchor) ?? Number.MAX_SAFE_INTEGER,
+    }))
+    .sort((a, b) => a.offset - b.offset);
+  if (problems.length === 0) return source.fail(path, "invalid value");
+  DefinitionErrors.throwIfAny(
+    problems.map(({ problem }) => source.problem(problem.path, problem.message, problem.anchor)),
+  );
+  return source.fail(path, "invalid value");
 }
 
 function toProblems(
@@ -50,11 +58,16 @@ function toProblems(
   const path = [...base, ...issue.path.filter((key) => typeof key !== "symbol")];
   if (issue.code === "unrecognized_keys") {
     const known = issue.path.length === 0 ? expectedKeys : [];
-    return issue.keys.map((key) => ({
-      path: [...path, key],
-      anchor: "key" as const,
-      message: unknownKeyMessage(key, known, hints[key]),
-    }));
+    return issue.keys.map((key) => {
+      const hint = hints[key];
+      const suggestion = hint ? undefined : closestMatch(key, known);
+      return {
+        path: [...path, key],
+        anchor: "key" as const,
+        message: unknownKeyMessage(key, known, hint, suggestion),
+        ...(suggestion ? { suggestion } : {}),
+      };
+    });
   }
   if (issue.code === "invalid_union") {
     // The option whose type matched the value (it failed deeper, or on a check) says what is wrong.
@@ -66,16 +79,18 @@ function toProblems(
     const inner = matched?.[0];
     if (inner) return toProblems(inner, path, [], {});
   }
-  return [{ path, anchor: "value", message: issue.message }];
+  return [{ path, anchor: "value", message: issue.message, missing: issue.message.startsWith("missing;") }];
 }
 
-function unknownKeyMessage(key: string, known: readonly string[], hint: string | undefined): string {
+function unknownKeyMessage(
+  key: string,
+  known: readonly string[],
+  hint: string | undefined,
+  suggestion: string | undefined,
+): string {
   let message = `unknown key '${key}'`;
   if (hint) message += `: ${hint}`;
-  else {
-    const suggestion = closestMatch(key, known);
-    if (suggestion) message += `; did you mean '${suggestion}'?`;
-  }
+  else if (suggestion) message += `; did you mean '${suggestion}'?`;
   if (known.length > 0) message += ` (expected one of: ${known.join(", ")})`;
   return message;
 }

@@ -3,6 +3,7 @@ import { create } from "@bufbuild/protobuf";
 import {
   Backoff,
   ExecTargetSchema,
+  type RetryPolicy,
   RetryPolicySchema,
   type TaskSpec,
   TaskSpecSchema,
@@ -25,6 +26,17 @@ export function mergeSettings(defaults: TaskSettings, own: TaskSettings): TaskSe
     pool: own.pool ?? defaults.pool,
     labels: { ...defaults.labels, ...own.labels },
   };
+}
+
+/** The retry policy of a task's settings: no retries, a fixed 1 s interval unless they say otherwise. */
+export function retryPolicy(settings: TaskSettings): RetryPolicy {
+  return create(RetryPolicySchema, {
+    retries: settings.retries ?? 0,
+    intervalMs: BigInt(settings.retry_interval ?? DEFAULT_RETRY_INTERVAL_MS),
+    backoff: settings.retry_backoff === "exponential" ? Backoff.EXPONENTIAL : Backoff.FIXED,
+    maxIntervalMs: BigInt(settings.retry_max_interval ?? 0),
+    jitter: settings.retry_jitter ?? 0,
+  });
 }
 
 export interface ExecTaskInput {
@@ -54,13 +66,7 @@ export function execTaskSpec(input: ExecTaskInput, baseDir: string): TaskSpec {
         cwd: settings.cwd === undefined ? baseDir : resolve(baseDir, settings.cwd),
       }),
     },
-    retry: create(RetryPolicySchema, {
-      retries: settings.retries ?? 0,
-      intervalMs: BigInt(settings.retry_interval ?? DEFAULT_RETRY_INTERVAL_MS),
-      backoff: settings.retry_backoff === "exponential" ? Backoff.EXPONENTIAL : Backoff.FIXED,
-      maxIntervalMs: BigInt(settings.retry_max_interval ?? 0),
-      jitter: settings.retry_jitter ?? 0,
-    }),
+    retry: retryPolicy(settings),
     timeoutMs: BigInt(settings.timeout ?? 0),
     labels: settings.labels ?? {},
     pool: settings.pool ?? "",

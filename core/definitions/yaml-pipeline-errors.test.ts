@@ -2,15 +2,15 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { DefinitionError } from "../errors.js";
+import { DefinitionError, DefinitionErrors } from "../errors.js";
 import { compilePipeline, loadPipelineFile } from "./yaml-pipeline.js";
 
 const FILE = "pipes/etl.yaml";
 const yaml = (...lines: string[]): string => `${lines.join("\n")}\n`;
 
-function compileError(text: string): DefinitionError {
+async function compileError(text: string): Promise<DefinitionError> {
   try {
-    compilePipeline(text, FILE);
+    await compilePipeline(text, FILE);
   } catch (error) {
     expect(error).toBeInstanceOf(DefinitionError);
     const definitionError = error as DefinitionError;
@@ -21,8 +21,13 @@ function compileError(text: string): DefinitionError {
 }
 
 /** Asserts `FILE:LINE:COL: PATH: ...` and that the message says what was expected. */
-function expectProblem(text: string, where: string, path: string | undefined, ...expected: string[]): void {
-  const { message } = compileError(text);
+async function expectProblem(
+  text: string,
+  where: string,
+  path: string | undefined,
+  ...expected: string[]
+): Promise<void> {
+  const { message } = await compileError(text);
   expect(message.startsWith(path ? `${FILE}:${where}: ${path}: ` : `${FILE}:${where}: `), message).toBe(true);
   for (const part of expected) expect(message).toContain(part);
 }
@@ -39,76 +44,76 @@ describe("pipeline errors: reading and parsing", () => {
     }
   });
 
-  it("reports malformed YAML at the parser's position", () => {
-    expectProblem(yaml("tasks:", "  a: { run: [x, y }"), "2:19", undefined, "invalid YAML");
-    expectProblem(
+  it("reports malformed YAML at the parser's position", async () => {
+    await expectProblem(yaml("tasks:", "  a: { run: [x, y }"), "2:19", undefined, "invalid YAML");
+    await expectProblem(
       yaml("tasks:", "  a: { run: x }", "  a: { run: y }"),
       "3:3",
       undefined,
       "invalid YAML",
       "unique",
     );
-    expectProblem(yaml("steps:", "  - *nothing"), "2:5", undefined, "invalid YAML", "alias");
+    await expectProblem(yaml("steps:", "  - *nothing"), "2:5", undefined, "invalid YAML", "alias");
   });
 
-  it("rejects a top level that is not a map", () => {
-    expectProblem(
+  it("rejects a top level that is not a map", async () => {
+    await expectProblem(
       yaml("- ./a.sh", "- ./b.sh"),
       "1:1",
       undefined,
       "expected a map with `tasks:` and/or `steps:`",
       "got a list",
     );
-    expectProblem(yaml("just words"), "1:1", undefined, 'got "just words"');
+    await expectProblem(yaml("just words"), "1:1", undefined, 'got "just words"');
   });
 
-  it("rejects an empty pipeline", () => {
+  it("rejects an empty pipeline", async () => {
     const expectation = "the pipeline defines no tasks: expected a `tasks:` map or a `steps:` list";
-    expectProblem("", "1:1", undefined, expectation);
-    expectProblem(yaml("# nothing here"), "1:1", undefined, expectation);
-    expectProblem(yaml("name: etl", "tasks: {}", "steps: []"), "1:1", undefined, expectation);
+    await expectProblem("", "1:1", undefined, expectation);
+    await expectProblem(yaml("# nothing here"), "1:1", undefined, expectation);
+    await expectProblem(yaml("name: etl", "tasks: {}", "steps: []"), "1:1", undefined, expectation);
   });
 });
 
 describe("pipeline errors: keys", () => {
-  it("names an unknown key, lists the expected keys and suggests the closest", () => {
-    expectProblem(
+  it("names an unknown key, lists the expected keys and suggests the closest", async () => {
+    await expectProblem(
       yaml("tasks:", "  extract:", "    run: ./extract.sh", "    retires: 2"),
       "4:5",
       "tasks.extract.retires",
       "unknown key 'retires'",
       "did you mean 'retries'?",
-      "expected one of: run, args, needs, retries, retry_interval",
+      "expected one of: run, args, env, cwd, needs, after, continue_on_error, for_each",
     );
   });
 
-  it("does not suggest a key when none is close", () => {
-    const { message } = compileError(yaml("tasks:", "  a: { run: x, image: ubuntu }"));
-    expect(message).toContain("unknown key 'image'");
+  it("does not suggest a key when none is close", async () => {
+    const { message } = await compileError(yaml("tasks:", "  a: { run: x, zebra: ubuntu }"));
+    expect(message).toContain("unknown key 'zebra'");
     expect(message).not.toContain("did you mean");
   });
 
-  it("checks keys at the top level, in defaults, in steps and in groups", () => {
-    expectProblem(
+  it("checks keys at the top level, in defaults, in steps and in groups", async () => {
+    await expectProblem(
       yaml("step:", "  - ./a.sh"),
       "1:1",
       "step",
       "did you mean 'steps'?",
-      "name, labels, defaults, tasks, steps",
+      "name, labels, params, defaults, tasks, steps",
     );
-    expectProblem(
+    await expectProblem(
       yaml("defaults:", "  timout: 5s", "steps: [./a.sh]"),
       "2:3",
       "defaults.timout",
       "did you mean 'timeout'?",
     );
-    expectProblem(
+    await expectProblem(
       yaml("steps:", "  - ./a.sh", "  - { name: b, rn: ./b.sh }"),
       "3:16",
       "steps[1].rn",
       "did you mean 'run'?",
     );
-    expectProblem(
+    await expectProblem(
       yaml("steps:", "  - parallel: [./a.sh]", "    name: group"),
       "3:5",
       "steps[0].name",
@@ -117,8 +122,8 @@ describe("pipeline errors: keys", () => {
     );
   });
 
-  it("explains that a task's name is its key under tasks", () => {
-    expectProblem(
+  it("explains that a task's name is its key under tasks", async () => {
+    await expectProblem(
       yaml("tasks:", "  a: { run: x, name: b }"),
       "2:16",
       "tasks.a.name",
@@ -126,18 +131,33 @@ describe("pipeline errors: keys", () => {
     );
   });
 
-  it("has a specific message for handler tasks", () => {
-    const handler = "handler tasks need SDK workers, which this version does not run yet; use run:";
-    expectProblem(yaml("tasks:", "  a:", "    handler: resize"), "3:5", "tasks.a.handler", handler);
-    expectProblem(yaml("steps:", "  - { name: a, handler: resize }"), "2:16", "steps[0].handler", handler);
+  it("says which kind of task a misplaced key belongs to", async () => {
+    await expectProblem(
+      yaml("tasks:", "  a:", "    handler: resize", "    env: { A: b }"),
+      "4:5",
+      "tasks.a.env",
+      "unknown key 'env': applies to `run:` tasks, not to `handler:` tasks",
+    );
+    await expectProblem(
+      yaml("tasks:", "  a:", "    unit: a.task", "    retries: 2"),
+      "4:5",
+      "tasks.a.retries",
+      "a `unit:` task takes its command and settings from the unit file",
+    );
+    await expectProblem(
+      yaml("tasks:", "  a:", "    run: ./a.sh", "    handler: resize"),
+      "4:5",
+      "tasks.a.handler",
+      "a task has one of `run:`, `handler:` or `unit:`, got both `run:` and `handler:`",
+    );
   });
 
-  it("requires run", () => {
-    expectProblem(
+  it("requires run", async () => {
+    await expectProblem(
       yaml("tasks:", "  a:", "    retries: 1"),
       "3:5",
       "tasks.a.run",
-      "missing; expected a command string or a list of argv words",
+      "missing; expected `run:` with a command string or a list of argv words (or `handler:`",
     );
   });
 });
@@ -162,20 +182,25 @@ describe("pipeline errors: values", () => {
     ["cwd: 3", "tasks.a.cwd", "expected a directory path, got 3"],
     ["args: { a: 1 }", "tasks.a.args", "expected a list of strings, numbers or booleans, got a map"],
     ["needs: 3", "tasks.a.needs", "expected a task name or a list of task names, got 3"],
-  ])("rejects %s", (line, path, expected) => {
+  ])("rejects %s", async (line, path, expected) => {
     // The value starts after "key: "; an empty value is right after the colon.
     const column = 4 + line.indexOf(":") + (line.endsWith(":") ? 2 : 3);
-    expectProblem(yaml("tasks:", "  a:", "    run: ./a.sh", `    ${line}`), `4:${column}`, path, expected);
+    await expectProblem(
+      yaml("tasks:", "  a:", "    run: ./a.sh", `    ${line}`),
+      `4:${column}`,
+      path,
+      expected,
+    );
   });
 
-  it("points at the element of a list or map that is wrong", () => {
-    expectProblem(
+  it("points at the element of a list or map that is wrong", async () => {
+    await expectProblem(
       yaml("tasks:", "  a:", "    run: ./a.sh", "    env:", "      OK: yes", "      BAD: [1, 2]"),
       "6:12",
       "tasks.a.env.BAD",
       "expected a string, number or boolean, got a list",
     );
-    expectProblem(
+    await expectProblem(
       yaml("tasks:", "  a:", "    run: [./a.sh, null]"),
       "3:19",
       "tasks.a.run[1]",
@@ -183,21 +208,26 @@ describe("pipeline errors: values", () => {
     );
   });
 
-  it("rejects run values that are not commands", () => {
-    expectProblem(
+  it("rejects run values that are not commands", async () => {
+    await expectProblem(
       yaml("tasks:", "  a: { run: 5 }"),
       "2:13",
       "tasks.a.run",
       "expected a command string or a list of argv words, got 5",
     );
-    expectProblem(
+    await expectProblem(
       yaml("tasks:", "  a: { run: [] }"),
       "2:13",
       "tasks.a.run",
       "non-empty list of argv words, got an empty list",
     );
-    expectProblem(yaml("tasks:", "  a: { run: '' }"), "2:13", "tasks.a.run", 'expected a command, got ""');
-    expectProblem(
+    await expectProblem(
+      yaml("tasks:", "  a: { run: '' }"),
+      "2:13",
+      "tasks.a.run",
+      'expected a command, got ""',
+    );
+    await expectProblem(
       yaml("tasks:", `  a: { run: 'echo "unclosed' }`),
       "2:13",
       "tasks.a.run",
@@ -205,24 +235,24 @@ describe("pipeline errors: values", () => {
     );
   });
 
-  it("rejects shell operators in run strings and shorthand steps", () => {
+  it("rejects shell operators in run strings and shorthand steps", async () => {
     const noShell =
       "is split into words and run without a shell; for pipes, redirection or variables write `sh -c '...'`";
-    expectProblem(
+    await expectProblem(
       yaml("tasks:", "  a:", "    run: ./a.sh | gzip > out.gz"),
       "3:10",
       "tasks.a.run",
       "found `|`",
       noShell,
     );
-    expectProblem(
+    await expectProblem(
       yaml("steps:", "  - ./a.sh", "  - ./b.sh && ./c.sh"),
       "3:5",
       "steps[1]",
       "found `&&`",
       noShell,
     );
-    expectProblem(
+    await expectProblem(
       yaml("steps:", "  - ./a.sh", "  - parallel:", "      - { name: x, run: echo $(date) }"),
       "4:25",
       "steps[1].parallel[0].run",
@@ -230,15 +260,15 @@ describe("pipeline errors: values", () => {
     );
   });
 
-  it("rejects invalid task names", () => {
-    expectProblem(
+  it("rejects invalid task names", async () => {
+    await expectProblem(
       yaml("tasks:", '  "bad name": { run: x }'),
       "2:3",
       'tasks["bad name"]',
       'invalid task name "bad name"',
       "letters, digits",
     );
-    expectProblem(
+    await expectProblem(
       yaml("steps:", "  - { name: -x, run: y }"),
       "2:13",
       "steps[0].name",
@@ -247,39 +277,39 @@ describe("pipeline errors: values", () => {
     );
   });
 
-  it("rejects steps that are neither commands, tasks nor groups", () => {
-    expectProblem(
+  it("rejects steps that are neither commands, tasks nor groups", async () => {
+    await expectProblem(
       yaml("steps:", "  - 5"),
       "2:5",
       "steps[0]",
       "expected a step: a command string, a map with `run:`",
       "got 5",
     );
-    expectProblem(
+    await expectProblem(
       yaml("steps:", "  - parallel: []"),
       "2:15",
       "steps[0].parallel",
       "expected a non-empty list of steps",
     );
-    expectProblem(yaml("steps: { a: ./a.sh }"), "1:8", "steps", "expected a list of steps, got a map");
-    expectProblem(
+    await expectProblem(yaml("steps: { a: ./a.sh }"), "1:8", "steps", "expected a list of steps, got a map");
+    await expectProblem(
       yaml("tasks: [./a.sh]"),
       "1:8",
       "tasks",
       "expected a map from task names to tasks, got a list",
     );
-    expectProblem(
+    await expectProblem(
       yaml("tasks:", "  a: ./a.sh"),
       "2:6",
       "tasks.a",
-      'expected a task: a map with at least `run:`, got "./a.sh"',
+      'expected a task: a map with `run:`, `handler:` or `unit:`, got "./a.sh"',
     );
   });
 });
 
 describe("pipeline errors: names and needs", () => {
-  it("points at a need that names no task, suggesting the closest and listing the few known", () => {
-    expectProblem(
+  it("points at a need that names no task, suggesting the closest and listing the few known", async () => {
+    await expectProblem(
       yaml(
         "tasks:",
         "  extract: { run: ./e.sh }",
@@ -292,7 +322,7 @@ describe("pipeline errors: names and needs", () => {
       "did you mean 'transform'?",
       "(tasks in this file: extract, load, transform)",
     );
-    expectProblem(
+    await expectProblem(
       yaml("steps:", "  - { name: a, run: x, needs: ghost }"),
       "2:31",
       "steps[0].needs",
@@ -300,21 +330,21 @@ describe("pipeline errors: names and needs", () => {
     );
   });
 
-  it("does not list names when there are many", () => {
+  it("does not list names when there are many", async () => {
     const lines = Array.from({ length: 12 }, (_, i) => `  t${i}: { run: x }`);
-    const { message } = compileError(yaml("tasks:", ...lines, "  last: { run: x, needs: [nope] }"));
+    const { message } = await compileError(yaml("tasks:", ...lines, "  last: { run: x, needs: [nope] }"));
     expect(message).toContain('no task named "nope"');
     expect(message).not.toContain("tasks in this file");
   });
 
-  it("rejects duplicate names across tasks and steps", () => {
-    expectProblem(
+  it("rejects duplicate names across tasks and steps", async () => {
+    await expectProblem(
       yaml("tasks:", "  build: { run: ./b.sh }", "steps:", "  - { name: build, run: ./c.sh }"),
       "4:13",
       "steps[0].name",
       'duplicate task name "build": already used at line 2 (tasks.build)',
     );
-    expectProblem(
+    await expectProblem(
       yaml("steps:", "  - { name: a, run: x }", "  - parallel:", "      - { name: a, run: y }"),
       "4:17",
       "steps[1].parallel[0].name",
@@ -322,8 +352,8 @@ describe("pipeline errors: names and needs", () => {
     );
   });
 
-  it("rejects dependency cycles at a needs entry on the cycle", () => {
-    expectProblem(
+  it("rejects dependency cycles at a needs entry on the cycle", async () => {
+    await expectProblem(
       yaml(
         "tasks:",
         "  a: { run: x, needs: [b] }",
@@ -334,7 +364,7 @@ describe("pipeline errors: names and needs", () => {
       "tasks.a.needs[0]",
       "dependency cycle: a -> b -> c -> a",
     );
-    expectProblem(
+    await expectProblem(
       yaml("tasks:", "  a: { run: x, needs: a }"),
       "2:23",
       "tasks.a.needs",
@@ -342,8 +372,8 @@ describe("pipeline errors: names and needs", () => {
     );
   });
 
-  it("finds cycles formed with the needs implied by steps", () => {
-    expectProblem(
+  it("finds cycles formed with the needs implied by steps", async () => {
+    await expectProblem(
       yaml("steps:", "  - { name: first, run: x, needs: [second] }", "  - { name: second, run: y }"),
       "2:36",
       "steps[0].needs[0]",
@@ -353,13 +383,68 @@ describe("pipeline errors: names and needs", () => {
 });
 
 describe("pipeline errors: empty commands", () => {
-  it("rejects an empty first word", () => {
-    expectProblem(
+  it("rejects an empty first word", async () => {
+    await expectProblem(
       yaml("tasks:", "  a: { run: ['', x] }"),
       "2:13",
       "tasks.a.run",
       "first word to be the command",
     );
-    expectProblem(yaml("tasks:", `  a: { run: '"" x' }`), "2:13", "tasks.a.run", "expected a command");
+    await expectProblem(yaml("tasks:", `  a: { run: '"" x' }`), "2:13", "tasks.a.run", "expected a command");
+  });
+});
+
+describe("pipeline errors: several at once", () => {
+  async function problems(text: string): Promise<string[]> {
+    try {
+      await compilePipeline(text, FILE);
+    } catch (error) {
+      expect(error).toBeInstanceOf(DefinitionErrors);
+      return (error as DefinitionErrors).problems.map((problem) => problem.message);
+    }
+    throw new Error("expected the pipeline to be rejected");
+  }
+
+  it("reports every problem of the file in one pass, in file order, one line each", async () => {
+    const found = await problems(
+      yaml(
+        "name: etl",
+        "defaults: { retries: -1 }",
+        "tasks:",
+        "  a: { run: ./a.sh, retires: 2, timeout: soon }",
+        "  b: { run: ./b.sh, needs: [a, ghost] }",
+        "steps:",
+        "  - 5",
+        "  - { name: c, run: 'x | y' }",
+      ),
+    );
+    expect(found).toEqual([
+      `${FILE}:2:22: defaults.retries: expected a non-negative integer, got -1`,
+      expect.stringContaining(
+        `${FILE}:4:21: tasks.a.retires: unknown key 'retires'; did you mean 'retries'?`,
+      ),
+      `${FILE}:4:42: tasks.a.timeout: expected a duration such as "500ms", "30s", "10m" or "1h30m", got "soon"`,
+      `${FILE}:5:32: tasks.b.needs[1]: no task named "ghost" (tasks in this file: a, b, c)`,
+      expect.stringContaining(`${FILE}:7:5: steps[0]: expected a step`),
+      expect.stringContaining(`${FILE}:8:21: steps[1].run: found \`|\``),
+    ]);
+  });
+
+  it("does not report needs on a task that is itself broken", async () => {
+    const found = await problems(
+      yaml("tasks:", "  a: { run: 5 }", "  b: { run: ./b.sh, needs: [a] }", "  c: { rn: ./c.sh }"),
+    );
+    expect(found).toEqual([
+      expect.stringContaining(`${FILE}:2:13: tasks.a.run: expected a command string`),
+      expect.stringContaining(`${FILE}:4:8: tasks.c.rn: unknown key 'rn'; did you mean 'run'?`),
+    ]);
+  });
+
+  it("stops after 20 problems and says so", async () => {
+    const lines = Array.from({ length: 30 }, (_, i) => `  t${i}: { run: x, retries: bad }`);
+    const found = await problems(yaml("tasks:", ...lines));
+    expect(found).toHaveLength(21);
+    expect(found[0]).toBe(`${FILE}:2:26: tasks.t0.retries: expected a non-negative integer, got "bad"`);
+    expect(found[20]).toBe(`${FILE}: stopped after 20 problems; fix these and run again to see the rest`);
   });
 });

@@ -24,8 +24,8 @@ const needsOf = (spec: RunSpec): Record<string, string[]> =>
   Object.fromEntries(spec.tasks.map((t) => [t.name, t.needs]));
 
 describe("compilePipeline: structure", () => {
-  it("compiles the tasks map and expands sequence, parallel and nested steps into needs", () => {
-    const spec = compilePipeline(
+  it("compiles the tasks map and expands sequence, parallel and nested steps into needs", async () => {
+    const spec = await compilePipeline(
       yaml(
         "tasks:",
         '  extract:   { run: ./extract.sh, args: ["2026-11-26"] }',
@@ -67,8 +67,8 @@ describe("compilePipeline: structure", () => {
     });
   });
 
-  it("nests groups to any depth", () => {
-    const spec = compilePipeline(
+  it("nests groups to any depth", async () => {
+    const spec = await compilePipeline(
       yaml(
         "steps:",
         "  - { name: start, run: ./start.sh }",
@@ -96,8 +96,8 @@ describe("compilePipeline: structure", () => {
     });
   });
 
-  it("lets needs name any task of the file, as a list or a single name, deduplicated in order", () => {
-    const spec = compilePipeline(
+  it("lets needs name any task of the file, as a list or a single name, deduplicated in order", async () => {
+    const spec = await compilePipeline(
       yaml(
         "tasks:",
         "  setup: { run: ./setup.sh }",
@@ -116,8 +116,8 @@ describe("compilePipeline: structure", () => {
     });
   });
 
-  it("names unnamed steps after the command's basename, de-duplicated, never taking an explicit name", () => {
-    const spec = compilePipeline(
+  it("names unnamed steps after the command's basename, de-duplicated, never taking an explicit name", async () => {
+    const spec = await compilePipeline(
       yaml(
         "tasks:",
         "  extract: { run: ./other.sh }",
@@ -147,11 +147,11 @@ describe("compilePipeline: structure", () => {
     expect(needsOf(spec)["load-4"]).toEqual(["load-2"]);
   });
 
-  it("uses the file's basename as the default name and keeps name, labels and source", () => {
-    const unnamed = compilePipeline(yaml("steps: [./a.sh]"), "pipes/nightly.pipeline.yml");
+  it("uses the file's basename as the default name and keeps name, labels and source", async () => {
+    const unnamed = await compilePipeline(yaml("steps: [./a.sh]"), "pipes/nightly.pipeline.yml");
     expect(unnamed.name).toBe("nightly.pipeline");
     expect(unnamed.source).toBe("pipes/nightly.pipeline.yml");
-    const named = compilePipeline(
+    const named = await compilePipeline(
       yaml("name: etl-daily", "labels: { team: data, tier: 1 }", "steps: [./a.sh]"),
       FILE,
     );
@@ -162,8 +162,8 @@ describe("compilePipeline: structure", () => {
 });
 
 describe("compilePipeline: exec targets", () => {
-  it("splits run strings with quotes and appends args as strings", () => {
-    const spec = compilePipeline(
+  it("splits run strings with quotes and appends args as strings", async () => {
+    const spec = await compilePipeline(
       yaml("tasks:", '  t: { run: python3 "my script.py" --flag, args: [--date, 2026-11-26, 3, true] }'),
       FILE,
     );
@@ -171,8 +171,8 @@ describe("compilePipeline: exec targets", () => {
     expect(exec(spec, "t").args).toEqual(["my script.py", "--flag", "--date", "2026-11-26", "3", "true"]);
   });
 
-  it("uses the list form of run as argv as-is", () => {
-    const spec = compilePipeline(
+  it("uses the list form of run as argv as-is", async () => {
+    const spec = await compilePipeline(
       yaml("tasks:", "  t: { run: [sh, -c, 'grep x | wc -l > out'], args: [y] }"),
       FILE,
     );
@@ -180,8 +180,8 @@ describe("compilePipeline: exec targets", () => {
     expect(exec(spec, "t").args).toEqual(["-c", "grep x | wc -l > out", "y"]);
   });
 
-  it("resolves commands containing a slash against the file's directory and leaves bare names for PATH", () => {
-    const spec = compilePipeline(
+  it("resolves commands containing a slash against the file's directory and leaves bare names for PATH", async () => {
+    const spec = await compilePipeline(
       yaml(
         "tasks:",
         "  rel: { run: ./bin/run.sh }",
@@ -199,8 +199,8 @@ describe("compilePipeline: exec targets", () => {
     expect(exec(spec, "bare").command).toBe("python3");
   });
 
-  it("runs in the file's directory unless cwd says otherwise; a relative cwd resolves against it", () => {
-    const spec = compilePipeline(
+  it("runs in the file's directory unless cwd says otherwise; a relative cwd resolves against it", async () => {
+    const spec = await compilePipeline(
       yaml(
         "tasks:",
         "  here: { run: ./a.sh }",
@@ -214,16 +214,16 @@ describe("compilePipeline: exec targets", () => {
     expect(exec(spec, "abs").cwd).toBe("/tmp");
   });
 
-  it("resolves against the absolute directory of a relative file path", () => {
-    const spec = compilePipeline(yaml("steps: [./a.sh]"), "pipes/etl.yaml");
+  it("resolves against the absolute directory of a relative file path", async () => {
+    const spec = await compilePipeline(yaml("steps: [./a.sh]"), "pipes/etl.yaml");
     expect(exec(spec, "a").command).toBe(resolve("pipes/a.sh"));
     expect(exec(spec, "a").cwd).toBe(resolve("pipes"));
   });
 });
 
 describe("compilePipeline: settings", () => {
-  it("applies defaults, merging env and labels with the task winning", () => {
-    const spec = compilePipeline(
+  it("applies defaults, merging env and labels with the task winning", async () => {
+    const spec = await compilePipeline(
       yaml(
         "defaults:",
         "  retries: 2",
@@ -265,8 +265,8 @@ describe("compilePipeline: settings", () => {
     expect(exec(spec, "custom").cwd).toBe("/abs");
   });
 
-  it("fills in the retry policy defaults: no retries, fixed 1s interval, no timeout, default pool", () => {
-    const spec = compilePipeline(yaml("steps: [./a.sh]"), FILE);
+  it("fills in the retry policy defaults: no retries, fixed 1s interval, no timeout, default pool", async () => {
+    const spec = await compilePipeline(yaml("steps: [./a.sh]"), FILE);
     const t = task(spec, "a");
     expect(t.retry?.retries).toBe(0);
     expect(t.retry?.intervalMs).toBe(1000n);
@@ -278,8 +278,8 @@ describe("compilePipeline: settings", () => {
     expect(t.labels).toEqual({});
   });
 
-  it("compiles exponential backoff, durations in any unit and numbers as seconds", () => {
-    const spec = compilePipeline(
+  it("compiles exponential backoff, durations in any unit and numbers as seconds", async () => {
+    const spec = await compilePipeline(
       yaml(
         "tasks:",
         "  t:",
@@ -303,8 +303,8 @@ describe("compilePipeline: settings", () => {
     expect(task(spec, "t").timeoutMs).toBe(90_000n);
   });
 
-  it("accepts step settings like task settings", () => {
-    const spec = compilePipeline(
+  it("accepts step settings like task settings", async () => {
+    const spec = await compilePipeline(
       yaml("steps:", "  - { name: s, run: ./s.sh, retries: 3, timeout: 2 hours, env: { A: b } }"),
       FILE,
     );

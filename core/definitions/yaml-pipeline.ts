@@ -1,184 +1,348 @@
 import { readFile } from "node:fs/promises";
 import { dirname, parse, resolve } from "node:path";
 import { create } from "@bufbuild/protobuf";
-import { findCycle } from "../dag.js";
+import type { z } from "zod";
 import { DefinitionError, errorMessage } from "../errors.js";
-import { type RunSpec, RunSpecSchema } from "../gen/taskframe/v1/spec_pb.js";
+import { type RunSpec, RunSpecSchema, type TaskSpec } from "../gen/taskframe/v1/spec_pb.js";
 import { describeValue, type FieldPath, formatPath, isPlainMap } from "./field-path.js";
+import { type Draft, edgeEntries, rejectCycles, resolveEdges } from "./pipeline-edges.js";
+import { readForEachItems } from "./pipeline-for-each.js";
+import { PIPELINE_KEY_HINTS, TASK_KEY_HINTS } from "./pipeline-hints.js";
+import { readParams } from "./pipeline-params.js";
+import { ProblemList } from "./pipeline-problems.js";
 import {
+  type DefaultSettings,
+  defaultsSchema,
   pipelineSchema,
-  type StepFields,
-  settingsSchema,
   TASK_NAME,
-  type TaskFields,
   taskNameProblem,
-  taskSchema,
 } from "./pipeline-schema.js";
-import { HANDLER_PROBLEM, readSteps, type StepTask, sequenceNeeds, stepTasks } from "./pipeline-steps.js";
+import { type Scope, Substituter } from "./pipeline-scope.js";
+import { readSteps, type StepTask, sequenceNeeds, stepTasks } from "./pipeline-steps.js";
+import { definedAt, handlerTaskSpec, runTaskSpec, type SpecContext } from "./pipeline-task-spec.js";
+import {
+  derivedName,
+  misplacedExpressions,
+  readTaskNode,
+  SUBSTITUTED_DEFAULTS,
+  type TaskNode,
+} from "./pipeline-tasks.js";
+import { loadUnitNode, RequiredUnits, type UnitClosureLoader } from "./pipeline-units.js";
 import { checkMap } from "./schema-check.js";
-import { closestMatch } from "./suggest.js";
-import { NameAllocator, nameFromCommand } from "./task-names.js";
-import { execTaskSpec, mergeSettings } from "./task-spec.js";
+import { NameAllocator } from "./task-names.js";
 import { parseYamlSource, type YamlSource } from "./yaml-source.js";
 
-const NO_TASKS = "the pipeline defines no tasks: expected a `tasks:` map or a `steps:` list";
-const LIST_NAMES_UP_TO = 10;
+export type { UnitClosureLoader } from "./pipeline-units.js";
 
-/** A task on its way to a TaskSpec, with the file positions needed for later errors. */
-interface Draft {
-  name: string;
-  path: FieldPath;
-  fields: TaskFields | StepFields;
-  explicitNeeds: { name: string; path: FieldPath }[];
-  needs: string[];
+const NO_TASKS = "the pipeline defines no tasks: expected a `tasks:` map or a `steps:` list";
+
+export interface PipelineOptions {
+  /** Values of `${{ params.NAME }}` (`--param NAME=VALUE`). */
+  params?: Readonly<Record<string, string>>;
+  /** What `${{ env.NAME }}` reads: the environment of the `task` command. Default: none. */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** A given param that the file neither declares nor uses is an error unless this is false. */
+  rejectUnknownParams?: boolean;
+  /** Return a run whose dependencies form a cycle instead of failing (`task graph` shows it). */
+  allowCycles?: boolean;
+  /** Compiles the units of `unit:` nodes; without it, `unit:` is an error. */
+  loadUnitClosure?: UnitClosureLoader;
 }
 
-/** Reads and compiles a YAML pipeline file; every problem is a DefinitionError. */
-export async function loadPipelineFile(path: string): Promise<RunSpec> {
+/** Reads and compiles a YAML pipeline file; every problem is a DefinitionError (several: DefinitionErrors). */
+export async function loadPipelineFile(path: string, options: PipelineOptions = {}): Promise<RunSpec> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (cause) {
     throw new DefinitionError({ file: path }, `cannot read pipeline file: ${errorMessage(cause)}`, { cause });
   }
-  return compilePipeline(text, path);
+  return compilePipeline(text, path, options);
 }
 
 /**
  * Compiles the text of a YAML pipeline into a RunSpec. `file` is used for messages, the default
- * run name and `source`; relative commands and cwds resolve against its directory.
+ * run name and `source`; relative paths resolve against its directory. Problems are collected over
+ * the whole file and thrown together, in file order.
  */
-export function compilePipeline(text: string, file: string): RunSpec {
+export async function compilePipeline(
+  text: string,
+  file: string,
+  options: PipelineOptions = {},
+): Promise<RunSpec> {
   const source = parseYamlSource(text, file);
-  const top = source.value;
-  if (top === null || top === undefined) return source.fail([], NO_TASKS);
-  if (!isPlainMap(top)) {
-    return source.fail(
-      [],
-      `expected a map with \`tasks:\` and/or \`steps:\` at the top level, got ${describeValue(top)}`,
-    );
+  const problems = new ProblemList(file);
+  return problems.collect(() => new PipelineCompiler(source, problems, options).compile());
+}
+
+type PipelineFields = z.output<typeof pipelineSchema>;
+
+/** A task node with the name it goes by and where that name is written. */
+interface Named {
+  node: TaskNode;
+  draft: Draft;
+}
+
+class PipelineCompiler {
+  private readonly baseDir: string;
+  private readonly required: RequiredUnits;
+  /** Every task name and where it is written, to report the second use of a name. */
+  private readonly taken = new Map<string, FieldPath>();
+  /** The task names written in the file (or derived for unnamed steps), in file order. */
+  private readonly declared: string[] = [];
+  /** Names of tasks that could not be compiled: needs on them are not reported again. */
+  private readonly broken = new Set<string>();
+
+  constructor(
+    private readonly source: YamlSource,
+    private readonly problems: ProblemList,
+    private readonly options: PipelineOptions,
+  ) {
+    this.baseDir = dirname(resolve(source.file));
+    this.required = new RequiredUnits(source);
   }
-  const pipeline = checkMap(source, pipelineSchema, top, []);
-  const defaults =
-    pipeline.defaults === undefined ? {} : checkMap(source, settingsSchema, pipeline.defaults, ["defaults"]);
 
-  const drafts = [...readTaskMap(source, pipeline.tasks), ...readStepDrafts(source, pipeline.steps)];
-  if (drafts.length === 0) return source.fail([], NO_TASKS);
-  resolveExplicitNeeds(source, drafts);
-  rejectCycles(source, drafts);
+  async compile(): Promise<RunSpec> {
+    const { source, problems } = this;
+    const top = source.value;
+    if (top === null || top === undefined) return source.fail([], NO_TASKS);
+    if (!isPlainMap(top)) {
+      return source.fail(
+        [],
+        `expected a map with \`tasks:\` and/or \`steps:\` at the top level, got ${describeValue(top)}`,
+      );
+    }
+    const pipeline = this.readTop(top);
+    const scope: Scope = {
+      env: this.options.env ?? {},
+      params: readParams(source, pipeline.params, this.options.params ?? {}, problems, {
+        rejectUnknown: this.options.rejectUnknownParams ?? true,
+      }),
+    };
+    const topLevel = new Substituter(source, scope);
+    const name = topLevel.optional(pipeline.name, ["name"]) ?? parse(source.file).name;
+    const labels = topLevel.map(pipeline.labels, ["labels"]) ?? {};
+    problems.attempt(() => topLevel.check());
+    const context: SpecContext = {
+      source,
+      baseDir: this.baseDir,
+      defaults: this.readDefaults(pipeline, topLevel),
+    };
 
-  const baseDir = dirname(resolve(file));
-  return create(RunSpecSchema, {
-    name: pipeline.name ?? parse(file).name,
-    source: file,
-    labels: pipeline.labels ?? {},
-    tasks: drafts.map((draft) =>
-      execTaskSpec(
-        {
-          name: draft.name,
-          argv: draft.fields.run,
-          args: draft.fields.args ?? [],
-          needs: draft.needs,
-          settings: mergeSettings(defaults, draft.fields),
-        },
-        baseDir,
-      ),
-    ),
-  });
-}
+    const named = [...this.readTaskMap(pipeline.tasks), ...this.readStepNodes(pipeline.steps)];
+    if (named.length === 0 && problems.count === 0) return source.fail([], NO_TASKS);
+    for (const { node, draft } of named) await this.expand(node, draft, context, scope);
+    problems.attempt(() => this.required.checkNames(this.taken));
 
-function readTaskMap(source: YamlSource, tasks: Record<string, unknown> | undefined): Draft[] {
-  if (tasks === undefined) return [];
-  return source.mapKeys(["tasks"]).map((name) => {
-    const path = ["tasks", name];
-    if (!TASK_NAME.test(name)) return source.fail(path, taskNameProblem(name), "key");
-    const raw = tasks[name];
-    if (isPlainMap(raw) && "handler" in raw) return source.fail([...path, "handler"], HANDLER_PROBLEM, "key");
-    const fields = checkMap(source, taskSchema, raw, path, {
-      name: "a task's name is its key under `tasks:`",
+    const drafts = named.map(({ draft }) => draft);
+    const others = this.required.specs;
+    resolveEdges(source, drafts, others, this.broken, problems, this.declared);
+    const tasks = [...drafts.flatMap((draft) => draft.specs), ...others];
+    if (problems.count > 0) return create(RunSpecSchema, {});
+    if (tasks.length === 0)
+      return source.fail([], "the pipeline makes no tasks: every `for_each:` list is empty");
+    if (!this.options.allowCycles) rejectCycles(source, drafts, tasks);
+    return create(RunSpecSchema, { name, source: source.file, labels, tasks });
+  }
+
+  /** The top-level keys; when some are wrong the others are still read, to find their problems too. */
+  private readTop(top: Record<string, unknown>): Partial<PipelineFields> {
+    const checked = this.problems.attempt(() =>
+      checkMap(this.source, pipelineSchema, top, [], PIPELINE_KEY_HINTS),
+    );
+    if (checked) return checked;
+    const field = <S extends z.ZodType>(schema: S, value: unknown): z.output<S> | undefined => {
+      const result = schema.safeParse(value);
+      return result.success ? result.data : undefined;
+    };
+    const { shape } = pipelineSchema;
+    return {
+      name: field(shape.name, top.name),
+      labels: field(shape.labels, top.labels),
+      params: top.params,
+      defaults: top.defaults,
+      tasks: field(shape.tasks, top.tasks),
+      steps: field(shape.steps, top.steps),
+    };
+  }
+
+  private readDefaults(pipeline: Partial<PipelineFields>, sub: Substituter): DefaultSettings {
+    const raw = pipeline.defaults;
+    if (raw === undefined || raw === null) return {};
+    const { source, problems } = this;
+    const read = problems.attempt(() => {
+      if (isPlainMap(raw)) {
+        const misplaced = misplacedExpressions(raw, ["defaults"], SUBSTITUTED_DEFAULTS, "`defaults:`");
+        for (const problem of misplaced) problems.add(source.problem(...problem));
+      }
+      const fields = checkMap(source, defaultsSchema, raw, ["defaults"], TASK_KEY_HINTS);
+      return {
+        ...fields,
+        env: sub.map(fields.env, ["defaults", "env"]),
+        cwd: sub.optional(fields.cwd, ["defaults", "cwd"]),
+        user: sub.optional(fields.user, ["defaults", "user"]),
+        group: sub.optional(fields.group, ["defaults", "group"]),
+        labels: sub.map(fields.labels, ["defaults", "labels"]),
+        pool: sub.optional(fields.pool, ["defaults", "pool"]),
+      };
     });
-    return { name, path, fields, explicitNeeds: [], needs: [] };
-  });
-}
+    problems.attempt(() => sub.check());
+    return read ?? {};
+  }
 
-/**
- * Names the step tasks (explicit names must be unique across the file; the rest are derived from
- * the command and never collide) and adds the needs that sequencing implies.
- */
-function readStepDrafts(source: YamlSource, steps: readonly unknown[] | undefined): Draft[] {
-  if (steps === undefined) return [];
-  const root = readSteps(source, steps, ["steps"]);
-  const tasks = stepTasks(root);
-  const namePaths = new Map<string, FieldPath>();
-  for (const name of source.mapKeys(["tasks"])) namePaths.set(name, ["tasks", name]);
-  for (const task of tasks) {
-    const name = task.fields.name;
-    if (name === undefined) continue;
-    const namePath = [...task.path, "name"];
-    const earlier = namePaths.get(name);
+  private readTaskMap(tasks: Record<string, unknown> | undefined): Named[] {
+    if (tasks === undefined) return [];
+    const { source, problems } = this;
+    return source.mapKeys(["tasks"]).flatMap((name) => {
+      const path = ["tasks", name];
+      this.taken.set(name, path);
+      this.declared.push(name);
+      const node = problems.attempt(() => {
+        if (!TASK_NAME.test(name)) source.fail(path, taskNameProblem(name), "key");
+        const raw = tasks[name];
+        if (!isPlainMap(raw)) {
+          return source.fail(
+            path,
+            `expected a task: a map with \`run:\`, \`handler:\` or \`unit:\`, got ${describeValue(raw)}`,
+          );
+        }
+        return readTaskNode(source, raw, path, "tasks", name);
+      });
+      if (!node) {
+        this.broken.add(name);
+        return [];
+      }
+      return [{ node, draft: draftOf(node, name) }];
+    });
+  }
+
+  /**
+   * Names the step tasks (explicit names must be unique across the file; the rest are derived from
+   * the command and never collide) and adds the needs that sequencing implies.
+   */
+  private readStepNodes(steps: readonly unknown[] | undefined): Named[] {
+    if (steps === undefined) return [];
+    const { source, problems } = this;
+    const root = readSteps(source, steps, ["steps"], problems);
+    const tasks = stepTasks(root);
+    const nodes = new Map<StepTask, TaskNode>();
+    for (const task of tasks) {
+      const explicit = typeof task.raw === "string" ? undefined : task.raw.name;
+      const name = typeof explicit === "string" ? explicit : undefined;
+      if (name !== undefined) this.declared.push(name);
+      const node = problems.attempt(() => {
+        if (name !== undefined) this.claim(name, [...task.path, "name"]);
+        return readTaskNode(source, task.raw, task.path, "steps", name);
+      });
+      if (node) nodes.set(task, node);
+      else if (name !== undefined) this.broken.add(name);
+    }
+    const allocator = new NameAllocator(new Set(this.taken.keys()));
+    const drafts = new Map<StepTask, Draft>();
+    const named: Named[] = [];
+    for (const task of tasks) {
+      const node = nodes.get(task);
+      if (!node) continue;
+      const name = node.explicitName ?? allocator.allocate(derivedName(node.template));
+      if (node.explicitName === undefined) {
+        this.taken.set(name, task.path);
+        this.declared.push(name);
+      }
+      const draft = draftOf(node, name);
+      drafts.set(task, draft);
+      named.push({ node, draft });
+    }
+    for (const [task, before] of sequenceNeeds(root)) {
+      const draft = drafts.get(task);
+      if (draft) draft.sequence = before.flatMap((step) => drafts.get(step) ?? []);
+    }
+    return named;
+  }
+
+  /** Records a name written in the file; a second use is an error pointing at the first. */
+  private claim(name: string, path: FieldPath): void {
+    const earlier = this.taken.get(name);
     if (earlier) {
       const anchor = earlier[0] === "tasks" ? "key" : "value";
-      const line = source.lineOf(earlier, anchor);
+      const line = this.source.lineOf(earlier, anchor);
       const where = line === undefined ? formatPath(earlier) : `line ${line} (${formatPath(earlier)})`;
-      return source.fail(namePath, `duplicate task name "${name}": already used at ${where}`);
+      this.source.fail(path, `duplicate task name "${name}": already used at ${where}`);
     }
-    namePaths.set(name, namePath);
+    this.taken.set(name, path);
   }
-  const allocator = new NameAllocator(new Set(namePaths.keys()));
-  const names = new Map<StepTask, string>();
-  for (const task of tasks) {
-    names.set(task, task.fields.name ?? allocator.allocate(nameFromCommand(task.fields.run[0] ?? "")));
-  }
-  const implied = sequenceNeeds(root);
-  return tasks.map((task) => ({
-    name: names.get(task)!,
-    path: task.path,
-    fields: task.fields,
-    explicitNeeds: [],
-    needs: (implied.get(task) ?? []).map((need) => names.get(need)!),
-  }));
-}
 
-function resolveExplicitNeeds(source: YamlSource, drafts: Draft[]): void {
-  const known = new Set(drafts.map((draft) => draft.name));
-  for (const draft of drafts) {
-    const written = draft.fields.needs;
-    if (written === undefined) continue;
-    const entries =
-      typeof written === "string"
-        ? [{ name: written, path: [...draft.path, "needs"] }]
-        : written.map((name, index) => ({ name, path: [...draft.path, "needs", index] }));
-    for (const entry of entries) {
-      if (!known.has(entry.name)) source.fail(entry.path, unknownNeedProblem(entry.name, known));
+  /** Makes the node's tasks: one, one per for_each item, or a unit's task plus the units it requires. */
+  private async expand(node: TaskNode, draft: Draft, context: SpecContext, scope: Scope): Promise<void> {
+    const { source, problems } = this;
+    const { template, path } = node;
+    const anchor = path[0] === "tasks" ? "key" : "value";
+    const at = definedAt(source, path, anchor);
+    const plain = new Substituter(source, scope);
+    if (template.kind === "unit") {
+      await problems.attemptAsync(async () => {
+        const unitPath = plain.text(template.fields.unit, [...path, "unit"]);
+        plain.check();
+        const { task, required } = await loadUnitNode(
+          source,
+          this.options.loadUnitClosure,
+          draft.name,
+          unitPath,
+          this.baseDir,
+          [...path, "unit"],
+        );
+        this.required.add(required, [...path, "unit"]);
+        draft.specs.push(task);
+      });
+      return;
     }
-    draft.explicitNeeds = entries;
-    draft.needs = [...entries.map((entry) => entry.name), ...draft.needs];
+    const build = (name: string, sub: Substituter): TaskSpec => {
+      const spec =
+        template.kind === "run"
+          ? runTaskSpec(context, name, template.fields, path, sub)
+          : handlerTaskSpec(context, name, template.fields, template.hasInput, path, sub);
+      spec.definedAt = at;
+      return spec;
+    };
+    const forEach = template.fields.for_each;
+    if (forEach === undefined) {
+      const spec = problems.attempt(() => build(draft.name, plain));
+      if (spec) draft.specs.push(spec);
+      return;
+    }
+    const items = await problems.attemptAsync(() =>
+      readForEachItems(source, forEach, [...path, "for_each"], this.baseDir, plain),
+    );
+    if (!items) return;
+    for (const [index, item] of items.entries()) {
+      const spec = problems.attempt(() => {
+        const name = `${draft.name}-${item.suffix}`;
+        if (!TASK_NAME.test(name))
+          source.fail(item.path, `this item makes the task name: ${taskNameProblem(name)}`);
+        const earlier = this.taken.get(name);
+        if (earlier) {
+          const line = source.lineOf(earlier, earlier[0] === "tasks" ? "key" : "value");
+          source.fail(
+            item.path,
+            `this item makes a task named "${name}", a name already used at line ${line}`,
+          );
+        }
+        this.taken.set(name, item.path);
+        return build(name, new Substituter(source, scope, { value: item.value, index }));
+      });
+      if (spec) draft.specs.push(spec);
+    }
   }
 }
 
-function unknownNeedProblem(name: string, known: ReadonlySet<string>): string {
-  let problem = `no task named ${JSON.stringify(name)}`;
-  const suggestion = closestMatch(name, known);
-  if (suggestion) problem += `; did you mean '${suggestion}'?`;
-  if (known.size <= LIST_NAMES_UP_TO) problem += ` (tasks in this file: ${[...known].join(", ")})`;
-  return problem;
-}
-
-/** Reports a cycle at a `needs:` entry on it; sequencing alone cannot form one, so there always is one. */
-function rejectCycles(source: YamlSource, drafts: readonly Draft[]): void {
-  const cycle = findCycle(drafts);
-  if (!cycle) return;
-  const byName = new Map(drafts.map((draft) => [draft.name, draft]));
-  const loop = cycle.slice(0, -1);
-  for (let i = 0; i < loop.length; i++) {
-    const from = byName.get(loop[i]!)!;
-    const to = loop[(i + 1) % loop.length]!;
-    const entry = from.explicitNeeds.find((need) => need.name === to);
-    if (!entry) continue;
-    const rotated = [...loop.slice(i), ...loop.slice(0, i), loop[i]!];
-    const hint = rotated.length === 2 ? " (a task cannot need itself)" : "";
-    source.fail(entry.path, `dependency cycle: ${rotated.join(" -> ")}${hint}`);
-  }
-  const first = byName.get(loop[0]!)!;
-  source.fail(first.path, `dependency cycle: ${cycle.join(" -> ")}`);
+function draftOf(node: TaskNode, name: string): Draft {
+  const { fields } = node.template;
+  return {
+    name,
+    path: node.path,
+    needs: edgeEntries(fields.needs, [...node.path, "needs"]),
+    after: edgeEntries(fields.after, [...node.path, "after"]),
+    sequence: [],
+    continueOnError: fields.continue_on_error ?? false,
+    specs: [],
+  };
 }

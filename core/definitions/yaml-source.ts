@@ -50,9 +50,14 @@ export class YamlSource {
 
   /** Throws a DefinitionError at `path`, or at its closest existing ancestor if it is missing. */
   fail(path: FieldPath, problem: string, anchor: Anchor = "value"): never {
+    throw this.problem(path, problem, anchor);
+  }
+
+  /** The DefinitionError `fail` would throw, for collecting several. */
+  problem(path: FieldPath, problem: string, anchor: Anchor = "value"): DefinitionError {
     const found = this.walk(path);
     const node = anchor === "key" && found.key && found.depth === path.length ? found.key : found.node;
-    throw this.errorAt(node?.range?.[0] ?? 0, problem, path.length > 0 ? formatPath(path) : undefined);
+    return this.errorAt(node?.range?.[0] ?? 0, problem, path.length > 0 ? formatPath(path) : undefined);
   }
 
   private errorAt(offset: number, problem: string, path?: string): DefinitionError {

@@ -1,0 +1,255 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { DefinitionError, DefinitionErrors } from "../errors.js";
+import { calendarToCron } from "./systemd-calendar.js";
+import { importSystemd } from "./systemd-import.js";
+import { formatTimeSpan, parseTimeSpanMs } from "./systemd-time.js";
+import { loadUnitRun } from "./units/index.js";
+
+const unit = (...lines: string[]): string => `${lines.join("\n")}\n`;
+const SERVICE = "/etc/systemd/system/backup.service";
+const TIMER = "/etc/systemd/system/backup.timer";
+
+function problemsOf(service: string, timer?: string): string[] {
+  try {
+    importSystemd(
+      { file: SERVICE, text: service },
+      timer === undefined ? undefined : { file: TIMER, text: timer },
+    );
+  } catch (error) {
+    if (error instanceof DefinitionErrors) return error.problems.map((problem) => problem.message);
+    if (error instanceof DefinitionError) return [error.message];
+    throw error;
+  }
+  throw new Error("expected the import to fail");
+}
+
+describe("calendarToCron", () => {
+  it.each([
+    ["minutely", "* * * * *"],
+    ["hourly", "0 * * * *"],
+    ["daily", "0 0 * * *"],
+    ["weekly", "0 0 * * 1"],
+    ["monthly", "0 0 1 * *"],
+    ["yearly", "0 0 1 1 *"],
+    ["*-*-* 02:00:00", "0 2 * * *"],
+    ["Mon..Fri *-*-* 09:00", "0 9 * * 1-5"],
+    ["Sat,Sun 10:30", "30 10 * * 6,0"],
+    ["Fri..Mon *-*-* 23:00", "0 23 * * 5-6,0-1"],
+    ["*-*-01 04:15:00", "15 4 1 * *"],
+    ["*-01,07-01 00:00", "0 0 1 1,7 *"],
+    ["*:0/15", "*/15 * * * *"],
+    ["*:5/20", "5-59/20 * * * *"],
+    ["08..18:00", "0 8-18 * * *"],
+    ["*-*-* *:*:00", "* * * * *"],
+  ])("%s -> %s", (calendar, cron) => {
+    expect(calendarToCron(calendar)).toBe(cron);
+  });
+
+  it.each([
+    ["2026-*-* 00:00", "a year (2026) has no cron field"],
+    ["*-*-* 00:00:30", "the seconds must be 00"],
+    ["*-*-* 02:00 Europe/Berlin", "a time zone (Europe/Berlin) has no cron form"],
+    ["Mon *-*-1..7 18:00", "a day of the month and a weekday together"],
+    ["*-*~01 00:00", "days counted from the end of the month"],
+    ["Funday 10:00", 'expected a weekday such as Mon or Monday, got "Funday"'],
+    ["*-*-* 25:00", "expected a hour from 0 to 23, got 25"],
+  ])("refuses %s: %s", (calendar, why) => {
+    expect(() => calendarToCron(calendar)).toThrow(why);
+    expect(() => calendarToCron(calendar)).toThrow(`cannot convert OnCalendar=${calendar} to cron`);
+  });
+});
+
+describe("systemd time spans", () => {
+  it("reads systemd's units and bare seconds, and writes Taskframe durations", () => {
+    expect(parseTimeSpanMs("90")).toBe(90_000);
+    expect(parseTimeSpanMs("2h 30min")).toBe(9_000_000);
+    expect(parseTimeSpanMs("1min30s500ms")).toBe(90_500);
+    expect(parseTimeSpanMs("1d")).toBe(86_400_000);
+    expect(parseTimeSpanMs("infinity")).toBeUndefined();
+    expect(() => parseTimeSpanMs("5 fortnights")).toThrow('unknown time unit "fortnights"');
+    expect(formatTimeSpan(9_000_000)).toBe("2h30m");
+    expect(formatTimeSpan(90_500)).toBe("1m30s500ms");
+    expect(formatTimeSpan(86_400_000)).toBe("24h");
+  });
+});
+
+describe("importSystemd", () => {
+  const service = unit(
+    "[Unit]",
+    "Description=Nightly backup",
+    "Requires=postgresql.service",
+    "After=network-online.target postgresql.service multi-user.target",
+    "Wants=network-online.target",
+    "",
+    "[Service]",
+    "Type=oneshot",
+    'Environment="TARGET=/srv/backup dir" MODE=full',
+    "Environment=LEVEL=9",
+    "EnvironmentFile=-/etc/default/backup",
+    "ExecStartPre=/bin/mkdir -p /srv/backup",
+    `ExecStart=/usr/local/bin/backup --to \${TARGET} --level $LEVEL --name %N --pct 100%%`,
+    "ExecStart=/usr/local/bin/second",
+    "WorkingDirectory=-/var/lib/backup",
+    "User=backup",
+    "Group=backup",
+    "RuntimeMaxSec=2h 30min",
+    "MemoryMax=2G",
+    "Restart=on-failure",
+    "RestartSec=30",
+    "Nice=10",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+  );
+  const timer = unit(
+    "[Unit]",
+    "Description=Every weekday night",
+    "[Timer]",
+    "OnCalendar=Mon..Fri *-*-* 02:00:00",
+    "Persistent=true",
+    "Unit=backup.service",
+  );
+
+  it("converts a service and its timer into a unit, keeping what it cannot convert as comments", () => {
+    const { text, notConverted } = importSystemd(
+      { file: SERVICE, text: service },
+      { file: TIMER, text: timer },
+    );
+    expect(text).toBe(
+      unit(
+        "# Converted from backup.service and backup.timer by `task import-systemd`.",
+        "# Nightly backup",
+        "# $TARGET in ExecStart= was replaced by its value from Environment=",
+        "# $LEVEL in ExecStart= was replaced by its value from Environment=",
+        "# WorkingDirectory= lost its '-' prefix: the directory must exist.",
+        "# Timer: Every weekday night",
+        "",
+        "[Dependencies]",
+        "Requires=postgresql.service",
+        "After=network.target postgresql.service",
+        "Wants=network.target",
+        "",
+        "[Service]",
+        "User=backup",
+        "Group=backup",
+        "WorkingDirectory=/var/lib/backup",
+        "MaxTime=2h30m",
+        "LimitMem=2G",
+        "Restart=on-failure",
+        "RestartSec=30s",
+        "",
+        "[Environment]",
+        'TARGET="/srv/backup dir"',
+        'MODE="full"',
+        'LEVEL="9"',
+        "",
+        "[Command]",
+        `command="/usr/local/bin/backup --to '/srv/backup dir' --level 9 --name backup --pct 100%"`,
+        "",
+        "[RunIf]",
+        'cron="0 2 * * 1-5"',
+        "",
+        "# not converted: After=multi-user.target",
+        "#   (a systemd unit that is not a service; Taskframe has network.target built in)",
+        "# not converted: EnvironmentFile=-/etc/default/backup",
+        "#   (read when the service starts, and may hold secrets: copy the variables the task needs into [Environment])",
+        "# not converted: ExecStart=/usr/local/bin/second",
+        "#   (a task runs one command: only the first ExecStart= was converted; chain more with units)",
+        "# not converted: ExecStartPre=/bin/mkdir -p /srv/backup",
+        "# not converted: Nice=10",
+        "# not converted: WantedBy=multi-user.target",
+        "#   (systemd's [Install] says what pulls the unit in at boot; Taskframe's [Install] lists packages)",
+        "# not converted: Persistent=true",
+      ),
+    );
+    expect(notConverted).toBe(7);
+  });
+
+  it("writes a unit that the unit compiler accepts as it is", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "taskframe-import-"));
+    try {
+      const { text } = importSystemd(
+        {
+          file: SERVICE,
+          text: unit(
+            "[Unit]",
+            "Requires=postgresql.service",
+            "After=network.target",
+            "[Service]",
+            'Environment="MSG=say \\"hi\\" # now" PATH_EXTRA=/opt/x\\\\y',
+            "ExecStart=@/usr/bin/env backup-job sh -c 'echo \"$MSG\" > /tmp/out'",
+            "Restart=always",
+            "StartLimitBurst=3",
+            "RuntimeMaxSec=infinity",
+          ),
+        },
+        { file: TIMER, text: unit("[Timer]", "OnUnitActiveSec=15min", "OnBootSec=5min") },
+      );
+      await writeFile(join(dir, "backup.service"), text);
+      await writeFile(join(dir, "postgresql.service"), '[Command]\ncommand="true"\n');
+      const run = await loadUnitRun(join(dir, "backup.service"));
+      const task = run.tasks.find((t) => t.name === "backup")!;
+      expect(task.target.case === "exec" && task.target.value).toMatchObject({
+        command: "/usr/bin/env",
+        args: ["sh", "-c", 'echo "$MSG" > /tmp/out'],
+        env: { MSG: 'say "hi" # now', PATH_EXTRA: "/opt/x\\y" },
+      });
+      expect(task.retry?.retries).toBe(3);
+      expect(task.needs).toEqual(["postgresql"]);
+      expect(task.after).toEqual(["network"]);
+      expect(text).toContain("Interval=15m");
+      expect(text).toContain("MaxTime=infinity");
+      expect(text).toContain("# Restart=always became Restart=3: a task is retried only when it fails.");
+      expect(text).toContain('# argv[0] was "backup-job"');
+      expect(text).toContain("# not converted: OnBootSec=5min");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses, at their lines, what would change meaning if converted", () => {
+    expect(
+      problemsOf(unit("[Service]", "ExecStart=-/usr/bin/job", "Environment=TASKFRAME_RUN_ID=1 broken")),
+    ).toEqual([
+      `${SERVICE}:2:1: Service.ExecStart: cannot convert ExecStart=: the '-' prefix makes systemd ignore the command's failure, and a task fails when its command does: remove the '-', or wrap the command as \`/bin/sh -c 'COMMAND || true'\``,
+      `${SERVICE}:3:1: Service.Environment: TASKFRAME_RUN_ID: TASKFRAME_* variables are set by Taskframe for every task`,
+      `${SERVICE}:3:1: Service.Environment: expected NAME=VALUE assignments, got "broken"`,
+    ]);
+    expect(problemsOf(unit("[Service]", "ExecStart=+/usr/bin/job"))[0]).toContain(
+      "the '+' prefix runs the command with full privileges, ignoring User= and Group=",
+    );
+    expect(
+      problemsOf(unit("[Service]", "EnvironmentFile=/etc/x", "ExecStart=/usr/bin/job $PORT"))[0],
+    ).toContain(
+      "ExecStart= uses $PORT, which is not set by Environment= (it may come from EnvironmentFile=, which is not converted)",
+    );
+    expect(problemsOf(unit("[Service]", "ExecStart=/usr/bin/job --home %h"))[0]).toContain(
+      "the specifier %h depends on the host",
+    );
+    expect(problemsOf(unit("[Service]", "ExecStart=/bin/a ; /bin/b"))[0]).toContain(
+      "';' separates several commands",
+    );
+    expect(problemsOf(unit("[Service]", "ExecStart=/bin/echo '|'"))[0]).toContain("found `|`");
+  });
+
+  it("refuses timers it cannot express, naming the form", () => {
+    const service = unit("[Service]", "ExecStart=/bin/true");
+    expect(problemsOf(service, unit("[Timer]", "OnCalendar=*-*-* 02:00 UTC"))).toEqual([
+      `${TIMER}:2:1: Timer.OnCalendar: cannot convert OnCalendar=*-*-* 02:00 UTC to cron: a time zone (UTC) has no cron form: cron= runs in the hub's time zone (expected minutely, hourly, daily, weekly, monthly, yearly, or a form such as "*-*-* 02:00:00" or "Mon..Fri *-*-* 09:00")`,
+    ]);
+    expect(problemsOf(service, unit("[Timer]", "OnCalendar=daily", "OnCalendar=weekly"))[0]).toContain(
+      "a timer with several OnCalendar= has no single cron=",
+    );
+  });
+
+  it("reports malformed lines of the systemd file", () => {
+    expect(problemsOf(unit("ExecStart=/bin/true", "[Service", "just words"))).toEqual([
+      `${SERVICE}:1:1: expected a [Section] header before the first key`,
+      `${SERVICE}:2:1: expected a section header such as [Service]`,
+      `${SERVICE}:3:1: expected \`Key=Value\` or a [Section] header`,
+    ]);
+  });
+});

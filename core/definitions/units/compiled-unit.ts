@@ -1,0 +1,80 @@
+import type { UnitKind } from "./unit-names.js";
+
+/** A `Requires=`/`After=`/`Wants=` entry as written, and where. */
+export interface UnitReference {
+  written: string;
+  line: number;
+  column: number;
+  /** The unit file it names, once the catalogue has been checked. */
+  unit?: string;
+}
+
+/** `[MapReduce]`, validated for shape only; commands are resolved like `command=`. */
+export interface MapReduceSettings {
+  /** Where the [MapReduce] header is. */
+  line: number;
+  column: number;
+  map: string[];
+  reduce: string[];
+  input: string;
+  partitions?: number;
+  output?: string;
+}
+
+/** A command and its arguments, as a TaskSpec `Check` or the task's own command. */
+export interface CommandTemplate {
+  name: string;
+  /** Absolute, or a bare name looked up on PATH. */
+  command: string;
+  args: string[];
+}
+
+/** Everything of a unit's TaskSpec except `needs` and `after`; fields as in spec.proto. */
+export interface TaskTemplate {
+  name: string;
+  /** Undefined for a [MapReduce] unit, which has no command of its own. */
+  command?: string;
+  args: string[];
+  env: Record<string, string>;
+  /** Absolute. */
+  cwd: string;
+  retries: number;
+  retryIntervalMs: number;
+  /** 0: no limit. */
+  timeoutMs: number;
+  memoryBytes: bigint;
+  diskBytes: bigint;
+  checks: CommandTemplate[];
+  condition?: CommandTemplate;
+  user: string;
+  group: string;
+  install?: { pip: string[]; npm: string[]; apt: string[]; from: string };
+  /** `file:line`. */
+  definedAt: string;
+}
+
+/** A unit ready to become a task of a run. */
+export interface CompiledUnit {
+  /** `pandoc.task`: how other units name it. */
+  fileName: string;
+  /** The path used in messages. */
+  file: string;
+  /** The absolute directory relative paths in the unit resolve against. */
+  dir: string;
+  /** The task's name: the file name without extension. */
+  name: string;
+  kind: UnitKind;
+  builtin: boolean;
+  requires: UnitReference[];
+  after: UnitReference[];
+  wants: UnitReference[];
+  /**
+   * The task it runs, but for `needs` and `after`, which depend on which units are in the run.
+   * Plain data (`taskSpecOf` makes the TaskSpec), so that large catalogues stay cheap to hold.
+   */
+  task: TaskTemplate;
+  /** `[RunIf] cron=` and `Interval=` (ms), for the scheduler; not part of the TaskSpec. */
+  cron?: string;
+  intervalMs?: number;
+  mapReduce?: MapReduceSettings;
+}

@@ -1,0 +1,245 @@
+import { errorMessage } from "../../errors.js";
+import type { IniEntry, IniPosition } from "./ini.js";
+import { splitListWords } from "./list-words.js";
+import { parseSizeBytes } from "./size.js";
+import { parseUnitReference } from "./unit-names.js";
+import {
+  CHECK_NAME,
+  ENV_NAME,
+  parseAccount,
+  parseArgs,
+  parseCommandLine,
+  parseCron,
+  parseDirectory,
+  parsePackage,
+  parsePartitions,
+  parseRestart,
+  parseText,
+  parseUnitDuration,
+  ValueProblem,
+} from "./unit-values.js";
+
+/** A value of a list, and where it was written. */
+export interface Listed<T> extends IniPosition {
+  value: T;
+}
+
+/** An entry of a section whose keys the user names (`[Checks]`, `[Environment]`). */
+export interface Named<T> {
+  name: string;
+  value: T;
+}
+
+/** What a unit file says, section by section, once every value has been parsed. */
+export interface UnitFields {
+  Dependencies?: { Requires?: Listed<string>[]; After?: Listed<string>[]; Wants?: Listed<string>[] };
+  Service?: {
+    User?: string;
+    Group?: string;
+    WorkingDirectory?: string;
+    /** Retries. */
+    Restart?: number;
+    RestartSec?: number;
+    LimitMem?: bigint;
+    LimitDisk?: bigint;
+    /** Milliseconds; 0 is no limit. */
+    MaxTime?: number;
+  };
+  /** argv of each check, in file order. */
+  Checks?: Named<string[]>[];
+  Environment?: Named<string>[];
+  Args?: { args?: string[] };
+  Command?: { command: string[] };
+  RunIf?: { cron?: string; Requires?: string[]; Interval?: number };
+  Install?: { pip?: Listed<string>[]; npm?: Listed<string>[]; apt?: Listed<string>[]; From?: string };
+  MapReduce?: { map: string[]; reduce: string[]; input: string; partitions?: number; output?: string };
+}
+
+/** Where a problem with a value is: at the entry's key, or at an offset in its value (else its start). */
+export interface ProblemAt {
+  entry: IniEntry;
+  at?: "key";
+  offset?: number;
+}
+
+export type Report = (message: string, where: ProblemAt) => void;
+
+/** How the entries of one key (or of a whole named-entry section) become a value. */
+export interface Field<T> {
+  /** Undefined when a problem was reported. */
+  parse(entries: readonly IniEntry[], report: Report): T | undefined;
+  /** Set for keys a section must have: the message when it is missing. */
+  missing?: string;
+}
+
+function reportError(report: Report, entry: IniEntry, error: unknown): void {
+  const offset = error instanceof ValueProblem ? error.offset : undefined;
+  report(errorMessage(error), offset === undefined ? { entry } : { entry, offset });
+}
+
+/** A key set once; setting it again is a mistake, not an override. */
+function single<T>(parse: (text: string) => T, missing?: string): Field<T> {
+  return {
+    ...(missing === undefined ? {} : { missing }),
+    parse(entries, report) {
+      const first = entries[0];
+      if (first === undefined) return undefined;
+      for (let index = 1; index < entries.length; index++) {
+        report(`\`${first.key}=\` is already set at line ${first.line}; a unit sets it once`, {
+          entry: entries[index]!,
+          at: "key",
+        });
+      }
+      try {
+        return entries.length === 1 ? parse(first.value.text) : undefined;
+      } catch (error) {
+        reportError(report, first, error);
+        return undefined;
+      }
+    },
+  };
+}
+
+/**
+ * A space-separated list; repeated keys add to it and an empty value (`Requires=`) clears what
+ * came before, as in systemd.
+ */
+function list<T>(parse: (word: string) => T): Field<Listed<T>[]> {
+  return {
+    parse(entries, report) {
+      let items: Listed<T>[] = [];
+      let failed = false;
+      for (const entry of entries) {
+        if (entry.value.text.trim() === "") {
+          items = [];
+          continue;
+        }
+        const { words, unclosedAt } = splitListWords(entry.value.text);
+        if (unclosedAt !== undefined) {
+          report("a quote is not closed", { entry, offset: unclosedAt });
+          failed = true;
+          continue;
+        }
+        for (const word of words) {
+          try {
+            items.push({ value: parse(word.text), ...entry.value.positionAt(word.offset) });
+          } catch (error) {
+            report(errorMessage(error), { entry, offset: word.offset });
+            failed = true;
+          }
+        }
+      }
+      return failed ? undefined : items;
+    },
+  };
+}
+
+/** Arguments: each `args=` is split like a shell and adds to the list; an empty one clears it. */
+const argsList: Field<string[]> = {
+  parse(entries, report) {
+    let args: string[] = [];
+    let failed = false;
+    for (const entry of entries) {
+      try {
+        const words = parseArgs(entry.value.text);
+        args = words.length === 0 ? [] : [...args, ...words];
+      } catch (error) {
+        reportError(report, entry, error);
+        failed = true;
+      }
+    }
+    return failed ? undefined : args;
+  },
+};
+
+/** A section whose keys are names the user chooses, each set once, in file order. */
+function named<T>(
+  keyRule: RegExp,
+  keyExpected: string,
+  parse: (text: string, key: string) => T,
+): Field<Named<T>[]> {
+  return {
+    parse(entries, report) {
+      const seen = new Map<string, IniEntry>();
+      const result: Named<T>[] = [];
+      let failed = false;
+      for (const entry of entries) {
+        const earlier = seen.get(entry.key);
+        seen.set(entry.key, earlier ?? entry);
+        failed ||= earlier !== undefined || !keyRule.test(entry.key);
+        if (earlier) {
+          report(`${JSON.stringify(entry.key)} is already set at line ${earlier.line}`, { entry, at: "key" });
+        } else if (!keyRule.test(entry.key)) {
+          report(`expected ${keyExpected}, got ${JSON.stringify(entry.key)}`, { entry, at: "key" });
+        } else {
+          try {
+            result.push({ name: entry.key, value: parse(entry.value.text, entry.key) });
+          } catch (error) {
+            reportError(report, entry, error);
+            failed = true;
+          }
+        }
+      }
+      return failed ? undefined : result;
+    },
+  };
+}
+
+const reference = list(parseUnitReference);
+const packages = list(parsePackage);
+
+function positiveDuration(text: string): number {
+  const ms = parseUnitDuration(text, false);
+  if (ms === 0) throw new ValueProblem(`expected a duration above 0, got ${JSON.stringify(text)}`);
+  return ms;
+}
+
+function environmentValue(text: string, key: string): string {
+  if (key.startsWith("TASKFRAME_")) {
+    throw new ValueProblem("TASKFRAME_* variables are set by taskframe for every task; choose another name");
+  }
+  return text;
+}
+
+/** A section: named entries, or a fixed set of keys. */
+type SectionSpec<T> = T extends unknown[] ? Field<T> : { [K in keyof T]-?: Field<NonNullable<T[K]>> };
+
+/** Every section and key a unit may have, and how its values are read. */
+export const UNIT_FIELDS: { [S in keyof UnitFields]-?: SectionSpec<NonNullable<UnitFields[S]>> } = {
+  Dependencies: { Requires: reference, After: reference, Wants: reference },
+  Service: {
+    User: single((text) => parseAccount(text, "user")),
+    Group: single((text) => parseAccount(text, "group")),
+    WorkingDirectory: single(parseDirectory),
+    Restart: single(parseRestart),
+    RestartSec: single((text) => parseUnitDuration(text, false)),
+    LimitMem: single(parseSizeBytes),
+    LimitDisk: single(parseSizeBytes),
+    MaxTime: single((text) => parseUnitDuration(text, true)),
+  },
+  Checks: named(CHECK_NAME, "a check name of letters, digits, '.', '_' or '-'", parseCommandLine),
+  Environment: named(ENV_NAME, "an environment variable name such as DOCKER_PORT", environmentValue),
+  Args: { args: argsList },
+  Command: { command: single(parseCommandLine, 'missing `command=`; expected e.g. command="./run.sh"') },
+  RunIf: {
+    cron: single(parseCron),
+    Requires: single(parseCommandLine),
+    Interval: single(positiveDuration),
+  },
+  Install: {
+    pip: packages,
+    npm: packages,
+    apt: packages,
+    From: single((text) => parseText(text, "a file listing dependencies, e.g. deps.json")),
+  },
+  MapReduce: {
+    map: single(parseCommandLine, "missing `map=`; expected the command that maps one partition"),
+    reduce: single(parseCommandLine, "missing `reduce=`; expected the command that combines the results"),
+    input: single((text) => parseText(text, "the input"), "missing `input=`; expected what to partition"),
+    partitions: single(parsePartitions),
+    output: single((text) => parseText(text, "where the result goes")),
+  },
+};
+
+export const isField = (spec: unknown): spec is Field<unknown> =>
+  typeof (spec as Partial<Field<unknown>>).parse === "function";

@@ -1,0 +1,321 @@
+import { describe, expect, it } from "vitest";
+import { DefinitionError, DefinitionErrors } from "../../errors.js";
+import { buildCatalogue } from "./catalogue.js";
+import { parseUnitText } from "./unit-file.js";
+
+const DIR = "units";
+const unit = (...lines: string[]): string => `${lines.join("\n")}\n`;
+const RUNS = unit("[Command]", "command=./run.sh");
+
+function problemsOf(text: string, fileName = "a.task"): string[] {
+  const { unit: parsed, problems } = parseUnitText(text, `${DIR}/${fileName}`, fileName);
+  if (problems.length === 0) expect(parsed).toBeDefined();
+  for (const problem of problems) {
+    expect(problem).toBeInstanceOf(DefinitionError);
+    expect(problem.message).not.toContain("\n");
+  }
+  return problems.map((problem) => problem.message);
+}
+
+/** Asserts the file has exactly one problem, `units/a.task:WHERE: PATH: ...` containing `expected`. */
+function expectProblem(text: string, where: string, path: string | undefined, ...expected: string[]): void {
+  const messages = problemsOf(text);
+  expect(messages, messages.join("\n")).toHaveLength(1);
+  const [message = ""] = messages;
+  const prefix = path ? `${DIR}/a.task:${where}: ${path}: ` : `${DIR}/a.task:${where}: `;
+  expect(message.startsWith(prefix), message).toBe(true);
+  for (const part of expected) expect(message).toContain(part);
+}
+
+describe("unit errors: sections and keys", () => {
+  it("names an unknown section and suggests the closest", () => {
+    expectProblem(
+      unit("[Servce]", "User=test", ...RUNS.split("\n")),
+      "1:1",
+      "Servce",
+      "unknown section [Servce]; did you mean [Service]?",
+      "(expected one of: Dependencies, Service, Checks, Environment, Args, Command, RunIf, Install, MapReduce)",
+    );
+  });
+
+  it("says that names are case-sensitive", () => {
+    expectProblem(
+      unit("[service]", "User=test", "[Command]", "command=x"),
+      "1:1",
+      "service",
+      "did you mean [Service]? (names are case-sensitive)",
+    );
+    expectProblem(
+      unit("[Service]", "user=test", "[Command]", "command=x"),
+      "2:1",
+      "Service.user",
+      "unknown key 'user' in [Service]; did you mean 'User'? (names are case-sensitive)",
+    );
+  });
+
+  it("names an unknown key, suggests the closest and lists the section's keys", () => {
+    expectProblem(
+      unit("[Command]", "command=x", "[Service]", "  Usr=test"),
+      "4:3",
+      "Service.Usr",
+      "unknown key 'Usr' in [Service]; did you mean 'User'?",
+      "(expected one of: User, Group, WorkingDirectory, Restart, RestartSec, LimitMem, LimitDisk, MaxTime)",
+    );
+    const [message] = problemsOf(unit("[Command]", "command=x", "[Service]", "Image=ubuntu"));
+    expect(message).not.toContain("did you mean");
+  });
+
+  it("has advice for keys and sections that systemd users reach for", () => {
+    const messages = problemsOf(unit("[Unit]", "After=x.service", "[Service]", "ExecStart=/bin/true", RUNS));
+    expect(messages).toEqual([
+      `${DIR}/a.task:1:1: Unit: unknown section [Unit]: Requires=, After= and Wants= go in [Dependencies] (expected one of: Dependencies, Service, Checks, Environment, Args, Command, RunIf, Install, MapReduce)`,
+      `${DIR}/a.task:4:1: Service.ExecStart: unknown key 'ExecStart' in [Service]: the command goes in [Command] command="..." (arguments in [Args] args="...") (expected one of: User, Group, WorkingDirectory, Restart, RestartSec, LimitMem, LimitDisk, MaxTime)`,
+    ]);
+  });
+
+  it("treats __proto__ as any other unknown name", () => {
+    expect(problemsOf(unit("[Service]", "__proto__=x", "[__proto__]", "a=b", RUNS))).toEqual([
+      `${DIR}/a.task:2:1: Service.__proto__: unknown key '__proto__' in [Service] (expected one of: User, Group, WorkingDirectory, Restart, RestartSec, LimitMem, LimitDisk, MaxTime)`,
+      `${DIR}/a.task:3:1: __proto__: unknown section [__proto__] (expected one of: Dependencies, Service, Checks, Environment, Args, Command, RunIf, Install, MapReduce)`,
+    ]);
+  });
+
+  it("ignores X- sections and keys, as systemd does", () => {
+    expect(problemsOf(unit("[X-Team]", "owner=me", "[Service]", "X-Note=hi", RUNS))).toEqual([]);
+  });
+
+  it("rejects a key set twice where a unit sets it once", () => {
+    expectProblem(
+      unit("[Service]", "User=a", "User=b", RUNS),
+      "3:1",
+      "Service.User",
+      "`User=` is already set at line 2; a unit sets it once",
+    );
+    expectProblem(
+      unit("[Command]", "command=a", "[Service]", "User=a", "[Command]", "command=b"),
+      "6:1",
+      "Command.command",
+      "already set at line 2",
+    );
+  });
+
+  it("requires command= in [Command] and map/reduce/input in [MapReduce]", () => {
+    expectProblem(
+      unit("[Command]", "# nothing"),
+      "1:1",
+      "Command.command",
+      'missing `command=`; expected e.g. command="./run.sh"',
+    );
+    const messages = problemsOf(unit("[MapReduce]", "partitions=4"));
+    expect(messages).toEqual([
+      `${DIR}/a.task:1:1: MapReduce.map: missing \`map=\`; expected the command that maps one partition`,
+      `${DIR}/a.task:1:1: MapReduce.reduce: missing \`reduce=\`; expected the command that combines the results`,
+      `${DIR}/a.task:1:1: MapReduce.input: missing \`input=\`; expected what to partition`,
+    ]);
+  });
+});
+
+describe("unit errors: values", () => {
+  it.each([
+    [
+      "[Service]",
+      "LimitMem=8GB",
+      "2:10",
+      "Service.LimitMem",
+      'sizes are powers of 1024 written without "B": "8G"',
+    ],
+    ["[Service]", "LimitDisk=lots # big", "2:11", "Service.LimitDisk", 'expected a size such as "512M"'],
+    ["[Service]", "MaxTime=soon", "2:9", "Service.MaxTime", 'expected a duration such as "500ms", "30s"'],
+    ["[Service]", "RestartSec=-1s", "2:12", "Service.RestartSec", "expected a non-negative duration"],
+    ["[Service]", "Restart=always", "2:9", "Service.Restart", "a task is retried only when it fails"],
+    [
+      "[Service]",
+      'User="two words"',
+      "2:6",
+      "Service.User",
+      'expected a user name such as "test" or a numeric id',
+    ],
+    ["[Service]", "Group=-x", "2:7", "Service.Group", "expected a group name"],
+    ["[Service]", "WorkingDirectory=~/site", "2:18", "Service.WorkingDirectory", "~ is not expanded"],
+    ["[Service]", "WorkingDirectory=-/tmp/x", "2:18", "Service.WorkingDirectory", '"-" prefix'],
+    ["[RunIf]", 'cron="* 25 * * *"', "2:9", "RunIf.cron", 'cron hour field "25": expected 0-23'],
+    ["[RunIf]", "cron=@reboot", "2:6", "RunIf.cron", "@reboot is not supported"],
+    ["[RunIf]", "Interval=0s", "2:10", "RunIf.Interval", "expected a duration above 0"],
+    ["[RunIf]", "Requires=./check.sh | wc", "2:10", "RunIf.Requires", "found `|`"],
+    [
+      "[Dependencies]",
+      "Requires=libpng.service ../x/y.service",
+      "2:25",
+      "Dependencies.Requires",
+      "units name units in their own directory",
+    ],
+    [
+      "[Dependencies]",
+      'After="ok.service -bad"',
+      "2:19",
+      "Dependencies.After",
+      'expected a unit name such as "libpng.service", got "-bad"',
+    ],
+    ["[Dependencies]", 'Wants=a "b', "2:9", "Dependencies.Wants", "a quote is not closed"],
+    ["[Checks]", "check pandoc=./x", "2:1", undefined, 'invalid key "check pandoc"'],
+    ["[Checks]", "-x=./x", "2:1", "Checks.-x", "expected a check name of letters, digits"],
+    ["[Checks]", 'c="./check \\"unclosed"', "2:3", "Checks.c", "a quote is not closed"],
+    [
+      "[Environment]",
+      "1BAD=x",
+      "2:1",
+      "Environment.1BAD",
+      "expected an environment variable name such as DOCKER_PORT",
+    ],
+    ["[Environment]", "TASKFRAME_RUN_ID=x", "2:18", "Environment.TASKFRAME_RUN_ID", "set by taskframe"],
+    ["[Args]", "args=a && b", "2:6", "Args.args", "found `&&`"],
+    [
+      "[Install]",
+      "pip=requests -e git+https://x",
+      "2:14",
+      "Install.pip",
+      "installer options are not allowed",
+    ],
+    [
+      "[Install]",
+      "From=",
+      "2:6",
+      "Install.From",
+      "expected a file listing dependencies, e.g. deps.json, got nothing",
+    ],
+  ])("%s %s", (section, line, where, path, expected) => {
+    expectProblem(
+      unit(section, line, ...(section === "[Args]" ? ["[Command]", "command=x"] : RUNS.split("\n"))),
+      where,
+      path,
+      expected,
+    );
+  });
+
+  it("rejects an empty command", () => {
+    expectProblem(unit("[Command]", "command="), "2:9", "Command.command", 'expected a command, got ""');
+    expectProblem(unit("[Command]", 'command=""'), "2:9", "Command.command", "expected a command");
+  });
+
+  it("rejects a check or variable set twice", () => {
+    expectProblem(
+      unit("[Checks]", "a=./x", "a=./y", RUNS),
+      "3:1",
+      "Checks.a",
+      '"a" is already set at line 2',
+    );
+    expectProblem(
+      unit("[Environment]", "A=1", "[Checks]", "[Environment]", "A=2", RUNS),
+      "5:1",
+      "Environment.A",
+      "already set at line 2",
+    );
+  });
+
+  it("points at the MapReduce value that is wrong", () => {
+    expectProblem(
+      unit("[MapReduce]", "map=./map.sh", "reduce=./reduce.sh", "input=s3://bucket/*", "partitions=0"),
+      "5:12",
+      "MapReduce.partitions",
+      "expected a number of partitions from 1 to 999999",
+    );
+  });
+});
+
+describe("unit errors: kinds of unit", () => {
+  it("requires a command of tasks and services", () => {
+    expectProblem(
+      unit("[Checks]", "c=./c"),
+      "1:1",
+      "Command",
+      "a .task needs a [Command] section with command=...; only a .target has none",
+    );
+    expect(problemsOf(unit("[Checks]", "c=./c"), "s.service")[0]).toContain("a .service needs a [Command]");
+    expect(problemsOf("", "empty.task")).toEqual([
+      `${DIR}/empty.task:1:1: Command: a .task needs a [Command] section with command=...; only a .target has none`,
+    ]);
+  });
+
+  it("rejects a command in a target", () => {
+    const messages = problemsOf(
+      unit("[Checks]", "c=./c", "[Args]", "args=x", "[Command]", "command=x"),
+      "t.target",
+    );
+    expect(messages).toEqual([
+      `${DIR}/t.target:3:1: Args: a .target runs no command: it is done when its [Checks] pass; to run a command, name the file NAME.task or NAME.service`,
+      `${DIR}/t.target:5:1: Command: a .target runs no command: it is done when its [Checks] pass; to run a command, name the file NAME.task or NAME.service`,
+    ]);
+    expect(problemsOf("", "empty.target")).toEqual([]);
+  });
+
+  it("rejects [Command] with [MapReduce], and [Args] without [Command]", () => {
+    const mapReduce = ["[MapReduce]", "map=./m", "reduce=./r", "input=in/*"];
+    expectProblem(
+      unit("[Command]", "command=x", ...mapReduce),
+      "3:1",
+      "MapReduce",
+      "[Command] or [MapReduce], not both",
+    );
+    expectProblem(unit(...mapReduce, "[Args]", "args=x"), "5:1", "Args", "this unit has no [Command]");
+  });
+
+  it("rejects both cron= and Interval=", () => {
+    expectProblem(unit("[RunIf]", "cron=@hourly", "Interval=5m", RUNS), "3:1", "RunIf.Interval", "keep one");
+  });
+
+  it("rejects file names that cannot be task names", () => {
+    expect(problemsOf(RUNS, "bad name.task")).toEqual([
+      `${DIR}/bad name.task:1:1: invalid unit name "bad name.task": the part before the extension is the task's name, 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    ]);
+    expect(problemsOf(RUNS, "x.timer")[0]).toContain(
+      'expected a unit file ending in .task, .service or .target, got "x.timer"',
+    );
+  });
+});
+
+describe("unit errors: several at once", () => {
+  it("reports every problem of a file, in file order, syntax and schema together", () => {
+    const text = unit(
+      "[Service]",
+      "Restart=always",
+      "LimitMem=8GB",
+      "oops no equals",
+      "[Chekcs]",
+      "c=./c",
+      "[Command]",
+      "command=./run.sh",
+      "[RunIf]",
+      "cron=* * *",
+    );
+    expect(problemsOf(text)).toEqual([
+      `${DIR}/a.task:2:9: Service.Restart: expected "never", "on-failure" (5 retries) or a number of retries such as 5, got "always": a task is retried only when it fails`,
+      `${DIR}/a.task:3:10: Service.LimitMem: expected a size such as "512M", "8G", "1.5G", "100K", a number of bytes, or "infinity", got "8GB" (sizes are powers of 1024 written without "B": "8G")`,
+      `${DIR}/a.task:4:1: expected \`KEY=VALUE\`, a \`[Section]\` header, or a comment starting with '#' or ';'`,
+      `${DIR}/a.task:5:1: Chekcs: unknown section [Chekcs]; did you mean [Checks]? (expected one of: Dependencies, Service, Checks, Environment, Args, Command, RunIf, Install, MapReduce)`,
+      `${DIR}/a.task:10:6: RunIf.cron: expected 5 fields ("minute hour day-of-month month day-of-week", e.g. "*/5 * * * *"), 6 with seconds first, or a macro such as @hourly, got 3 fields`,
+    ]);
+  });
+
+  it("throws them together as DefinitionErrors from a catalogue", () => {
+    const files = [
+      { fileName: "a.task", text: unit("[Service]", "MaxTime=soon", "[Command]", "command=x") },
+      {
+        fileName: "b.task",
+        text: unit("[Command]", "command=x", "[Dependencies]", "Requires=libpng.service"),
+      },
+    ];
+    let caught: unknown;
+    try {
+      buildCatalogue(DIR, files);
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(DefinitionErrors);
+    const errors = caught as DefinitionErrors;
+    expect(errors.problems.map((problem) => problem.message)).toEqual([
+      `${DIR}/a.task:2:9: Service.MaxTime: expected a duration such as "500ms", "30s", "10m" or "1h30m", got "soon" (a bare number is seconds, or "infinity" for no limit)`,
+      `${DIR}/b.task:4:10: Dependencies.Requires: no unit named "libpng.service" in ${DIR} (units there: a.task, b.task)`,
+    ]);
+    expect(errors.message.split("\n")).toHaveLength(2);
+  });
+});
