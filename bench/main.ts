@@ -2,6 +2,7 @@ import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { packagePath } from "../core/package-root.js";
 import { defaultSlots } from "../embedded/engine.js";
+import { catalogueRun } from "./catalogue.js";
 import { distributedRun } from "./distributed.js";
 import { embeddedRun } from "./embedded-fanout.js";
 import { machineInfo } from "./machine.js";
@@ -15,6 +16,8 @@ Scenarios (each prints a table comparing runners measured in the same run):
   distributed   N independent /bin/true tasks through 1 hub + 2 sidecars
                 (processes, over Postgres and NATS JetStream), the same
                 through embedded mode, and xargs -P / make -j
+  catalogue     validate a catalogue of N INI units in one Requires chain (default
+                50000), beside the \`ini\` package only parsing the same files
   all           every scenario
 
 Options:
@@ -92,6 +95,34 @@ async function distributed(
   ];
 }
 
+async function catalogue(units: number, progress: Progress): Promise<Row[]> {
+  progress(`catalogue: ${units} units in one Requires chain`);
+  const result = await catalogueRun(units, 1);
+  return [
+    {
+      runner: "taskframe loadCatalogue",
+      tasks: result.units,
+      seconds: result.validateSeconds,
+      peakRss: "",
+      note: "read, parse, validate every key, resolve references, find cycles",
+    },
+    {
+      runner: "taskframe compileUnitRun",
+      tasks: result.units,
+      seconds: result.compileSeconds,
+      peakRss: "",
+      note: "the whole catalogue into one RunSpec",
+    },
+    {
+      runner: "ini package (parse only)",
+      tasks: result.units,
+      seconds: result.iniParseSeconds,
+      peakRss: "",
+      note: "read + ini.parse, no validation, no positions",
+    },
+  ];
+}
+
 function peers(tasks: number, parallel: number, progress: Progress): Row[] {
   progress("  xargs -P ...");
   const xargs = xargsSeconds(tasks, parallel);
@@ -110,7 +141,7 @@ function peers(tasks: number, parallel: number, progress: Progress): Row[] {
 }
 
 function printTable(title: string, rows: Row[]): void {
-  const header = ["runner", "tasks", "seconds", "tasks/s", "peak RSS", "note"];
+  const header = ["runner", "items", "seconds", "items/s", "peak RSS", "note"];
   const body = rows.map((r) => [
     r.runner,
     String(r.tasks),
@@ -146,7 +177,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
-  if (!["fanout", "distributed", "all"].includes(scenario)) {
+  if (!["fanout", "distributed", "catalogue", "all"].includes(scenario)) {
     process.stderr.write(`bench: unknown scenario '${scenario}'\n${USAGE}\n`);
     return 2;
   }
@@ -170,6 +201,8 @@ async function main(): Promise<number> {
       progress,
     );
   }
+  if (scenario === "catalogue" || scenario === "all")
+    results.catalogue = await catalogue(tasksFor(50_000), progress);
   const record = { scenario, at: new Date().toISOString(), machine: machineInfo(), slots, results };
   const file = packagePath("bench", "results", `${scenario}-${record.at.replace(/[:.]/g, "-")}.json`);
   writeFileSync(file, `${JSON.stringify(record, null, 2)}\n`);
