@@ -6,7 +6,8 @@ import {
   type DeadLetter,
   dedupeKey,
   type Lease,
-  poolOf,
+  laneKey,
+  laneOf,
   type QueuedTask,
   type WorkConsumer,
   type WorkQueue,
@@ -69,17 +70,19 @@ export class MemoryWorkQueue implements WorkQueue {
       if (seenUntil !== undefined && seenUntil > now) continue;
       this.#dedupe.delete(key); // keep the map in expiry order
       this.#dedupe.set(key, now + this.options.dedupeWindowMs);
-      const pool = this.#routeAllTo ?? poolOf(item);
+      const lane = laneOf(item);
+      const pool = laneKey({ ...lane, pool: this.#routeAllTo ?? lane.pool });
       this.#pool(pool).push({ item, pool, deliveries: 0 });
     }
   }
 
-  consumer(pool: string): WorkConsumer {
+  consumer(pool: string, handler?: string): WorkConsumer {
+    const lane = laneKey(handler ? { pool, handler } : { pool });
     return {
       fetch: async (max, options = {}) => {
         // #pool would create a fresh, never-closed queue for a pool first seen after close
         if (this.#closed) return [];
-        const entries = await this.#pool(pool).take(max, options);
+        const entries = await this.#pool(lane).take(max, options);
         return (entries ?? []).map((entry) => this.#lease(entry));
       },
     };

@@ -14,8 +14,12 @@ import type { WorkItem } from "./gen/taskframe/v1/messages_pb.js";
 export interface WorkQueue extends AsyncDisposable {
   /** Publishes items to their pools; a dedupe key seen within the window is dropped. */
   publish(items: readonly WorkItem[]): Promise<void>;
-  /** A consumer of one pool; the consumers of a pool share its items. */
-  consumer(pool: string): WorkConsumer;
+  /**
+   * A consumer of one lane: a pool's executables, or one handler of a pool
+   * (so that a sidecar leases only the handlers its workers serve). The
+   * consumers of a lane share its items.
+   */
+  consumer(pool: string, handler?: string): WorkConsumer;
   /** Items that ran out of deliveries, for the hub to record. Ends when `signal` aborts. */
   deadLetters(signal: AbortSignal): AsyncIterable<DeadLetter>;
   /**
@@ -50,6 +54,8 @@ export interface Lease {
 
 export interface QueuedTask {
   readonly pool: string;
+  /** Set for handler tasks: their lane. */
+  readonly handler?: string;
   readonly taskId: string;
 }
 
@@ -76,6 +82,22 @@ export const DEFAULT_WORK_QUEUE_OPTIONS: WorkQueueOptions = {
 export const DEFAULT_POOL = "default";
 
 export const poolOf = (item: WorkItem): string => item.spec?.pool || DEFAULT_POOL;
+
+/** Where an item waits: its pool, and for a handler task also the handler. */
+export interface Lane {
+  readonly pool: string;
+  readonly handler?: string;
+}
+
+export function laneOf(item: WorkItem): Lane {
+  const target = item.spec?.target;
+  return target?.case === "handler"
+    ? { pool: poolOf(item), handler: target.value.handler }
+    : { pool: poolOf(item) };
+}
+
+/** One string per lane, for maps: `pool` or `pool/handler`. */
+export const laneKey = (lane: Lane): string => (lane.handler ? `${lane.pool}/${lane.handler}` : lane.pool);
 
 /** `task_id:attempt:dispatch`: the same publication is never queued twice. */
 export const dedupeKey = (item: WorkItem): string => `${item.taskId}:${item.attempt}:${item.dispatch}`;

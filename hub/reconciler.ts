@@ -70,7 +70,11 @@ export class Reconciler {
     if ((await events.backlog()) > 0) return 0;
     const stale = await store.staleDispatchedTasks(this.#staleAfterMs, this.#batch);
     if (stale.length === 0) return 0;
-    const queued = await queue.queued(stale.map((t) => ({ pool: t.pool, taskId: t.id })));
+    const queued = await queue.queued(
+      stale.map((t) =>
+        t.handler ? { pool: t.pool, handler: t.handler, taskId: t.id } : { pool: t.pool, taskId: t.id },
+      ),
+    );
     const lost = stale.filter((t) => !queued.has(t.id));
     if (lost.length === 0) return 0;
     if ((await events.backlog()) > 0) return 0; // an outcome may have arrived while we looked

@@ -38,14 +38,20 @@ const workItem = (pool: string, n: number) =>
 describe("JetStreamWorkQueue beyond the contract", () => {
   it("names everything from its namespace and rejects pool names that cannot be subjects", () => {
     const names = new NatsNames("acme");
-    expect(names.workStream("gpu-1")).toBe("ACME_WORK_GPU-1");
-    expect(names.workSubject("gpu-1", "t1")).toBe("acme.work.gpu-1.t1");
+    expect(names.workStream({ pool: "gpu-1" })).toBe("ACME_WORK_GPU-1");
+    expect(names.workSubject({ pool: "gpu-1" }, "t1")).toBe("acme.work.gpu-1.t1");
+    expect(names.workStream({ pool: "gpu-1", handler: "pkg.resize_v2" })).toBe(
+      "ACME_HANDLER_GPU-1_PKG_2ERESIZE_5FV2",
+    );
+    expect(names.workSubject({ pool: "gpu-1", handler: "pkg.resize_v2" }, "t1")).toBe(
+      "acme.handler.gpu-1.pkg_2Eresize_5Fv2.t1",
+    );
     expect(names.eventStream).toBe("ACME_EVENTS");
     expect(names.eventSubject("web-1.example.com")).toBe("acme.events.web-1_example_com");
     expect(names.cancelSubject).toBe("acme.control.cancel");
-    expect(() => names.workStream("a.b")).toThrow(/invalid pool name "a.b"/);
-    expect(() => names.workStream("")).toThrow(/invalid pool name/);
-    expect(() => names.workSubject("gpu", "a.b")).toThrow(/invalid task id/);
+    expect(() => names.workStream({ pool: "a.b" })).toThrow(/invalid pool name "a.b"/);
+    expect(() => names.workStream({ pool: "" })).toThrow(/invalid pool name/);
+    expect(() => names.workSubject({ pool: "gpu" }, "a.b")).toThrow(/invalid task id/);
     expect(() => new NatsNames("a.b")).toThrow(/invalid NATS namespace/);
   });
 
@@ -74,7 +80,7 @@ describe("JetStreamWorkQueue beyond the contract", () => {
       const consumer = queue.consumer("lost");
       await queue.publish([workItem("lost", 1)]);
       const jsm = await jetstreamManager(nc);
-      await jsm.streams.delete(queue.names.workStream("lost"));
+      await jsm.streams.delete(queue.names.workStream({ pool: "lost" }));
 
       expect(await consumer.fetch(10, { maxWaitMs: 200 })).toEqual([]);
       await queue.publish([workItem("lost", 2)]);

@@ -22,8 +22,10 @@ import {
   DEFAULT_WORK_QUEUE_OPTIONS,
   type DeadLetter,
   dedupeKey,
+  type Lane,
   type Lease,
-  poolOf,
+  laneKey,
+  laneOf,
   type QueuedTask,
   type WorkConsumer,
   type WorkQueue,
@@ -118,14 +120,13 @@ export class JetStreamWorkQueue implements WorkQueue {
   async publish(items: readonly WorkItem[]): Promise<void> {
     if (this.#closed) throw new Error("work queue is closed");
     // every subject first: a bad task id fails the call before anything is published
-    const messages = items.map((item) => ({
-      item,
-      pool: poolOf(item),
-      subject: this.names.workSubject(poolOf(item), item.taskId),
-    }));
+    const messages = items.map((item) => {
+      const lane = laneOf(item);
+      return { item, lane: laneKey(lane), subject: this.names.workSubject(lane, item.taskId) };
+    });
     let pending = messages;
     for (let attempt = 1; pending.length > 0; attempt++) {
-      await Promise.all([...new Set(pending.map((m) => m.pool))].map((pool) => this.#pool(pool)));
+      await Promise.all([...new Set(pending.map((m) => m.lane))].map((lane) => this.#pool(lane)));
       const failed: { message: (typeof messages)[number]; error: unknown }[] = [];
       for (let start = 0; start < pending.length; start += PUBLISH_WINDOW) {
         const window = pending.slice(start, start + PUBLISH_WINDOW);
@@ -147,14 +148,15 @@ export class JetStreamWorkQueue implements WorkQueue {
       }
       // The stream may be gone (e.g. NATS restarted with memory storage): recreate it, then
       // publish the rest again; their dedupe keys drop any that did arrive.
-      for (const pool of new Set(failed.map((f) => f.message.pool))) this.#pools.delete(pool);
+      for (const lane of new Set(failed.map((f) => f.message.lane))) this.#pools.delete(lane);
       pending = failed.map((f) => f.message);
     }
   }
 
-  consumer(pool: string): WorkConsumer {
+  consumer(pool: string, handler?: string): WorkConsumer {
     validatePool(pool);
-    return { fetch: (max, options) => this.#fetch(pool, max, options) };
+    const lane = laneKey(handler ? { pool, handler } : { pool });
+    return { fetch: (max, options) => this.#fetch(lane, max, options) };
   }
 
   async #fetch(
@@ -258,18 +260,18 @@ export class JetStreamWorkQueue implements WorkQueue {
     const found = new Set<string>();
     for (let start = 0; start < tasks.length; start += LOOKUP_WINDOW) {
       await Promise.all(
-        tasks.slice(start, start + LOOKUP_WINDOW).map(async ({ pool, taskId }) => {
-          if (await this.#hasMessage(pool, taskId)) found.add(taskId);
+        tasks.slice(start, start + LOOKUP_WINDOW).map(async ({ pool, handler, taskId }) => {
+          if (await this.#hasMessage(handler ? { pool, handler } : { pool }, taskId)) found.add(taskId);
         }),
       );
     }
     return found;
   }
 
-  async #hasMessage(pool: string, taskId: string): Promise<boolean> {
+  async #hasMessage(lane: Lane, taskId: string): Promise<boolean> {
     try {
-      const stored = await this.#jsm.streams.getMessage(this.names.workStream(pool), {
-        last_by_subj: this.names.workSubject(pool, taskId),
+      const stored = await this.#jsm.streams.getMessage(this.names.workStream(lane), {
+        last_by_subj: this.names.workSubject(lane, taskId),
       });
       return stored !== null;
     } catch (error) {
@@ -304,11 +306,15 @@ export class JetStreamWorkQueue implements WorkQueue {
     if (this.#pools.get(pool) === ready) this.#pools.delete(pool);
   }
 
-  async #ensurePool(pool: string): Promise<PullConsumer> {
-    const stream = this.names.workStream(pool);
+  /** `key` is a lane key (laneKey): `pool` or `pool/handler`. */
+  async #ensurePool(key: string): Promise<PullConsumer> {
+    const separator = key.indexOf("/");
+    const lane: Lane =
+      separator < 0 ? { pool: key } : { pool: key.slice(0, separator), handler: key.slice(separator + 1) };
+    const stream = this.names.workStream(lane);
     await ensureStream(this.#jsm, {
       name: stream,
-      subjects: [this.names.workSubjects(pool)],
+      subjects: [this.names.workSubjects(lane)],
       retention: RetentionPolicy.Workqueue,
       storage: this.#storage,
       num_replicas: this.#replicas,

@@ -4,6 +4,8 @@
  * Subjects use the namespace as given; stream and consumer names upper-case it.
  */
 
+import type { Lane } from "../work-queue.js";
+
 export const DEFAULT_NAMESPACE = "taskframe";
 
 // Stream names upper-case the namespace: "Prod" and "prod" share streams (but not subjects), so do not mix them.
@@ -30,6 +32,18 @@ function validateTaskId(taskId: string): string {
   return taskId;
 }
 
+/**
+ * A handler name as one subject token and stream-name part, injectively:
+ * anything but letters, digits and '-' is written `_XX` (hex), e.g.
+ * `pkg.resize` -> `pkg_2Eresize`.
+ */
+export function handlerToken(handler: string): string {
+  if (!handler) throw new Error("a handler name must not be empty");
+  return handler.replace(/[^A-Za-z0-9-]/g, (c) =>
+    [...Buffer.from(c, "utf8")].map((b) => `_${b.toString(16).toUpperCase().padStart(2, "0")}`).join(""),
+  );
+}
+
 /** A host name as one subject token: dots (FQDNs) and other reserved characters become `_`. */
 const hostToken = (host: string): string => host.replace(/[.*>\s]/g, "_") || "_";
 
@@ -47,23 +61,38 @@ export class NatsNames {
     this.#prefix = namespace.toUpperCase();
   }
 
-  /** `<NS>_WORK_<POOL>`. Pools whose names differ only in case map to one stream (detected on creation). */
-  workStream(pool: string): string {
-    return `${this.#prefix}_WORK_${validatePool(pool).toUpperCase()}`;
+  /**
+   * The stream of a lane: `<NS>_WORK_<POOL>` for a pool's executables,
+   * `<NS>_HANDLER_<POOL>_<HANDLER>` for one handler of a pool (a stream each,
+   * so that every lane's consumer has the same name). Pools whose names
+   * differ only in case map to one stream (detected on creation).
+   */
+  workStream(lane: Lane): string {
+    const pool = validatePool(lane.pool).toUpperCase();
+    return lane.handler
+      ? `${this.#prefix}_HANDLER_${pool}_${handlerToken(lane.handler).toUpperCase()}`
+      : `${this.#prefix}_WORK_${pool}`;
   }
 
   isWorkStream(stream: string): boolean {
-    return stream.startsWith(`${this.#prefix}_WORK_`);
+    return stream.startsWith(`${this.#prefix}_WORK_`) || stream.startsWith(`${this.#prefix}_HANDLER_`);
   }
 
-  /** `<ns>.work.<pool>.*`: the work stream's subjects. */
-  workSubjects(pool: string): string {
-    return `${this.namespace}.work.${validatePool(pool)}.*`;
+  /** `<ns>.work.<pool>.*` or `<ns>.handler.<pool>.<handler>.*`: a lane stream's subjects. */
+  workSubjects(lane: Lane): string {
+    return `${this.#laneSubjectPrefix(lane)}.*`;
   }
 
-  /** `<ns>.work.<pool>.<taskId>`: one subject per task, so that "is it queued?" is a by-subject lookup. */
-  workSubject(pool: string, taskId: string): string {
-    return `${this.namespace}.work.${validatePool(pool)}.${validateTaskId(taskId)}`;
+  /** One subject per task, so that "is it queued?" is a by-subject lookup. */
+  workSubject(lane: Lane, taskId: string): string {
+    return `${this.#laneSubjectPrefix(lane)}.${validateTaskId(taskId)}`;
+  }
+
+  #laneSubjectPrefix(lane: Lane): string {
+    const pool = validatePool(lane.pool);
+    return lane.handler
+      ? `${this.namespace}.handler.${pool}.${handlerToken(lane.handler)}`
+      : `${this.namespace}.work.${pool}`;
   }
 
   /** The durable pull consumer of every work stream (one per pool, as each pool has its stream). */

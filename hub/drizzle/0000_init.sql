@@ -81,6 +81,7 @@ CREATE TABLE "tasks" (
 	"lease_epoch" bigint DEFAULT 0 NOT NULL,
 	"pending_deps" integer NOT NULL,
 	"pool" text NOT NULL,
+	"handler" text,
 	"spec" "bytea" NOT NULL,
 	"retry_at" timestamp with time zone,
 	"cancel_requested" boolean DEFAULT false NOT NULL,

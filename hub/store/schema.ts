@@ -87,6 +87,8 @@ export const tasks = pgTable(
     /** Dependencies that have not succeeded yet; the task is ready at 0. */
     pendingDeps: integer("pending_deps").notNull(),
     pool: text("pool").notNull(),
+    /** For handler tasks: the handler (with the pool, the queue lane its work waits in). */
+    handler: text("handler"),
     /** The TaskSpec, protobuf-encoded. */
     spec: bytea("spec").notNull(),
     retryAt: timestamptz("retry_at"),

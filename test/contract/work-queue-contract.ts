@@ -447,6 +447,32 @@ export function describeWorkQueueContract(
         expect(await queue.consumer(c).fetch(10, { maxWaitMs: 500 })).toEqual([]);
       });
 
+      it("gives each handler of a pool a lane of its own, apart from the pool's executables", async () => {
+        const queue = await openQueue(LONG_LEASES);
+        const pool = uniquePool("lanes");
+        const handlerItem = (n: number, handler: string) =>
+          create(WorkItemSchema, {
+            taskId: `${pool}-task-${n}`,
+            runId: `${pool}-run`,
+            attempt: 1,
+            dispatch: 1,
+            spec: { pool, target: { case: "handler", value: { handler } } },
+          });
+        await queue.publish([
+          workItem(pool, 1),
+          handlerItem(2, "resize"),
+          handlerItem(3, "pkg.thumb"),
+          handlerItem(4, "resize"),
+        ]);
+        expect(taskIds(await drain(queue.consumer(pool, "pkg.thumb")))).toEqual([`${pool}-task-3`]);
+        expect(taskIds(await drain(queue.consumer(pool, "resize")))).toEqual([
+          `${pool}-task-2`,
+          `${pool}-task-4`,
+        ]);
+        expect(taskIds(await drain(queue.consumer(pool)))).toEqual([`${pool}-task-1`]);
+        expect(await queue.consumer(pool, "unknown").fetch(10, { maxWaitMs: 300 })).toEqual([]);
+      });
+
       it("shares a pool's items between consumers fetching concurrently: disjoint, and all of them", async () => {
         const queue = await openQueue(LONG_LEASES);
         const pool = uniquePool("shared");

@@ -56,6 +56,7 @@ export async function insertRun(
       maxAttempts: number;
       deps: number;
       pool: string;
+      handler: string | null;
       spec: string;
     }[] = [];
     const edges: { parent: string; child: string; kind: "requires" | "after" }[] = [];
@@ -74,6 +75,7 @@ export async function insertRun(
         maxAttempts: maxAttemptsOf(task.retry),
         deps: needs.length + after.length,
         pool,
+        handler: task.target.case === "handler" ? task.target.value.handler : null,
         spec: base64(toBinary(TaskSpecSchema, task)),
       });
       for (const need of needs) edges.push({ parent: idsByName.get(need)!, child: id, kind: "requires" });
@@ -92,16 +94,16 @@ export async function insertRun(
         ${idempotencyKey || null}, ${spec.tasks.length}, ${spec.tasks.length}, ${now}::timestamptz)`);
     for (const slice of slices(tasks)) {
       await tx.execute(sql`
-        insert into tasks (id, run_id, name, state, attempt, dispatch, max_attempts, pending_deps, pool, spec,
+        insert into tasks (id, run_id, name, state, attempt, dispatch, max_attempts, pending_deps, pool, handler, spec,
           created_at, updated_at)
         select id, ${runId}::uuid, name, case when root = 1 then ${TaskState.PENDING}::smallint else ${TaskState.CREATED}::smallint end,
-          root, root, max_attempts, pending_deps, pool,
+          root, root, max_attempts, pending_deps, pool, handler,
           decode(spec, 'base64'), ${now}::timestamptz, ${now}::timestamptz
         from unnest(${sql.param(slice.map((t) => t.id))}::uuid[], ${sql.param(slice.map((t) => t.name))}::text[],
           ${sql.param(slice.map((t) => (t.root ? 1 : 0)))}::int[], ${sql.param(slice.map((t) => t.maxAttempts))}::int[],
           ${sql.param(slice.map((t) => t.deps))}::int[], ${sql.param(slice.map((t) => t.pool))}::text[],
-          ${sql.param(slice.map((t) => t.spec))}::text[])
-          as x(id, name, root, max_attempts, pending_deps, pool, spec)`);
+          ${sql.param(slice.map((t) => t.handler))}::text[], ${sql.param(slice.map((t) => t.spec))}::text[])
+          as x(id, name, root, max_attempts, pending_deps, pool, handler, spec)`);
       // every task's creation, and for roots their readiness, in the audit trail
       await tx.execute(sql`
         insert into task_events (run_id, task_id, attempt, from_state, to_state, at)

@@ -13,6 +13,7 @@ export interface DispatchedTask {
   id: string;
   runId: string;
   pool: string;
+  handler: string | null;
   state: TaskState;
   attempt: number;
   dispatch: number;
@@ -28,11 +29,12 @@ export async function staleDispatchedTasks(
     id: string;
     run_id: string;
     pool: string;
+    handler: string | null;
     state: number;
     attempt: number;
     dispatch: number;
   }>(
-    sql`select id, run_id, pool, state, attempt, dispatch from tasks
+    sql`select id, run_id, pool, handler, state, attempt, dispatch from tasks
         where state in (${TaskState.PENDING}, ${TaskState.RUNNING})
           and updated_at < now() - make_interval(secs => ${staleAfterMs / 1000})
         order by updated_at limit ${limit}`,
@@ -41,6 +43,7 @@ export async function staleDispatchedTasks(
     id: r.id,
     runId: r.run_id,
     pool: r.pool,
+    handler: r.handler,
     state: r.state,
     attempt: r.attempt,
     dispatch: r.dispatch,
