@@ -82,10 +82,20 @@ export const sidecarConfigSchema = z.strictObject({
   "log-max-bytes": positiveInt.default(16 * 2 ** 20),
   "ledger-dir": z.string().optional(),
   "drain-timeout": duration().default(30_000),
+  /** The Runner protocol's unix socket for SDK workers (TASKFRAME_SOCKET). */
+  socket: z.string().min(1).optional(),
+  /** Also serve the Runner protocol on this local TCP address. */
+  "runner-listen": z
+    .string()
+    .regex(/^[^:]*:\d+$/, "HOST:PORT")
+    .optional(),
 });
 
 export type HubConfig = Readonly<z.output<typeof hubConfigSchema>>;
-export type SidecarConfig = Readonly<z.output<typeof sidecarConfigSchema>> & { ledgerDir: string };
+export type SidecarConfig = Readonly<z.output<typeof sidecarConfigSchema>> & {
+  ledgerDir: string;
+  socketPath: string;
+};
 
 /** `k=v,k2=v2` into a map. */
 function parseLabels(
@@ -164,5 +174,6 @@ export function loadSidecarConfig(flags: RawConfig, file?: string): SidecarConfi
   const config = validate(sidecarConfigSchema, gatherConfig(SIDECAR_KEYS, flags, file), "sidecar");
   const ledgerDir =
     config["ledger-dir"] ?? join(tmpdir(), `taskframe-sidecar-${config.host}-${config.namespace}`);
-  return Object.freeze({ ...config, ledgerDir });
+  const socketPath = config.socket ?? join(tmpdir(), `taskframe-${config.host}-${config.namespace}.sock`);
+  return Object.freeze({ ...config, ledgerDir, socketPath });
 }

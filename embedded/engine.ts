@@ -100,11 +100,12 @@ export class EmbeddedEngine implements AsyncDisposable {
           ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
           ...(options.logMaxBytes === undefined ? {} : { logMaxBytes: options.logMaxBytes }),
           launch: spawner.run,
+          runner: { socketPath: socketPathFor(dataDir, "runner.sock") },
           taskStates: (ids) => hub.store.taskStates(ids),
           logger,
         });
         hub.start();
-        sidecar.start();
+        await sidecar.start();
       }
       return new EmbeddedEngine(dataDir, store, hub, sidecar, queue, lock, { events, control, spawner });
     } catch (error) {
@@ -112,6 +113,11 @@ export class EmbeddedEngine implements AsyncDisposable {
       lock.release();
       throw error;
     }
+  }
+
+  /** Where SDK workers connect to serve handler tasks (TASKFRAME_SOCKET). */
+  get runnerSocket(): string | undefined {
+    return this.sidecar?.runnerAddresses[0];
   }
 
   /** The spawner helper's pid, once it has started a task. */
@@ -126,7 +132,7 @@ export class EmbeddedEngine implements AsyncDisposable {
 
   /** Serves the hub API on a unix socket, so that other `task` commands can follow this engine live. */
   async serve(): Promise<string> {
-    const socketPath = socketPathFor(this.dataDir);
+    const socketPath = socketPathFor(this.dataDir, "hub.sock");
     rmSync(socketPath, { force: true });
     const service = createHubService(this.hub);
     const server = createServer(
@@ -169,10 +175,10 @@ export class EmbeddedEngine implements AsyncDisposable {
   }
 }
 
-/** Unix socket paths are limited to ~107 bytes: long data dirs get a socket in the temp dir. */
-function socketPathFor(dataDir: string): string {
-  const inside = join(dataDir, "hub.sock");
+/** Unix socket paths are limited to ~107 bytes: long data dirs get their sockets in the temp dir. */
+function socketPathFor(dataDir: string, name: string): string {
+  const inside = join(dataDir, name);
   if (Buffer.byteLength(inside) < 100) return inside;
   const hash = createHash("sha256").update(dataDir).digest("hex").slice(0, 16);
-  return join(tmpdir(), `taskframe-${hash}.sock`);
+  return join(tmpdir(), `taskframe-${hash}-${name}`);
 }

@@ -39,6 +39,8 @@ export interface LocalCluster {
   readonly hubs: LocalProcess[];
   readonly hubUrls: string[];
   readonly sidecars: LocalProcess[];
+  /** Where SDK workers connect to a sidecar (its Runner socket). */
+  runnerSocket(sidecar?: number): string;
   startHub(): Promise<LocalProcess>;
   startSidecar(name?: string): Promise<LocalProcess>;
   /** SIGTERM to every process (SIGKILL after 10 s), sidecars first. */
@@ -103,6 +105,8 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       join(options.dir, `ledger-${name}`),
       "--drain-timeout",
       "2s",
+      "--socket",
+      socketOf(name),
       ...(options.sidecarFlags ?? []),
       ...common,
     ]);
@@ -111,6 +115,9 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     return sidecar;
   };
   const stop = () => stopAll([...sidecars, ...hubs]);
+  function socketOf(name: string): string {
+    return join(options.dir, `runner-${name}.sock`);
+  }
 
   try {
     for (let i = 0; i < (options.hubs ?? 1); i++) await startHub();
@@ -123,6 +130,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     hubs,
     hubUrls,
     sidecars,
+    runnerSocket: (sidecar = 0) => socketOf(sidecars[sidecar]!.name),
     startHub,
     startSidecar,
     stop,

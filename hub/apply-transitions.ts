@@ -21,6 +21,8 @@ export interface TaskRow {
   retryAtMs: number | null;
   startedAtMs: number | null;
   finishedAtMs: number | null;
+  /** Set when a handler task succeeds with a result (never read back into the row). */
+  output?: { data: Uint8Array; contentType: string };
   /** Decoded on demand: only failing tasks need it. */
   readonly retryPolicy: () => RetryPolicy | undefined;
 }
@@ -220,6 +222,7 @@ export function applyTransitions(
     const outcome = describeOutcome(t);
     if (t.to === TaskState.SUCCEEDED) {
       finish(row, TaskState.SUCCEEDED, at, exitCode, null);
+      if (t.output.length > 0) row.output = { data: t.output, contentType: t.outputContentType };
       result.events.push(event(TaskState.RUNNING, TaskState.SUCCEEDED, outcome));
       result.succeeded.push(row);
     } else if (t.to === TaskState.SKIPPED) {
@@ -231,7 +234,8 @@ export function applyTransitions(
       result.events.push(event(TaskState.RUNNING, TaskState.CANCELLED, row.detail ?? ""));
       result.unsuccessful.push(row);
     } else if (row.attempt < row.maxAttempts && !t.nonRetryable) {
-      const delay = retryDelayMs(row.retryPolicy(), row.attempt, random);
+      // a handler may ask for a longer wait than the policy's (RetryAfter)
+      const delay = Math.max(retryDelayMs(row.retryPolicy(), row.attempt, random), Number(t.retryAfterMs));
       const detail = `attempt ${row.attempt} ${outcome}; retrying in ${formatDuration(delay)} (attempt ${row.attempt + 1} of ${row.maxAttempts})`;
       row.state = TaskState.RETRYING;
       row.retryAtMs = nowMs + delay;
@@ -241,7 +245,11 @@ export function applyTransitions(
       result.events.push(event(TaskState.RUNNING, TaskState.RETRYING, detail));
       result.changed.add(row);
     } else {
-      const suffix = row.maxAttempts > 1 ? ` (attempt ${row.attempt} of ${row.maxAttempts})` : "";
+      const suffix = t.nonRetryable
+        ? " (not retryable)"
+        : row.maxAttempts > 1
+          ? ` (attempt ${row.attempt} of ${row.maxAttempts})`
+          : "";
       finish(row, t.to, at, exitCode, `${outcome}${suffix}`);
       result.events.push(event(TaskState.RUNNING, t.to, row.detail ?? ""));
       result.unsuccessful.push(row);

@@ -1,8 +1,6 @@
-import http from "node:http";
-import http2 from "node:http2";
-import net, { type AddressInfo, type Socket } from "node:net";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { listenConnect } from "../core/connect-listener.js";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
 import { createHubService } from "./api/hub-service.js";
 import type { Hub } from "./hub.js";
@@ -14,14 +12,10 @@ export interface HubServer {
   close(timeoutMs: number): Promise<void>;
 }
 
-/** The client preface of HTTP/2 with prior knowledge (h2c) starts with these bytes. */
-const H2_PREFACE = "PRI ";
-
 /**
  * The hub's API on one port, HTTP/1.1 and cleartext HTTP/2 (h2c) alike, plus
  * `/healthz` (the process answers; says whether this hub leads) and `/readyz`
- * (store and NATS reachable: 200, else 503 naming what is not). Node's http2 server does not accept
- * HTTP/1.1 without TLS, so each connection is routed by its first bytes.
+ * (store and NATS reachable: 200, else 503 naming what is not).
  */
 export async function startHubServer(
   hub: Hub,
@@ -50,45 +44,16 @@ export async function startHubServer(
       }
     },
   });
-  const h1 = http.createServer(handler);
-  const h2 = http2.createServer(handler);
-  const sockets = new Set<Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
-    socket.once("data", (chunk: Buffer) => {
-      socket.pause();
-      socket.unshift(chunk);
-      (chunk.subarray(0, H2_PREFACE.length).toString("latin1") === H2_PREFACE ? h2 : h1).emit(
-        "connection",
-        socket,
-      );
-      process.nextTick(() => socket.resume());
-    });
-  });
   const separator = listen.lastIndexOf(":");
-  const host = listen.slice(0, separator) || "0.0.0.0";
-  const port = Number(listen.slice(separator + 1));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
+  const listener = await listenConnect(handler, {
+    host: listen.slice(0, separator) || "0.0.0.0",
+    port: Number(listen.slice(separator + 1)),
   });
-  const bound = server.address() as AddressInfo;
   return {
-    address: `${bound.address}:${bound.port}`,
+    address: listener.address,
     async close(timeoutMs) {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       shutdown.abort(new ConnectError("the hub is shutting down", Code.Unavailable));
-      h1.closeIdleConnections();
-      const timer = setTimeout(() => {
-        // whatever still holds a connection after the grace period is cut
-        for (const socket of sockets) socket.destroy();
-      }, timeoutMs);
-      await closed;
-      clearTimeout(timer);
+      await listener.close(timeoutMs);
     },
   };
 }

@@ -46,9 +46,10 @@ function validateTarget(task: TaskSpec, where: string): void {
       if (!task.target.value.command) throw invalid(`${where}: exec.command is empty`);
       return;
     case "handler":
-      throw invalid(`${where}: handler tasks need SDK workers, which this version does not run yet`);
+      if (!task.target.value.handler) throw invalid(`${where}: handler.handler is empty`);
+      return;
     case undefined:
-      throw invalid(`${where}: the task has nothing to run (expected an exec target)`);
+      throw invalid(`${where}: the task has nothing to run (expected an executable or a handler)`);
     default:
       throw invalid(`${where}: unknown target ${(task.target satisfies never as { case: string }).case}`);
   }

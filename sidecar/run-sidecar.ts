@@ -44,6 +44,10 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     killGraceMs: config["kill-grace"],
     logMaxBytes: config["log-max-bytes"],
     launch: spawner.run,
+    runner: {
+      socketPath: config.socketPath,
+      ...(config["runner-listen"] ? { tcp: hostPort(config["runner-listen"]) } : {}),
+    },
     ...(hub
       ? {
           taskStates: async (ids) =>
@@ -56,9 +60,12 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
       : {}),
     logger,
   });
-  sidecar.start();
+  await sidecar.start();
   logger.info({ pools: config.pool, host: config.host, namespace: config.namespace }, "sidecar leasing work");
-  process.stderr.write(`taskframe sidecar ${config.host} leasing pools ${config.pool.join(", ")}\n`);
+  const endpoints = sidecar.runnerAddresses.join(" and ");
+  process.stderr.write(
+    `taskframe sidecar ${config.host} leasing pools ${config.pool.join(", ")}; workers connect to ${endpoints}\n`,
+  );
 
   await new Promise<void>((resolve) => {
     const stop = () => {
@@ -75,4 +82,9 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
   await queue.close();
   await control.close();
   await nc.drain().catch(() => {});
+}
+
+function hostPort(listen: string): { host: string; port: number } {
+  const separator = listen.lastIndexOf(":");
+  return { host: listen.slice(0, separator) || "127.0.0.1", port: Number(listen.slice(separator + 1)) };
 }

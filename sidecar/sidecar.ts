@@ -1,5 +1,8 @@
 import { hostname } from "node:os";
 import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { type ConnectListener, listenConnect } from "../core/connect-listener.js";
 import { errorMessage } from "../core/errors.js";
 import type { ControlBus, EventSink } from "../core/event-bus.js";
 import {
@@ -10,17 +13,21 @@ import {
   StateTransitionSchema,
   type WorkItem,
 } from "../core/gen/taskframe/v1/messages_pb.js";
+import { RunnerService } from "../core/gen/taskframe/v1/runner_pb.js";
 import { LogStream } from "../core/gen/taskframe/v1/state_pb.js";
 import { keepRunning } from "../core/keep-running.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { TaskState } from "../core/states.js";
 import { DEFAULT_POOL, type Lease, type WorkQueue } from "../core/work-queue.js";
+import { logChunksOf, type ReportedResult, transitionOf } from "./attempt-report.js";
 import { EventPublisher } from "./event-publisher.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { type CapturedChunk, LogCapture } from "./log-capture.js";
 import { type AttemptResult, resultOf } from "./outcome.js";
 import { runPreChecks, unenforcedSettings } from "./pre-checks.js";
 import { runProcess } from "./process-runner.js";
+import { HandlerRunner } from "./runner/handler-runner.js";
+import { createRunnerService } from "./runner/runner-service.js";
 import { Slots } from "./slots.js";
 import type { ProcessLauncher } from "./spawner/spawner.js";
 import { taskEnvironment } from "./task-env.js";
@@ -48,6 +55,11 @@ export interface SidecarOptions {
   /** What starts task processes: a Spawner's `run` (cheap forks), or in-process `runProcess` by default. */
   launch?: ProcessLauncher;
   /**
+   * Serve the Runner protocol to SDK workers on this unix socket (and,
+   * optionally, a local TCP port): handler tasks run there.
+   */
+  runner?: RunnerEndpoint;
+  /**
    * Where tasks stand (the hub's GetTaskStates). Asked only for redelivered
    * or republished work: an item whose attempt has already ended is acked
    * without running it again.
@@ -63,6 +75,15 @@ export interface SidecarOptions {
  * - `stopped`   every task, timer and loop ended
  */
 export type SidecarState = "created" | "running" | "draining" | "stopped";
+
+export interface RunnerEndpoint {
+  socketPath: string;
+  tcp?: { host: string; port: number };
+  /** How often workers send heartbeats. @default 5_000 */
+  heartbeatIntervalMs?: number;
+  /** Children spawned by running handler tasks go here (the hub). */
+  spawn?: ServiceImpl<typeof RunnerService>["spawn"];
+}
 
 export type TaskStateLookup = (
   taskIds: readonly string[],
@@ -96,6 +117,8 @@ export class Sidecar implements AsyncDisposable {
   readonly #launch: ProcessLauncher;
   readonly #logMaxBytes: number;
   #loops: Promise<void>[] = [];
+  #handlerRunner: HandlerRunner | undefined;
+  #runnerListeners: ConnectListener[] = [];
   #logTicker: NodeJS.Timeout | undefined;
   #state: SidecarState = "created";
 
@@ -120,9 +143,54 @@ export class Sidecar implements AsyncDisposable {
     return this.#running.size;
   }
 
-  start(): void {
+  /** Where SDK workers connect (TASKFRAME_SOCKET), once started. */
+  get runnerAddresses(): string[] {
+    return this.#runnerListeners.map((l) => l.address);
+  }
+
+  /** Handlers that registered workers serve. */
+  get handlers(): string[] {
+    return this.#handlerRunner?.handlers ?? [];
+  }
+
+  /**
+   * Starts leasing; with a Runner endpoint, first opens it, so that workers
+   * can register as soon as this returns.
+   */
+  async start(): Promise<void> {
     if (this.#state !== "created") throw new Error(`cannot start a sidecar that is ${this.#state}`);
     this.#state = "running";
+    const endpoint = this.#options.runner;
+    if (endpoint) {
+      const runner = new HandlerRunner({
+        queue: this.#options.queue,
+        publisher: this.#publisher,
+        leases: this.#leases,
+        pools: this.pools,
+        host: this.host,
+        logger: this.#logger,
+        killGraceMs: this.#options.killGraceMs ?? 5_000,
+        logMaxBytes: this.#logMaxBytes,
+        logChunkBytes: this.#options.logChunkBytes ?? 64 * 2 ** 10,
+        heartbeatIntervalMs: endpoint.heartbeatIntervalMs ?? 5_000,
+        skip: (lease) => this.#shouldSkip(lease),
+      });
+      this.#handlerRunner = runner;
+      const spawn =
+        endpoint.spawn ??
+        (async () => {
+          throw new ConnectError("this sidecar has no hub to spawn children on", Code.Unimplemented);
+        });
+      const handler = connectNodeAdapter({
+        routes: (router) => router.service(RunnerService, createRunnerService(runner, spawn)),
+      });
+      this.#runnerListeners.push(await listenConnect(handler, { socketPath: endpoint.socketPath }));
+      if (endpoint.tcp) this.#runnerListeners.push(await listenConnect(handler, endpoint.tcp));
+    }
+    this.#startLeasing();
+  }
+
+  #startLeasing(): void {
     this.#leases.start();
     this.#logTicker = setInterval(() => this.#shipLogs(), this.#options.logFlushMs ?? 100);
     this.#logTicker.unref();
@@ -149,6 +217,8 @@ export class Sidecar implements AsyncDisposable {
     this.#state = "draining";
     this.#halt.abort();
     await Promise.all(this.#loops);
+    await this.#handlerRunner?.stop(graceMs);
+    await Promise.all(this.#runnerListeners.map((l) => l.close(1_000)));
     if (this.#running.size > 0) {
       const timer = setTimeout(() => {
         for (const attempt of this.#running.values()) {
@@ -198,7 +268,10 @@ export class Sidecar implements AsyncDisposable {
   }
 
   async #controlLoop(signal: AbortSignal): Promise<void> {
-    for await (const notice of this.#options.control.cancels(signal)) this.#applyCancel(notice);
+    for await (const notice of this.#options.control.cancels(signal)) {
+      this.#applyCancel(notice);
+      this.#handlerRunner?.applyCancel(notice);
+    }
   }
 
   #applyCancel(notice: CancelNotice): void {
@@ -221,12 +294,7 @@ export class Sidecar implements AsyncDisposable {
 
   async #runLease(lease: Lease): Promise<void> {
     const { item } = lease;
-    const cancelledUntil = this.#cancelledRuns.get(item.runId);
-    if (cancelledUntil !== undefined && cancelledUntil > Date.now()) {
-      await lease.ack(); // the run was cancelled while this waited in the queue
-      return;
-    }
-    if ((lease.delivery > 1 || item.dispatch > 1) && (await this.#alreadyEnded(item))) {
+    if (await this.#shouldSkip(lease)) {
       await lease.ack();
       return;
     }
@@ -263,6 +331,13 @@ export class Sidecar implements AsyncDisposable {
     }
   }
 
+  /** Work that must not run: its run was cancelled while it waited, or a redelivered attempt already ended. */
+  async #shouldSkip(lease: Lease): Promise<boolean> {
+    const cancelledUntil = this.#cancelledRuns.get(lease.item.runId);
+    if (cancelledUntil !== undefined && cancelledUntil > Date.now()) return true;
+    return (lease.delivery > 1 || lease.item.dispatch > 1) && (await this.#alreadyEnded(lease.item));
+  }
+
   /** Whether a redelivered item's attempt has ended (elsewhere): if the hub cannot say, run it; the fence decides. */
   async #alreadyEnded(item: WorkItem): Promise<boolean> {
     if (!this.#options.taskStates) return false;
@@ -290,7 +365,7 @@ export class Sidecar implements AsyncDisposable {
   async #execute(attempt: RunningAttempt): Promise<AttemptResult> {
     const spec = attempt.item.spec;
     if (spec?.target.case !== "exec") {
-      const detail = "handler tasks need SDK workers, which this version does not run yet";
+      const detail = "a handler task reached the executables lane, where nothing runs handlers";
       return { state: TaskState.FAILED, signal: "", detail, systemLine: `[taskframe] ${detail}` };
     }
     const exec = spec.target.value;
@@ -330,23 +405,8 @@ export class Sidecar implements AsyncDisposable {
     return resultOf(await launch(exec.command, exec.args), timeoutMs, killGraceMs, attempt.stopReason);
   }
 
-  #transition(
-    attempt: RunningAttempt,
-    to: TaskState,
-    result: Pick<AttemptResult, "exitCode" | "signal" | "detail">,
-  ): StateTransition {
-    return create(StateTransitionSchema, {
-      taskId: attempt.item.taskId,
-      runId: attempt.item.runId,
-      attempt: attempt.item.attempt,
-      leaseEpoch: BigInt(attempt.epoch),
-      to,
-      atUnixMs: BigInt(Date.now()),
-      host: this.host,
-      ...(result.exitCode === undefined ? {} : { exitCode: result.exitCode }),
-      signal: result.signal,
-      detail: result.detail,
-    });
+  #transition(attempt: RunningAttempt, to: TaskState, result: ReportedResult): StateTransition {
+    return transitionOf(attempt, this.host, to, result);
   }
 
   /** One timer for every running task: cut what each has written into chunks and send them. */
@@ -360,18 +420,7 @@ export class Sidecar implements AsyncDisposable {
   }
 
   #logChunks(attempt: RunningAttempt, chunks: readonly CapturedChunk[]): LogChunk[] {
-    return chunks.map((chunk) =>
-      create(LogChunkSchema, {
-        taskId: attempt.item.taskId,
-        runId: attempt.item.runId,
-        attempt: attempt.item.attempt,
-        stream: STREAMS[chunk.stream],
-        seq: chunk.seq,
-        atUnixMs: BigInt(chunk.atUnixMs),
-        data: chunk.data,
-        droppedBytes: BigInt(chunk.droppedBytes),
-      }),
-    );
+    return logChunksOf(attempt, chunks);
   }
 }
 
@@ -379,5 +428,3 @@ const launchInProcess: ProcessLauncher = async (options) => ({
   ...(await runProcess(options)),
   droppedOutputBytes: 0,
 });
-
-const STREAMS = { stdout: LogStream.STDOUT, stderr: LogStream.STDERR, system: LogStream.SYSTEM } as const;

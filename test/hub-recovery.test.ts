@@ -46,7 +46,7 @@ describe("hub recovery", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function start(queue: MemoryWorkQueue, options: { reconcile?: boolean; sidecar?: boolean } = {}) {
+  async function start(queue: MemoryWorkQueue, options: { reconcile?: boolean; sidecar?: boolean } = {}) {
     const events = new MemoryEventBus();
     const control = new MemoryControlBus();
     const hub = new Hub({
@@ -60,7 +60,7 @@ describe("hub recovery", () => {
     closers.push(() => hub.stop());
     if (options.sidecar) {
       const sidecar = new Sidecar({ queue, events, control, slots: 4, heartbeatMs: 100, host: "only" });
-      sidecar.start();
+      await sidecar.start();
       closers.push(() => sidecar.stop());
     }
     closers.push(() => queue.close());
@@ -78,7 +78,7 @@ describe("hub recovery", () => {
 
   it("fails an attempt for good when its work item runs out of deliveries", async () => {
     const queue = new MemoryWorkQueue({ ackWaitMs: 100, maxDeliveries: 2 });
-    const hub = start(queue);
+    const hub = await start(queue);
     const { run } = await hub.submit(
       runSpec("doomed", [
         shellTask("doomed", "true", { retry: { retries: 3 } }),
@@ -98,7 +98,7 @@ describe("hub recovery", () => {
 
   it("publishes again a dispatched task whose work item the queue lost, and the run completes", async () => {
     const queue = new LossyQueue(new Set(["lost"]), { ackWaitMs: 1_000 });
-    const hub = start(queue, { reconcile: true, sidecar: true });
+    const hub = await start(queue, { reconcile: true, sidecar: true });
     const { run } = await hub.submit(
       runSpec("lossy", [shellTask("lost", "true"), shellTask("kept", "true")]),
     );

@@ -82,6 +82,8 @@ export function addServiceCommands(program: Command, setExit: (code: number) => 
       "--drain-timeout <duration>",
       "on SIGTERM, how long running tasks may finish before they are handed back",
     ],
+    ["--socket <path>", "unix socket where SDK workers connect (they read it from TASKFRAME_SOCKET)"],
+    ["--runner-listen <host:port>", "also serve SDK workers on this local TCP address"],
     ...NATS_FLAGS,
   ])
     .description("run a sidecar: lease work from NATS and run it on this host")

@@ -44,6 +44,7 @@ export function taskToProto(task: TaskRecord): Task {
     detail: task.detail ?? "",
     needs: task.needs,
     after: task.after,
+    ...(task.output ? { output: task.output.data, outputContentType: task.output.contentType } : {}),
     retryAtUnixMs: ms(task.retryAtMs),
   });
 }

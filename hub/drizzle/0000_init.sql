@@ -84,6 +84,8 @@ CREATE TABLE "tasks" (
 	"handler" text,
 	"spec" "bytea" NOT NULL,
 	"retry_at" timestamp with time zone,
+	"output" "bytea",
+	"output_content_type" text,
 	"cancel_requested" boolean DEFAULT false NOT NULL,
 	"host" text,
 	"exit_code" integer,

@@ -92,6 +92,9 @@ export const tasks = pgTable(
     /** The TaskSpec, protobuf-encoded. */
     spec: bytea("spec").notNull(),
     retryAt: timestamptz("retry_at"),
+    /** A handler task's result, once it succeeded. */
+    output: bytea("output"),
+    outputContentType: text("output_content_type"),
     cancelRequested: boolean("cancel_requested").notNull().default(false),
     host: text("host"),
     exitCode: integer("exit_code"),

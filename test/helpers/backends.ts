@@ -17,6 +17,8 @@ export interface TestBackend extends AsyncDisposable {
   readonly client: HubClient;
   /** A scratch directory for the test's own files. */
   readonly dir: string;
+  /** The sidecar's Runner socket, where SDK workers connect. */
+  readonly runnerSocket: string;
 }
 
 export interface BackendOptions {
@@ -37,6 +39,7 @@ export async function startBackend(kind: BackendKind, options: BackendOptions = 
       kind,
       client: engine.client,
       dir: engine.dir,
+      runnerSocket: engine.engine.runnerSocket ?? "",
       [Symbol.asyncDispose]: engine[Symbol.asyncDispose],
     };
   }
@@ -52,6 +55,7 @@ export async function startBackend(kind: BackendKind, options: BackendOptions = 
     kind,
     client: cluster.client(),
     dir,
+    runnerSocket: cluster.runnerSocket(0),
     async [Symbol.asyncDispose]() {
       await cluster[Symbol.asyncDispose]();
       await rm(dir, { recursive: true, force: true });

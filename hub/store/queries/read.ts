@@ -32,6 +32,8 @@ export interface TaskRecord {
   retryAtMs: number | null;
   needs: string[];
   after: string[];
+  /** A handler task's result: read by findTask only. */
+  output?: { data: Uint8Array; contentType: string };
 }
 
 /** One row of a task's audit trail, as written by the recorder. */
@@ -231,8 +233,16 @@ export async function findTask(
     const where = ref.runId ? ` in run ${ref.runId}` : "";
     throw new TaskframeError(TaskframeErrorCode.NotFound, `no task '${ref.taskId || ref.name}'${where}`);
   }
-  const dependencies = await dependenciesOf(database, row.run_id, [row.id]);
-  return toTaskRecord(row, dependencies.get(row.id) ?? NO_DEPENDENCIES);
+  const [dependencies, outputs] = await Promise.all([
+    dependenciesOf(database, row.run_id, [row.id]),
+    database.rows<{ output: Uint8Array | null; output_content_type: string | null }>(
+      sql`select output, output_content_type from tasks where id = ${row.id}`,
+    ),
+  ]);
+  const record = toTaskRecord(row, dependencies.get(row.id) ?? NO_DEPENDENCIES);
+  const output = outputs[0];
+  if (output?.output) record.output = { data: output.output, contentType: output.output_content_type ?? "" };
+  return record;
 }
 
 function toTaskRecord(r: TaskRowOut, { needs, after }: Dependencies): TaskRecord {

@@ -1,0 +1,39 @@
+import type { ChildSpec, SpawnedChild } from "../../core/gen/taskframe/v1/runner_pb.js";
+
+/** What a handler gets besides its input. */
+export interface TaskContext {
+  readonly taskId: string;
+  readonly runId: string;
+  readonly taskName: string;
+  /** 1-based. */
+  readonly attempt: number;
+  readonly input: Uint8Array;
+  readonly contentType: string;
+  /** Aborts when the task is cancelled, its deadline passes, its lease is lost, or the worker stops; `reason` says which. */
+  readonly signal: AbortSignal;
+  /** The input as text (UTF-8). */
+  text(): string;
+  /** The input parsed as JSON. */
+  json<T = unknown>(): T;
+  /** A line in the task's log (`task logs NAME`). */
+  log(line: string, stream?: "stdout" | "stderr"): void;
+  /** Still working; `progress` is 0..1 (or omitted). Keeps the task's lease. */
+  heartbeat(progress?: number, message?: string): void;
+  /** Adds children to this task's run (idempotent per key). */
+  spawn(children: readonly SpawnChild[]): Promise<SpawnedChild[]>;
+}
+
+/** A child task: a handler (with input) or an executable, keyed uniquely among this task's children. */
+export interface SpawnChild {
+  key: string;
+  handler?: string;
+  input?: Uint8Array | string | object;
+  command?: string;
+  args?: string[];
+  /** Keys of sibling children that must succeed first. */
+  needs?: string[];
+  retries?: number;
+  timeoutMs?: number;
+}
+
+export type ChildSpecs = ChildSpec[];

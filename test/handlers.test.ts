@@ -1,0 +1,167 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type RetryPolicySchema, TaskSpecSchema } from "../core/gen/taskframe/v1/spec_pb.js";
+import { RunState, TaskState } from "../core/states.js";
+import { type Handler, NonRetryableError, RetryAfterError, Worker } from "../sdks/ts/index.js";
+import { BACKENDS, startBackend, type TestBackend } from "./helpers/backends.js";
+import { runSpec, runToEnd, waitForRun } from "./helpers/engine.js";
+
+/*
+ * Handler tasks through the Runner protocol, with the reference TypeScript
+ * SDK as the worker, on every backend.
+ */
+
+function handlerTask(
+  name: string,
+  handler: string,
+  input: unknown = {},
+  init: { needs?: string[]; retry?: MessageInitShape<typeof RetryPolicySchema>; timeoutMs?: bigint } = {},
+) {
+  return create(TaskSpecSchema, {
+    name,
+    target: {
+      case: "handler",
+      value: { handler, input: Buffer.from(JSON.stringify(input)), contentType: "application/json" },
+    },
+    ...init,
+  });
+}
+
+describe.each(BACKENDS)("handler tasks on %s", (kind) => {
+  let harness: TestBackend;
+  const workers: { worker: Worker; done: Promise<void> }[] = [];
+
+  beforeAll(async () => {
+    harness = await startBackend(kind, { ackWaitMs: 2_000 });
+  });
+  afterEach(async () => {
+    for (const { worker, done } of workers.splice(0)) {
+      await worker.stop().catch(() => {});
+      await done.catch(() => {});
+    }
+  });
+  afterAll(async () => {
+    await harness?.[Symbol.asyncDispose]();
+  });
+
+  function startWorker(handlers: Record<string, Handler>, concurrency = 8): Worker {
+    const worker = new Worker({ handlers, concurrency, socket: harness.runnerSocket, name: "test-worker" });
+    workers.push({ worker, done: worker.run() });
+    return worker;
+  }
+
+  it("runs a handler and records its result; a task waits until some worker serves its handler", async () => {
+    const spec = runSpec("hello-handler", [handlerTask("greet", "greet", { who: "world" })]);
+    const { run } = await harness.client.submitRun({ run: spec });
+    await sleep(300);
+    expect((await harness.client.getRun({ runId: run!.id })).run?.state).toBe(RunState.RUNNING);
+    startWorker({
+      greet: (ctx) => {
+        ctx.log(`greeting ${ctx.json<{ who: string }>().who}`);
+        return { greeting: `hello ${ctx.json<{ who: string }>().who}`, attempt: ctx.attempt };
+      },
+    });
+    const { run: final, tasks } = await waitForRun(harness.client, run!.id);
+    expect(final.state).toBe(RunState.SUCCEEDED);
+    const { task } = await harness.client.getTask({ task: { taskId: tasks.get("greet")!.id } });
+    expect(task?.outputContentType).toBe("application/json");
+    expect(JSON.parse(Buffer.from(task!.output).toString())).toEqual({ greeting: "hello world", attempt: 1 });
+    const lines: string[] = [];
+    for await (const r of harness.client.getLogs({ task: { taskId: task!.id } })) {
+      lines.push(...r.entries.map((e) => Buffer.from(e.data).toString()));
+    }
+    expect(lines.join("")).toContain("greeting world\n");
+  });
+
+  it("maps errors: a plain error is retried, NonRetryableError is not, RetryAfterError sets the wait", async () => {
+    const seen: Record<string, number[]> = {};
+    const note = (name: string) => {
+      seen[name] ??= [];
+      seen[name].push(Date.now());
+    };
+    startWorker({
+      flaky: (ctx) => {
+        note("flaky");
+        if (ctx.attempt === 1) throw new TypeError("first attempt fails");
+        return "ok";
+      },
+      fatal: () => {
+        note("fatal");
+        throw new NonRetryableError("bad input");
+      },
+      later: (ctx) => {
+        note("later");
+        if (ctx.attempt === 1) throw new RetryAfterError(700, "rate limited");
+        return "done";
+      },
+    });
+    const retry = { retries: 3, intervalMs: 50n };
+    const { run, tasks } = await runToEnd(
+      harness.client,
+      runSpec("errors", [
+        handlerTask("flaky", "flaky", {}, { retry }),
+        handlerTask("fatal", "fatal", {}, { retry }),
+        handlerTask("later", "later", {}, { retry }),
+      ]),
+    );
+    expect(run.state).toBe(RunState.FAILED);
+    expect(tasks.get("flaky")).toMatchObject({ state: TaskState.SUCCEEDED, attempt: 2 });
+    expect(tasks.get("fatal")).toMatchObject({
+      state: TaskState.FAILED,
+      attempt: 1,
+      detail: "failed: NonRetryableError: bad input (not retryable)",
+    });
+    expect(tasks.get("later")).toMatchObject({ state: TaskState.SUCCEEDED, attempt: 2 });
+    expect(seen.later![1]! - seen.later![0]!).toBeGreaterThanOrEqual(650);
+    const { events } = await harness.client.getAudit({ task: { taskId: tasks.get("flaky")!.id } });
+    expect(events.find((e) => e.to === TaskState.RETRYING)?.detail).toMatch(
+      /^attempt 1 failed: TypeError: first attempt fails/,
+    );
+  });
+
+  it("stops a handler at its deadline (TIMED_OUT) and when its run is cancelled (CANCELLED)", async () => {
+    const started = new Set<string>();
+    startWorker({
+      slow: async (ctx) => {
+        started.add(ctx.taskName);
+        await new Promise((_, reject) =>
+          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason)),
+        );
+      },
+    });
+    const timed = await runToEnd(
+      harness.client,
+      runSpec("deadline", [handlerTask("slow", "slow", {}, { timeoutMs: 300n })]),
+    );
+    expect(timed.tasks.get("slow")?.state).toBe(TaskState.TIMED_OUT);
+    const { run } = await harness.client.submitRun({
+      run: runSpec("cancelled", [handlerTask("stuck", "slow")]),
+    });
+    while (!started.has("stuck")) await sleep(20);
+    await harness.client.cancelRun({ runId: run!.id, reason: "test" });
+    const final = await waitForRun(harness.client, run!.id);
+    expect(final.run.state).toBe(RunState.CANCELLED);
+    expect(final.tasks.get("stuck")?.state).toBe(TaskState.CANCELLED);
+  });
+
+  it("never runs more at once than a worker's concurrency", async () => {
+    let running = 0;
+    let most = 0;
+    startWorker(
+      {
+        busy: async () => {
+          running++;
+          most = Math.max(most, running);
+          await sleep(100);
+          running--;
+        },
+      },
+      2,
+    );
+    const tasks = Array.from({ length: 10 }, (_, i) => handlerTask(`b${i}`, "busy"));
+    const { run } = await runToEnd(harness.client, runSpec("limited", tasks));
+    expect(run.state).toBe(RunState.SUCCEEDED);
+    expect(most).toBe(2);
+  });
+});
