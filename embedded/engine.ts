@@ -5,6 +5,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type Client, createClient, createRouterTransport, type Transport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { WorkerPoolSpec } from "../core/definitions/worker-pools.js";
 import { MemoryControlBus, MemoryEventBus } from "../core/event-bus.js";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
 import { type Logger, silentLogger } from "../core/logger.js";
@@ -14,6 +15,7 @@ import { createHubService } from "../hub/api/hub-service.js";
 import { Hub } from "../hub/hub.js";
 import type { DatabaseTarget } from "../hub/store/database.js";
 import { HubStore } from "../hub/store/hub-store.js";
+import { WorkerPool } from "../sidecar/runner/worker-pool.js";
 import { Sidecar } from "../sidecar/sidecar.js";
 import { killLeftovers } from "../sidecar/spawner/process-ledger.js";
 import { Spawner } from "../sidecar/spawner/spawner.js";
@@ -32,6 +34,8 @@ export interface EmbeddedOptions {
   logMaxBytes?: number;
   /** Run a sidecar in this process (false: a hub over the store only, for reading). @default true */
   sidecar?: boolean;
+  /** SDK worker processes to start and keep running (their output goes to DATA_DIR/workers/). */
+  workerPools?: readonly WorkerPoolSpec[];
   logger?: Logger;
 }
 
@@ -58,6 +62,7 @@ export class EmbeddedEngine implements AsyncDisposable {
       events: MemoryEventBus;
       control: MemoryControlBus;
       spawner: Spawner | undefined;
+      pools: WorkerPool[];
     },
   ) {
     const service = createHubService(hub);
@@ -80,6 +85,7 @@ export class EmbeddedEngine implements AsyncDisposable {
       const hub = new Hub({ store, queue, events, control, logger });
       let sidecar: Sidecar | undefined;
       let spawner: Spawner | undefined;
+      const pools: WorkerPool[] = [];
       if (options.sidecar !== false) {
         // Tasks a killed predecessor left running are stopped; the store makes this process large,
         // so tasks are forked from a small helper instead.
@@ -106,8 +112,21 @@ export class EmbeddedEngine implements AsyncDisposable {
         });
         hub.start();
         await sidecar.start();
+        const socketPath = sidecar.runnerAddresses[0];
+        if (socketPath) {
+          for (const spec of options.workerPools ?? []) {
+            const pool = new WorkerPool(spec, { socketPath, logger, logDir: join(dataDir, "workers") });
+            pool.start();
+            pools.push(pool);
+          }
+        }
       }
-      return new EmbeddedEngine(dataDir, store, hub, sidecar, queue, lock, { events, control, spawner });
+      return new EmbeddedEngine(dataDir, store, hub, sidecar, queue, lock, {
+        events,
+        control,
+        spawner,
+        pools,
+      });
     } catch (error) {
       await store?.close();
       lock.release();
@@ -160,7 +179,9 @@ export class EmbeddedEngine implements AsyncDisposable {
       await new Promise<void>((done) => this.#server?.close(() => done()));
       if (this.#socketPath) rmSync(this.#socketPath, { force: true });
     }
+    for (const pool of this.channels.pools) pool.stopRestarting();
     await this.sidecar?.stop();
+    await Promise.all(this.channels.pools.map((pool) => pool.stop()));
     await this.channels.spawner?.close();
     await this.hub.stop();
     this.channels.events.close();

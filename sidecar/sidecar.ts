@@ -1,20 +1,16 @@
 import { hostname } from "node:os";
-import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { type ConnectListener, listenConnect } from "../core/connect-listener.js";
 import { errorMessage } from "../core/errors.js";
 import type { ControlBus, EventSink } from "../core/event-bus.js";
-import {
-  type CancelNotice,
-  type LogChunk,
-  LogChunkSchema,
-  type StateTransition,
-  StateTransitionSchema,
-  type WorkItem,
+import type {
+  CancelNotice,
+  LogChunk,
+  StateTransition,
+  WorkItem,
 } from "../core/gen/taskframe/v1/messages_pb.js";
 import { RunnerService } from "../core/gen/taskframe/v1/runner_pb.js";
-import { LogStream } from "../core/gen/taskframe/v1/state_pb.js";
 import { keepRunning } from "../core/keep-running.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { TaskState } from "../core/states.js";

@@ -1,5 +1,6 @@
 import pc from "picocolors";
 import { loadDefinition } from "../../core/definitions/load.js";
+import { loadWorkerPools } from "../../core/definitions/worker-pools.js";
 import { createLogger } from "../../core/logger.js";
 import { EmbeddedEngine } from "../../embedded/engine.js";
 import { ExitCode } from "../cli-error.js";
@@ -23,8 +24,10 @@ export interface RunCommandOptions {
  */
 export async function runCommand(file: string, options: RunCommandOptions): Promise<number> {
   const spec = await loadDefinition(file, { params: options.param ?? {}, env: process.env });
+  const workerPools = await loadWorkerPools(file);
   const engine = await EmbeddedEngine.open({
     dataDir: dataDirOf(options),
+    workerPools,
     ...(options.slots ? { slots: options.slots } : {}),
     logger: createLogger("taskframe", "warn"),
   });

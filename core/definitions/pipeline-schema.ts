@@ -206,6 +206,8 @@ export const pipelineSchema = z.strictObject(
     defaults: z.unknown().optional(),
     tasks: z.record(z.string(), z.unknown(), expecting("a map from task names to tasks")).optional(),
     steps: z.array(z.unknown(), expecting("a list of steps")).optional(),
+    // SDK worker pools to start for the run; read by worker-pools.ts, not by the task compiler
+    workers: z.unknown().optional(),
   },
   expecting("a map with `tasks:` and/or `steps:` at the top level"),
 );

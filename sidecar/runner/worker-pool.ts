@@ -1,0 +1,167 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { join } from "node:path";
+import type { WorkerPoolSpec } from "../../core/definitions/worker-pools.js";
+import { errorMessage } from "../../core/errors.js";
+import type { Logger } from "../../core/logger.js";
+
+export interface WorkerPoolOptions {
+  /** The sidecar's Runner socket: every worker gets it as TASKFRAME_SOCKET. */
+  socketPath: string;
+  logger: Logger;
+  /** Where each worker's stdout and stderr go (`<pool>-<n>.log`); undefined: this process's stderr. */
+  logDir?: string;
+  /** Starts allowed per instance within `startLimitIntervalMs` before the pool is unhealthy. @default 5 */
+  startLimitBurst?: number;
+  /** @default 10_000 */
+  startLimitIntervalMs?: number;
+  /** SIGTERM to SIGKILL when stopping. @default 5_000 */
+  stopGraceMs?: number;
+}
+
+/**
+ * - `running`    every instance is up or being restarted
+ * - `unhealthy`  an instance crashed too often (StartLimitBurst within StartLimitIntervalSec, as systemd):
+ *                it is not restarted again; the others keep running
+ * - `stopped`
+ */
+export type PoolHealth = "running" | "unhealthy" | "stopped";
+
+interface Instance {
+  index: number;
+  child: ChildProcess | undefined;
+  starts: number[];
+  restartTimer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Keeps a pool of SDK worker processes running for the sidecar: restarts
+ * one that exits (after a short backoff), and gives up on an instance that
+ * keeps crashing instead of restarting it in a hot loop.
+ */
+export class WorkerPool {
+  readonly #instances: Instance[];
+  readonly #logs: WriteStream[] = [];
+  #health: PoolHealth = "running";
+  #stopping = false;
+
+  constructor(
+    readonly spec: WorkerPoolSpec,
+    private readonly options: WorkerPoolOptions,
+  ) {
+    this.#instances = Array.from({ length: spec.instances }, (_, index) => ({
+      index,
+      child: undefined,
+      starts: [],
+      restartTimer: undefined,
+    }));
+  }
+
+  get health(): PoolHealth {
+    return this.#health;
+  }
+
+  /** Instances running right now. */
+  get running(): number {
+    return this.#instances.filter((i) => i.child && i.child.exitCode === null && i.child.signalCode === null)
+      .length;
+  }
+
+  start(): void {
+    for (const instance of this.#instances) this.#launch(instance);
+  }
+
+  /** From now on, a worker that exits stays down (the sidecar is draining them). */
+  stopRestarting(): void {
+    this.#stopping = true;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#health = "stopped";
+    await Promise.all(this.#instances.map((instance) => this.#terminate(instance)));
+    for (const log of this.#logs) log.end();
+  }
+
+  #launch(instance: Instance): void {
+    const { spec, options } = this;
+    const now = Date.now();
+    const windowMs = options.startLimitIntervalMs ?? 10_000;
+    instance.starts = instance.starts.filter((at) => now - at < windowMs);
+    if (instance.starts.length >= (options.startLimitBurst ?? 5)) {
+      this.#health = "unhealthy";
+      options.logger.error(
+        { pool: spec.name, instance: instance.index },
+        `worker ${spec.name}-${instance.index} crashed ${instance.starts.length} times within ${windowMs} ms: not restarting it`,
+      );
+      return;
+    }
+    instance.starts.push(now);
+    const output = this.#output(instance);
+    const child = spawn(spec.command, spec.args, {
+      cwd: spec.cwd,
+      env: {
+        ...process.env,
+        ...spec.env,
+        TASKFRAME_SOCKET: options.socketPath,
+        TASKFRAME_WORKER_POOL: spec.name,
+      },
+      stdio: ["ignore", output ? "pipe" : "inherit", output ? "pipe" : "inherit"],
+      detached: true,
+    });
+    if (output) {
+      child.stdout?.pipe(output, { end: false });
+      child.stderr?.pipe(output, { end: false });
+    }
+    instance.child = child;
+    child.once("error", (error) => {
+      options.logger.error(
+        { pool: spec.name },
+        `cannot start worker ${spec.command}: ${errorMessage(error)}`,
+      );
+    });
+    child.once("exit", (code, signal) => {
+      instance.child = undefined;
+      if (this.#stopping) return;
+      options.logger.warn(
+        { pool: spec.name, instance: instance.index, code, signal },
+        `worker ${spec.name}-${instance.index} exited (${signal ?? `code ${code}`}); restarting`,
+      );
+      // a little backoff, so that a worker that cannot start does not spin
+      instance.restartTimer = setTimeout(
+        () => this.#launch(instance),
+        Math.min(2_000, 100 * 2 ** instance.starts.length),
+      );
+      instance.restartTimer.unref();
+    });
+  }
+
+  #output(instance: Instance): WriteStream | undefined {
+    if (!this.options.logDir) return undefined;
+    mkdirSync(this.options.logDir, { recursive: true });
+    const log = createWriteStream(join(this.options.logDir, `${this.spec.name}-${instance.index}.log`), {
+      flags: "a",
+    });
+    this.#logs.push(log);
+    return log;
+  }
+
+  async #terminate(instance: Instance): Promise<void> {
+    clearTimeout(instance.restartTimer);
+    const child = instance.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    signalGroup(child.pid, "SIGTERM");
+    const timer = setTimeout(() => signalGroup(child.pid!, "SIGKILL"), this.options.stopGraceMs ?? 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    // already gone
+  }
+}

@@ -1,0 +1,102 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadWorkerPools } from "../core/definitions/worker-pools.js";
+import { silentLogger } from "../core/logger.js";
+import { packagePath } from "../core/package-root.js";
+import { WorkerPool } from "../sidecar/runner/worker-pool.js";
+import { task } from "./helpers/cli.js";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "taskframe-pool-"));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const until = async (condition: () => boolean, timeoutMs = 10_000) => {
+  const end = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error("timed out waiting");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+};
+
+describe("a supervised worker pool", () => {
+  it("restarts a crashing worker, then gives up and is unhealthy instead of hot-looping", async () => {
+    const pool = new WorkerPool(
+      {
+        name: "crashy",
+        command: "sh",
+        args: ["-c", "echo started >> starts; exit 3"],
+        instances: 1,
+        env: {},
+        cwd: dir,
+      },
+      {
+        socketPath: join(dir, "none.sock"),
+        logger: silentLogger,
+        startLimitBurst: 3,
+        startLimitIntervalMs: 10_000,
+      },
+    );
+    pool.start();
+    await until(() => pool.health === "unhealthy");
+    // no fourth start after giving up
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await readFile(join(dir, "starts"), "utf8")).trim().split("\n")).toHaveLength(3);
+    await pool.stop();
+    expect(pool.health).toBe("stopped");
+  });
+
+  it("keeps every instance running and stops them all, with the socket in their environment", async () => {
+    const pool = new WorkerPool(
+      {
+        name: "sleepers",
+        command: "sh",
+        args: ["-c", 'echo "$TASKFRAME_SOCKET $TASKFRAME_WORKER_POOL $GREETING"; exec sleep 60'],
+        instances: 3,
+        env: { GREETING: "hi" },
+        cwd: dir,
+      },
+      { socketPath: "/run/x.sock", logger: silentLogger, logDir: join(dir, "logs") },
+    );
+    pool.start();
+    await until(() => pool.running === 3);
+    await pool.stop();
+    expect(pool.running).toBe(0);
+    expect(await readFile(join(dir, "logs", "sleepers-2.log"), "utf8")).toBe("/run/x.sock sleepers hi\n");
+  });
+});
+
+describe("workers: in a pipeline file", () => {
+  it("are read with their command relative to the file", async () => {
+    const pools = await loadWorkerPools(packagePath("examples/handlers.yaml"));
+    expect(pools).toEqual([
+      expect.objectContaining({ name: "ts", command: "node", instances: 1, cwd: packagePath("examples") }),
+    ]);
+  });
+
+  it("are rejected with the field's position when malformed", async () => {
+    const file = join(dir, "bad.yaml");
+    await import("node:fs/promises").then((fs) =>
+      fs.writeFile(
+        file,
+        "tasks: { a: { run: 'true' } }\nworkers:\n  py: { run: python3 w.py, instances: 0 }\n",
+      ),
+    );
+    await expect(loadWorkerPools(file)).rejects.toThrow(/bad\.yaml:3.*instances/s);
+  });
+
+  it("are started by task run, which drives the handler pipeline to the end", async () => {
+    const result = await task(["run", "examples/handlers.yaml", "--data", join(dir, "data")], {
+      cwd: packagePath("."),
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout.toString()).toMatch(/flaky\s+SUCCEEDED\s+2\/3/);
+    const shown = await task(["logs", "count", "--data", join(dir, "data")], { cwd: packagePath(".") });
+    expect(shown.stdout.toString()).toContain("counted 11 words");
+  });
+});
