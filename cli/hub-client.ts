@@ -19,6 +19,17 @@ export async function withHubClient<T>(
   options: StoreOptions,
   action: (client: HubClient) => Promise<T>,
 ): Promise<T> {
+  if (options.hub?.startsWith("unix:")) {
+    const socketPath = options.hub.slice("unix:".length);
+    return callHub(
+      createConnectTransport({
+        baseUrl: "http://taskframe.local",
+        httpVersion: "1.1",
+        nodeOptions: { socketPath },
+      }),
+      action,
+    );
+  }
   if (options.hub)
     return callHub(createConnectTransport({ baseUrl: options.hub, httpVersion: "1.1" }), action);
   const dataDir = dataDirOf(options);
@@ -59,6 +70,7 @@ export function toCliError(error: unknown): unknown {
     case Code.InvalidArgument:
     case Code.NotFound:
     case Code.AlreadyExists:
+    case Code.FailedPrecondition:
       return new CliError(error.rawMessage, ExitCode.Usage);
     case Code.Unavailable:
       return new CliError(`the hub is unavailable: ${error.rawMessage}`, ExitCode.Unavailable);

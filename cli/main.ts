@@ -12,6 +12,7 @@ import {
 } from "./commands/read-commands.js";
 import { runCommand } from "./commands/run.js";
 import { addServiceCommands } from "./commands/services.js";
+import { spawnCommand } from "./commands/spawn.js";
 import { submitCommand } from "./commands/submit.js";
 import { parsePositiveInt, storeOptionDefaults } from "./options.js";
 
@@ -61,6 +62,27 @@ export function buildProgram(): Command {
     .option("-q, --quiet", "with --wait: no live progress, only the summary")
     .option("--idempotency-key <key>", "submitting again with the same key returns the first run")
     .action(async (file: string, options) => setExit(await submitCommand(file, options)));
+
+  withStoreOptions(program.command("spawn"))
+    .description("from inside a running task: add a child task <task>/<key> to its run")
+    .argument("<key>", "the child's key, unique among this task's children")
+    .argument("[command...]", "the child's command and arguments, after --")
+    .option("--handler <name>", "a handler child (served by an SDK worker) instead of a command")
+    .option("--input <json>", "the handler child's input, as JSON")
+    .option("--needs <key...>", "sibling children that must succeed first")
+    .option("--after <key...>", "sibling children that must end first (however they end)")
+    .option("--retries <n>", "extra attempts after a failure", parsePositiveInt("--retries"))
+    .option("--retry-interval <duration>", "wait between attempts, e.g. 5s")
+    .option("--timeout <duration>", "limit per attempt, e.g. 10m")
+    .addHelpText(
+      "after",
+      "\nThe sidecar sets TASKFRAME_TASK_TOKEN and TASKFRAME_HUB for every task; spawning the same key again\n" +
+        "(e.g. from a retried attempt) returns the existing child. Tasks that need the spawning task wait\n" +
+        "for its whole subtree. Example: task spawn part-1 --retries 2 -- ./process.sh 1",
+    )
+    .action(async (key: string, command: string[], options) =>
+      setExit(await spawnCommand(key, command, options)),
+    );
 
   withStoreOptions(program.command("status"))
     .description("show a run and its tasks (default: the newest run)")

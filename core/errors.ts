@@ -5,6 +5,8 @@ export const TaskframeErrorCode = {
   NotFound: "not_found",
   Conflict: "conflict",
   Unavailable: "unavailable",
+  /** A report about an attempt or lease that is no longer current (fencing). */
+  Stale: "stale",
 } as const;
 export type TaskframeErrorCode = (typeof TaskframeErrorCode)[keyof typeof TaskframeErrorCode];
 

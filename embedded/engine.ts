@@ -108,6 +108,8 @@ export class EmbeddedEngine implements AsyncDisposable {
           launch: spawner.run,
           runner: { socketPath: socketPathFor(dataDir, "runner.sock") },
           taskStates: (ids) => hub.store.taskStates(ids),
+          spawnTasks: (request) => hub.spawn(request),
+          hubUrl: `unix:${socketPathFor(dataDir, "hub.sock")}`,
           logger,
         });
         hub.start();

@@ -11,6 +11,7 @@ import { Recorder } from "./recorder.js";
 import { RetryTimer } from "./retry-timer.js";
 import type { HubStore } from "./store/hub-store.js";
 import type { RunRecord } from "./store/queries/read.js";
+import type { SpawnedTask, SpawnRequest } from "./store/queries/spawn-children.js";
 import { validateRunSpec } from "./validate-run.js";
 
 export interface HubOptions {
@@ -122,6 +123,13 @@ export class Hub implements AsyncDisposable {
     const inserted = await this.store.insertRun(spec, idempotencyKey);
     await this.#recorder.afterCommit({ ready: inserted.ready, changes: [] });
     return { run: await this.store.getRun(inserted.runId), existing: inserted.existing };
+  }
+
+  /** Adds children to a running task (dynamic subtasks); those that need no sibling are queued at once. */
+  async spawn(request: SpawnRequest): Promise<SpawnedTask[]> {
+    const spawned = await this.store.spawnChildren(request);
+    await this.#recorder.afterCommit({ ready: spawned.ready, changes: spawned.changes });
+    return spawned.children;
   }
 
   /** Cancels what has not started and stops what is running. Returns how many tasks were affected. */

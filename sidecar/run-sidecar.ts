@@ -44,6 +44,7 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     killGraceMs: config["kill-grace"],
     logMaxBytes: config["log-max-bytes"],
     launch: spawner.run,
+    ...(config.hub ? { hubUrl: config.hub } : {}),
     runner: {
       socketPath: config.socketPath,
       ...(config["runner-listen"] ? { tcp: hostPort(config["runner-listen"]) } : {}),
@@ -56,6 +57,8 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
               state: t.state,
               attempt: t.attempt,
             })),
+          spawnTasks: async (request) =>
+            (await hub.spawnTasks({ ...request, leaseEpoch: BigInt(request.leaseEpoch) })).children,
         }
       : {}),
     logger,

@@ -1,5 +1,4 @@
 import { hostname } from "node:os";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { type ConnectListener, listenConnect } from "../core/connect-listener.js";
 import { errorMessage } from "../core/errors.js";
@@ -23,7 +22,7 @@ import { type AttemptResult, resultOf } from "./outcome.js";
 import { runPreChecks, unenforcedSettings } from "./pre-checks.js";
 import { runProcess } from "./process-runner.js";
 import { HandlerRunner } from "./runner/handler-runner.js";
-import { createRunnerService } from "./runner/runner-service.js";
+import { createRunnerService, type SpawnTasks } from "./runner/runner-service.js";
 import { Slots } from "./slots.js";
 import type { ProcessLauncher } from "./spawner/spawner.js";
 import { taskEnvironment } from "./task-env.js";
@@ -61,6 +60,10 @@ export interface SidecarOptions {
    * without running it again.
    */
   taskStates?: TaskStateLookup;
+  /** The hub's address for tasks' own `task spawn` calls (TASKFRAME_HUB); `unix:PATH` for a socket. */
+  hubUrl?: string;
+  /** Where running tasks' children go (the hub): handlers spawn through the Runner protocol. */
+  spawnTasks?: SpawnTasks;
   logger?: Logger;
 }
 
@@ -77,8 +80,6 @@ export interface RunnerEndpoint {
   tcp?: { host: string; port: number };
   /** How often workers send heartbeats. @default 5_000 */
   heartbeatIntervalMs?: number;
-  /** Children spawned by running handler tasks go here (the hub). */
-  spawn?: ServiceImpl<typeof RunnerService>["spawn"];
 }
 
 export type TaskStateLookup = (
@@ -172,13 +173,9 @@ export class Sidecar implements AsyncDisposable {
         skip: (lease) => this.#shouldSkip(lease),
       });
       this.#handlerRunner = runner;
-      const spawn =
-        endpoint.spawn ??
-        (async () => {
-          throw new ConnectError("this sidecar has no hub to spawn children on", Code.Unimplemented);
-        });
       const handler = connectNodeAdapter({
-        routes: (router) => router.service(RunnerService, createRunnerService(runner, spawn)),
+        routes: (router) =>
+          router.service(RunnerService, createRunnerService(runner, this.#options.spawnTasks)),
       });
       this.#runnerListeners.push(await listenConnect(handler, { socketPath: endpoint.socketPath }));
       if (endpoint.tcp) this.#runnerListeners.push(await listenConnect(handler, endpoint.tcp));
@@ -367,7 +364,13 @@ export class Sidecar implements AsyncDisposable {
     const exec = spec.target.value;
     const timeoutMs = Number(spec.timeoutMs);
     const killGraceMs = this.#options.killGraceMs ?? 5_000;
-    const env = taskEnvironment(attempt.item, this.host);
+    const hubUrl = this.#options.hubUrl;
+    const env = taskEnvironment(
+      attempt.item,
+      this.host,
+      process.env,
+      hubUrl ? { hubUrl, leaseEpoch: attempt.epoch } : undefined,
+    );
     const cwd = exec.cwd || process.cwd();
     // one time budget for the whole attempt: checks and command
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : undefined;

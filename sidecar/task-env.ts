@@ -1,4 +1,5 @@
 import type { WorkItem } from "../core/gen/taskframe/v1/messages_pb.js";
+import { packagePath } from "../core/package-root.js";
 
 /**
  * What a task inherits from the sidecar's environment: enough to find
@@ -14,6 +15,7 @@ export function taskEnvironment(
   item: WorkItem,
   host: string,
   base: NodeJS.ProcessEnv = process.env,
+  spawning?: { hubUrl: string; leaseEpoch: number },
 ): Record<string, string> {
   const env: Record<string, string> = { PATH: FALLBACK_PATH };
   for (const name of INHERITED) {
@@ -27,5 +29,25 @@ export function taskEnvironment(
   env.TASKFRAME_RUN_ID = item.runId;
   env.TASKFRAME_ATTEMPT = String(item.attempt);
   env.TASKFRAME_HOST = host;
+  if (spawning) {
+    // what `task spawn` needs to add children to this attempt (and only this one: the hub fences it)
+    env.TASKFRAME_HUB = spawning.hubUrl;
+    env.TASKFRAME_TASK_TOKEN = taskToken(item.taskId, item.attempt, spawning.leaseEpoch);
+    // last on PATH, so that a `task` the user installed wins
+    env.PATH = `${env.PATH}:${packagePath("bin")}`;
+  }
   return env;
+}
+
+/** `<task id>:<attempt>:<lease epoch>`: which attempt a `task spawn` speaks for. */
+export function taskToken(taskId: string, attempt: number, leaseEpoch: number): string {
+  return `${taskId}:${attempt}:${leaseEpoch}`;
+}
+
+export function parseTaskToken(
+  token: string,
+): { taskId: string; attempt: number; leaseEpoch: number } | undefined {
+  const match = /^([0-9a-f-]{36}):(\d+):(\d+)$/.exec(token);
+  if (!match) return undefined;
+  return { taskId: match[1]!, attempt: Number(match[2]), leaseEpoch: Number(match[3]) };
 }

@@ -26,6 +26,23 @@ afterAll(async () => {
 const write = (name: string, text: string) => writeFile(join(cwd, name), text);
 
 describe("task run on the examples", () => {
+  it("runs spawn.yaml: a shell task spawns children with task spawn; what needs it waits for them", async () => {
+    const result = await task(["run", "examples/spawn.yaml", "--data", join(cwd, "spawn-data")], { cwd });
+    expect(result.code).toBe(0);
+    const summary = result.stdout.toString();
+    for (const name of ["split/part-1", "split/part-2", "split/part-3", "split/merge", "report"]) {
+      expect(summary).toMatch(new RegExp(`${name}\\s+SUCCEEDED`));
+    }
+    const merged = await task(["logs", "split/merge", "--data", join(cwd, "spawn-data")], { cwd });
+    expect(merged.stdout.toString()).toBe("merged 3 parts\n");
+  });
+
+  it("task spawn outside a task says what is missing", async () => {
+    const result = await task(["spawn", "x", "--", "true"], { cwd, env: { TASKFRAME_TASK_TOKEN: "" } });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("task spawn runs inside a task: TASKFRAME_TASK_TOKEN is not set");
+  });
+
   it("runs hello.yaml to the end: parallel tasks, one retried, exit 0", async () => {
     const result = await task(["run", "examples/hello.yaml"], { cwd });
     expect(result.stderr).toMatch(/flaky-upload RETRYING attempt 1 failed: exit code 75/);

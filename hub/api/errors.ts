@@ -7,6 +7,7 @@ const CODES: Record<TaskframeErrorCode, Code> = {
   [TaskframeErrorCode.NotFound]: Code.NotFound,
   [TaskframeErrorCode.Conflict]: Code.AlreadyExists,
   [TaskframeErrorCode.Unavailable]: Code.Unavailable,
+  [TaskframeErrorCode.Stale]: Code.FailedPrecondition,
 };
 
 /** Domain errors become Connect errors with their code; anything else is Internal (original kept as cause). */

@@ -70,6 +70,15 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
         })),
       };
     },
+    async spawnTasks(request) {
+      const children = await hub.spawn({
+        parentTaskId: request.parentTaskId,
+        attempt: request.attempt,
+        leaseEpoch: Number(request.leaseEpoch),
+        children: request.children,
+      });
+      return { children };
+    },
     async cancelRun(request) {
       const runId = await store.resolveRunId(request.runId);
       const cancelled = await hub.cancel(runId, request.reason);

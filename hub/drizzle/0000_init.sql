@@ -87,6 +87,9 @@ CREATE TABLE "tasks" (
 	"output" "bytea",
 	"output_content_type" text,
 	"cancel_requested" boolean DEFAULT false NOT NULL,
+	"parent_id" uuid,
+	"open_children" integer DEFAULT 0 NOT NULL,
+	"subtree_failed" boolean DEFAULT false NOT NULL,
 	"host" text,
 	"exit_code" integer,
 	"detail" text,
@@ -106,5 +109,6 @@ CREATE INDEX "task_edges_child_idx" ON "task_edges" USING btree ("child_id");-->
 CREATE INDEX "task_edges_run_idx" ON "task_edges" USING btree ("run_id");--> statement-breakpoint
 CREATE INDEX "task_events_task_idx" ON "task_events" USING btree ("task_id","id");--> statement-breakpoint
 CREATE INDEX "tasks_name_idx" ON "tasks" USING btree ("name");--> statement-breakpoint
+CREATE INDEX "tasks_parent_idx" ON "tasks" USING btree ("parent_id") WHERE parent_id is not null;--> statement-breakpoint
 CREATE INDEX "tasks_retry_at_idx" ON "tasks" USING btree ("retry_at") WHERE state = 6;--> statement-breakpoint
 CREATE INDEX "tasks_dispatched_idx" ON "tasks" USING btree ("updated_at") WHERE state in (2, 3);

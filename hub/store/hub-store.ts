@@ -20,6 +20,7 @@ import * as read from "./queries/read.js";
 import { type DispatchedTask, republishLost, staleDispatchedTasks, taskStates } from "./queries/reconcile.js";
 import { recordEvents } from "./queries/record-events.js";
 import { releaseDueRetries } from "./queries/release-retries.js";
+import { type SpawnRequest, spawnChildren } from "./queries/spawn-children.js";
 
 /**
  * Everything the hub reads and writes, one method per operation. The single
@@ -55,6 +56,9 @@ export class HubStore implements AsyncDisposable {
     verdicts?: readonly HubVerdict[],
   ) {
     return recordEvents(this.database, transitions, logs, nowMs, verdicts);
+  }
+  spawnChildren(request: SpawnRequest, nowMs?: number) {
+    return spawnChildren(this.database, request, nowMs);
   }
   releaseDueRetries(nowMs?: number) {
     return releaseDueRetries(this.database, nowMs);

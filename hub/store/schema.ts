@@ -96,6 +96,15 @@ export const tasks = pgTable(
     output: bytea("output"),
     outputContentType: text("output_content_type"),
     cancelRequested: boolean("cancel_requested").notNull().default(false),
+    /** The task that spawned this one at run time; null for the run's own tasks. */
+    parentId: uuid("parent_id"),
+    /**
+     * Spawned children whose subtree has not ended yet. A task that ended
+     * with open children has not *settled*: what needs it keeps waiting.
+     */
+    openChildren: integer("open_children").notNull().default(0),
+    /** A spawned descendant ended unsuccessfully: dependents that need this task are skipped. */
+    subtreeFailed: boolean("subtree_failed").notNull().default(false),
     host: text("host"),
     exitCode: integer("exit_code"),
     detail: text("detail"),
@@ -108,6 +117,7 @@ export const tasks = pgTable(
   (t) => [
     unique("tasks_run_id_name_key").on(t.runId, t.name),
     index("tasks_name_idx").on(t.name),
+    index("tasks_parent_idx").on(t.parentId).where(sql`parent_id is not null`),
     index("tasks_retry_at_idx")
       .on(t.retryAt)
       .where(sql.raw(`state = ${TaskState.RETRYING}`)),

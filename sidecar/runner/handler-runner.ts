@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { AsyncQueue } from "../../core/async-queue.js";
-import { errorMessage } from "../../core/errors.js";
+import { errorMessage, TaskframeError, TaskframeErrorCode } from "../../core/errors.js";
 import { type CancelNotice, WorkItemSchema } from "../../core/gen/taskframe/v1/messages_pb.js";
 import {
   type Assignment,
@@ -289,6 +289,19 @@ export class HandlerRunner {
         `unknown worker '${workerId}': register first (or again, after a restart)`,
       );
     return worker;
+  }
+
+  /** Throws unless the worker holds this assignment now: what a worker does for a task is fenced like its results. */
+  assertHolds(workerId: string, report: { taskId: string; attempt: number; leaseEpoch: bigint }): void {
+    const worker = this.#worker(workerId);
+    if (this.#current(worker, report)) return;
+    const held = worker.inFlight.get(report.taskId);
+    throw new TaskframeError(
+      TaskframeErrorCode.Stale,
+      held
+        ? `stale request: this worker holds attempt ${held.item.attempt} of task ${report.taskId} with lease epoch ${held.epoch}, not attempt ${report.attempt} with lease epoch ${report.leaseEpoch}`
+        : `stale request: task ${report.taskId} is not assigned to this worker`,
+    );
   }
 
   /** The worker's current assignment that a report names, if the report is about it. */

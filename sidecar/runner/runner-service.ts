@@ -1,11 +1,21 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import type { RunnerService } from "../../core/gen/taskframe/v1/runner_pb.js";
+import { TaskframeError } from "../../core/errors.js";
+import type { ChildSpec, RunnerService } from "../../core/gen/taskframe/v1/runner_pb.js";
+import { toConnectError as domainError } from "../../hub/api/errors.js";
 import { type HandlerRunner, UnknownWorkerError } from "./handler-runner.js";
 
 /** The Runner protocol's handlers over a HandlerRunner; errors become Connect codes here only. */
+/** Adds children to a running task on the hub. */
+export type SpawnTasks = (request: {
+  parentTaskId: string;
+  attempt: number;
+  leaseEpoch: number;
+  children: ChildSpec[];
+}) => Promise<{ key: string; taskId: string; name: string; existing: boolean }[]>;
+
 export function createRunnerService(
   runner: HandlerRunner,
-  spawn: ServiceImpl<typeof RunnerService>["spawn"],
+  spawnTasks: SpawnTasks | undefined,
 ): ServiceImpl<typeof RunnerService> {
   const guard = async <T>(work: () => T | Promise<T>): Promise<T> => {
     try {
@@ -35,7 +45,20 @@ export function createRunnerService(
         runner.log(request.workerId, request.lines);
         return {};
       }),
-    spawn: (request, context) => guard(() => spawn(request, context)),
+    spawn: (request) =>
+      guard(async () => {
+        runner.assertHolds(request.workerId, request);
+        if (!spawnTasks) {
+          throw new ConnectError("this sidecar has no hub to spawn children on", Code.Unimplemented);
+        }
+        const children = await spawnTasks({
+          parentTaskId: request.taskId,
+          attempt: request.attempt,
+          leaseEpoch: Number(request.leaseEpoch),
+          children: request.children,
+        });
+        return { children };
+      }),
     drain: (request) =>
       guard(() => {
         runner.drain(request.workerId);
@@ -47,5 +70,6 @@ export function createRunnerService(
 function toConnectError(error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
   if (error instanceof UnknownWorkerError) return new ConnectError(error.message, Code.NotFound);
+  if (error instanceof TaskframeError) return domainError(error);
   return ConnectError.from(error, Code.InvalidArgument);
 }

@@ -18,6 +18,7 @@ import { chunked, toIso } from "../chunked.js";
 import type { Database, Db, Tx } from "../database.js";
 import { writeOutbox } from "./insert-run.js";
 import type { ReadyWork } from "./ready-work.js";
+import { settle, stopSubtrees } from "./subtree.js";
 import type { RunFinished, TaskChange } from "./task-change.js";
 
 export interface RecordedEvents {
@@ -79,21 +80,28 @@ export async function recordEvents(
     for (const row of applied.succeeded) countTerminal(row.runId, false);
     for (const row of applied.unsuccessful) countTerminal(row.runId, row.state !== TaskState.SKIPPED);
 
-    const skipped = await skipDescendants(
-      database,
-      tx,
-      applied.unsuccessful,
-      nowMs,
-      events,
-      recorded.changes,
-    );
-    // a skipped task never counts against its run by itself: what caused the skip already does
-    for (const task of skipped) countTerminal(task.runId, false);
+    // a task that failed for good takes its unfinished spawned subtree with it
+    const stopped = await stopSubtrees(database, tx, applied.unsuccessful, nowMs, events, recorded.changes);
+    recorded.stop.push(...stopped.stop);
+    for (const task of stopped.skipped) countTerminal(task.runId, false);
+    // what needs a task waits until it settles (its spawned subtree ended too); a skip can settle more
+    const settledOk: string[] = [];
+    const settledBad: string[] = [];
+    let frontier = [...applied.succeeded, ...applied.unsuccessful, ...stopped.skipped].map((t) => t.id);
+    while (frontier.length > 0) {
+      const settled = await settle(database, tx, frontier);
+      settledOk.push(...settled.ok);
+      settledBad.push(...settled.bad);
+      const skipped = await skipDescendants(database, tx, settled.bad, nowMs, events, recorded.changes);
+      // a skipped task never counts against its run by itself: what caused the skip already does
+      for (const task of skipped) countTerminal(task.runId, false);
+      frontier = skipped.map((t) => t.id);
+    }
     recorded.ready = await releaseDependents(
       database,
       tx,
-      applied.succeeded.map((r) => r.id),
-      [...applied.unsuccessful.map((r) => r.id), ...skipped.map((t) => t.id)],
+      settledOk,
+      settledBad,
       nowMs,
       events,
       recorded.changes,
@@ -256,7 +264,7 @@ async function releaseDependents(
 async function skipDescendants(
   database: Database,
   tx: Tx,
-  unsuccessful: readonly TaskRow[],
+  unsuccessful: readonly string[],
   nowMs: number,
   events: AuditRow[],
   changes: TaskChange[],
@@ -266,12 +274,13 @@ async function skipDescendants(
   const skipped = await database.rows<{ id: string; run_id: string; detail: string }>(
     sql`with recursive down(id, cause) as (
           select child_id, parent_id from task_edges
-          where parent_id = any(${sql.param(unsuccessful.map((r) => r.id))}::uuid[]) and kind = 'requires'
+          where parent_id = any(${sql.param([...unsuccessful])}::uuid[]) and kind = 'requires'
           union
           select e.child_id, d.cause from task_edges e join down d on e.parent_id = d.id where e.kind = 'requires'),
         first_cause as (select distinct on (id) id, cause from down order by id, cause)
         update tasks t set state = ${TaskState.SKIPPED}, finished_at = ${toIso(nowMs)}::timestamptz, updated_at = now(),
-          detail = 'upstream task ' || c.name || ' ended ' || s.name
+          detail = 'upstream task ' || c.name || case when c.state = ${TaskState.SUCCEEDED}
+            then ' succeeded, but a task it spawned did not' else ' ended ' || s.name end
         from first_cause f join tasks c on c.id = f.cause join task_states s on s.id = c.state
         where t.id = f.id and t.state = ${TaskState.CREATED}
         returning t.id, t.run_id, t.detail`,
