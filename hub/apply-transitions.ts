@@ -128,7 +128,8 @@ export function applyTransitions(
     const at = Number(t.atUnixMs) || nowMs;
     const epoch = Number(t.leaseEpoch);
     const event = (from: TaskState, to: TaskState, detail: string, rejected = false): AuditRow => ({
-      runId: t.runId,
+      // the row's run, not the report's: a report is only trusted as far as the fence lets it
+      runId: row?.runId ?? t.runId,
       taskId: t.taskId,
       attempt: t.attempt,
       from,
@@ -146,10 +147,8 @@ export function applyTransitions(
       result.events.push(event(row?.state ?? TaskState.UNSPECIFIED, t.to, `rejected: ${reason}`, true));
     };
 
-    if (!row) {
-      reject("unknown task");
-      continue;
-    }
+    // a report about no task has no audit trail to join; the sidecar that sent it logged it
+    if (!row) continue;
     if (t.attempt !== row.attempt) {
       reject(`stale attempt ${t.attempt}; the task is at attempt ${row.attempt}`);
       if (t.to === TaskState.RUNNING) stop("stale attempt");

@@ -1,6 +1,10 @@
+import { request as httpRequest } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type Assignment, RunnerService } from "../core/gen/taskframe/v1/runner_pb.js";
 import { type RetryPolicySchema, TaskSpecSchema } from "../core/gen/taskframe/v1/spec_pb.js";
 import { RunState, TaskState } from "../core/states.js";
 import { type Handler, NonRetryableError, RetryAfterError, Worker } from "../sdks/ts/index.js";
@@ -164,4 +168,113 @@ describe.each(BACKENDS)("handler tasks on %s", (kind) => {
     expect(run.state).toBe(RunState.SUCCEEDED);
     expect(most).toBe(2);
   });
+
+  it("rejects bad messages from workers without corrupting any task", async () => {
+    const runner = createClient(
+      RunnerService,
+      createConnectTransport({
+        baseUrl: "http://sidecar",
+        httpVersion: "1.1",
+        nodeOptions: { socketPath: harness.runnerSocket },
+      }),
+    );
+    // malformed JSON is refused at the edge
+    const malformed = await rawPost(
+      harness.runnerSocket,
+      "/taskframe.v1.RunnerService/Complete",
+      "{not json",
+    );
+    expect(malformed.status).toBe(400);
+    expect(malformed.body).toMatch(/invalid_argument/);
+
+    const owner = await runner.register({
+      language: "raw",
+      handlers: ["held"],
+      maxConcurrency: 1,
+      name: "owner",
+    });
+    const stranger = await runner.register({
+      language: "raw",
+      handlers: ["other"],
+      maxConcurrency: 1,
+      name: "stranger",
+    });
+    const stream = runner.assignments({ workerId: owner.workerId })[Symbol.asyncIterator]();
+    const { run } = await harness.client.submitRun({
+      run: runSpec("bad-messages", [handlerTask("held", "held")]),
+    });
+    let assignment: Assignment | undefined;
+    while (!assignment) assignment = (await stream.next()).value?.assignments[0];
+    const identity = {
+      taskId: assignment.taskId,
+      attempt: assignment.attempt,
+      leaseEpoch: assignment.leaseEpoch,
+    };
+    const output = (text: string) => ({ case: "output" as const, value: Buffer.from(text) });
+
+    const unknown = await runner.complete({
+      workerId: owner.workerId,
+      completions: [
+        { taskId: "01a21b2d-0000-7000-8000-000000000000", attempt: 1, leaseEpoch: 1n, result: output("x") },
+      ],
+    });
+    expect(unknown.receipts[0]).toMatchObject({
+      accepted: false,
+      reason: expect.stringMatching(/not assigned to this worker/),
+    });
+    const stolen = await runner.complete({
+      workerId: stranger.workerId,
+      completions: [{ ...identity, result: output("stolen") }],
+    });
+    expect(stolen.receipts[0]).toMatchObject({ accepted: false });
+    const stale = await runner.complete({
+      workerId: owner.workerId,
+      completions: [{ ...identity, leaseEpoch: identity.leaseEpoch + 1n, result: output("stale") }],
+    });
+    expect(stale.receipts[0]?.reason).toMatch(
+      /stale completion: this worker holds attempt 1 with lease epoch/,
+    );
+    const first = await runner.complete({
+      workerId: owner.workerId,
+      completions: [{ ...identity, result: output("real") }],
+    });
+    expect(first.receipts[0]).toMatchObject({ accepted: true });
+    const duplicate = await runner.complete({
+      workerId: owner.workerId,
+      completions: [{ ...identity, result: output("again") }],
+    });
+    expect(duplicate.receipts[0]).toMatchObject({ accepted: false });
+    await expect(runner.complete({ workerId: "no-such-worker", completions: [] })).rejects.toThrow(
+      /unknown worker/,
+    );
+
+    const { run: final, tasks } = await waitForRun(harness.client, run!.id);
+    expect(final.state).toBe(RunState.SUCCEEDED);
+    const { task } = await harness.client.getTask({ task: { taskId: tasks.get("held")!.id } });
+    expect(Buffer.from(task!.output).toString()).toBe("real");
+    // the stale-lease completion is in the task's audit trail, marked as rejected
+    const { events } = await harness.client.getAudit({ task: { taskId: task!.id } });
+    expect(events.some((e) => /^rejected: stale lease/.test(e.detail))).toBe(true);
+    await runner.drain({ workerId: owner.workerId });
+    await runner.drain({ workerId: stranger.workerId });
+    await stream.return?.();
+  });
 });
+
+/** A raw HTTP POST on the sidecar's socket, to send what no client library would. */
+function rawPost(socketPath: string, path: string, body: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      { socketPath, path, method: "POST", headers: { "content-type": "application/json" } },
+      (response) => {
+        let text = "";
+        response.on("data", (chunk: Buffer) => {
+          text += chunk.toString();
+        });
+        response.on("end", () => resolve({ status: response.statusCode ?? 0, body: text }));
+      },
+    );
+    request.on("error", reject);
+    request.end(body);
+  });
+}

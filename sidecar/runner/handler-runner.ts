@@ -112,6 +112,16 @@ export class HandlerRunner {
     return [...served].sort();
   }
 
+  /** Registered workers, by the name they gave (with their language and tasks in hand). */
+  get workers(): { name: string; language: string; inFlight: number; draining: boolean }[] {
+    return [...this.#workers.values()].map((w) => ({
+      name: w.name,
+      language: w.language,
+      inFlight: w.inFlight.size,
+      draining: w.draining,
+    }));
+  }
+
   get busy(): number {
     let count = 0;
     for (const worker of this.#workers.values()) count += worker.inFlight.size;
@@ -315,17 +325,25 @@ export class HandlerRunner {
     return attempt;
   }
 
-  /** Refuses a report that is not the worker's, and forwards it so that the hub records the rejection. */
+  /**
+   * Refuses a report that is not the worker's. One about a task the worker holds in another attempt or
+   * lease goes to the hub, which records the rejection in the task's audit trail; one about a task the
+   * worker does not hold at all is only logged here: its id cannot be trusted to name a task.
+   */
   #refuse(worker: Worker, completion: Completion, what: string): Receipt {
     const held = worker.inFlight.get(completion.taskId);
-    const reason = held
-      ? `stale ${what}: this worker holds attempt ${held.item.attempt} with lease epoch ${held.epoch}, ` +
-        `not attempt ${completion.attempt} with lease epoch ${completion.leaseEpoch}`
-      : `stale ${what}: task ${completion.taskId} is not assigned to this worker (it ended, moved elsewhere, or was never assigned)`;
+    if (!held) {
+      const reason = `stale ${what}: task ${completion.taskId} is not assigned to this worker (it ended, moved elsewhere, or was never assigned)`;
+      this.options.logger.warn({ worker: worker.label, taskId: completion.taskId }, reason);
+      return create(ReceiptSchema, { taskId: completion.taskId, accepted: false, reason });
+    }
+    const reason =
+      `stale ${what}: this worker holds attempt ${held.item.attempt} with lease epoch ${held.epoch}, ` +
+      `not attempt ${completion.attempt} with lease epoch ${completion.leaseEpoch}`;
     const claimed: Delivery = {
       item: create(WorkItemSchema, {
         taskId: completion.taskId,
-        runId: held?.item.runId ?? "",
+        runId: held.item.runId,
         attempt: completion.attempt,
       }),
       epoch: Number(completion.leaseEpoch),
