@@ -1,0 +1,3 @@
+module taskframe
+
+go 1.19
