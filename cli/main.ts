@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from "commander";
 import pc from "picocolors";
 import { TaskframeError, TaskframeErrorCode } from "../core/errors.js";
 import { CliError, ExitCode } from "./cli-error.js";
+import { conformanceCommand } from "./commands/conformance.js";
 import { addDefinitionCommands, DEFINITION_ARGUMENT, paramOption } from "./commands/definitions.js";
 import {
   auditCommand,
@@ -83,6 +84,26 @@ export function buildProgram(): Command {
     .action(async (key: string, command: string[], options) =>
       setExit(await spawnCommand(key, command, options)),
     );
+
+  program
+    .command("conformance")
+    .description("check SDK workers against the Runner protocol's conformance suite")
+    .argument("[command...]", "after --: a command that starts an adapter (docs/conformance-adapter.md)")
+    .option("--sdk <name...>", "test a built-in SDK's adapter: typescript, python, go, java")
+    .option("--name <sdk>", "column name for the adapter given after -- (default: adapter)")
+    .option("--known-failing <file>", "patterns of cases the adapter after -- is known to fail")
+    .option("--suites <dir>", "suite files to run (default: the package's conformance/suites)")
+    .option("--run <pattern...>", "only cases matching these (`*` within a name segment, `**` across)")
+    .option("--skip <pattern...>", "leave out cases matching these")
+    .option("--logs <dir>", "write each adapter's output to DIR/<sdk>.log (default: a temporary directory)")
+    .option("-q, --quiet", "no progress lines; only the matrix")
+    .addHelpText(
+      "after",
+      "\nEach SDK runs against a fresh reference hub and sidecar (embedded). A case listed as known-failing\n" +
+        "that passes fails the run, so lists cannot go stale. Exit status: 0 if every result was as expected.\n" +
+        "Examples:\n  task conformance --sdk typescript python\n  task conformance --name ruby -- ruby adapter.rb",
+    )
+    .action(async (command: string[], options) => setExit(await conformanceCommand(command, options)));
 
   withStoreOptions(program.command("status"))
     .description("show a run and its tasks (default: the newest run)")

@@ -145,6 +145,11 @@ export class Sidecar implements AsyncDisposable {
     return this.#runnerListeners.map((l) => l.address);
   }
 
+  /** SDK workers registered with this sidecar. */
+  get workers(): HandlerRunner["workers"] {
+    return this.#handlerRunner?.workers ?? [];
+  }
+
   /** Handlers that registered workers serve. */
   get handlers(): string[] {
     return this.#handlerRunner?.handlers ?? [];

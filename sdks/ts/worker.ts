@@ -86,10 +86,11 @@ export class Worker {
     const heartbeats = setInterval(() => void this.#heartbeat(), heartbeatMs);
     try {
       for await (const message of this.#client.assignments({ workerId: this.#workerId })) {
+        // assignments first: a cancel may be about an assignment in the same message
+        for (const assignment of message.assignments) void this.#execute(assignment);
         for (const cancel of message.cancels) {
           this.#running.get(cancel.taskId)?.abort.abort(new Error(cancel.reason || "cancelled"));
         }
-        for (const assignment of message.assignments) void this.#execute(assignment);
       }
     } finally {
       clearInterval(heartbeats);
@@ -223,8 +224,17 @@ function transportFor(options: WorkerOptions): Transport {
   return createConnectTransport({ baseUrl: "http://sidecar", httpVersion: "1.1", nodeOptions: { socketPath } });
 }
 
+/** A handler result with an explicit content type: `return new Output(bytes, "image/png")`. */
+export class Output {
+  constructor(
+    readonly data: Uint8Array,
+    readonly contentType: string,
+  ) {}
+}
+
 function encodeResult(result: unknown): [Uint8Array, string] {
   if (result === undefined || result === null) return [new Uint8Array(), ""];
+  if (result instanceof Output) return [result.data, result.contentType];
   if (result instanceof Uint8Array) return [result, "application/octet-stream"];
   if (typeof result === "string") return [Buffer.from(result, "utf8"), "text/plain; charset=utf-8"];
   return [Buffer.from(JSON.stringify(result), "utf8"), "application/json"];
