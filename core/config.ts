@@ -84,6 +84,8 @@ export const sidecarConfigSchema = z.strictObject({
   "drain-timeout": duration().default(30_000),
   /** The Runner protocol's unix socket for SDK workers (TASKFRAME_SOCKET). */
   socket: z.string().min(1).optional(),
+  /** Worker pools to start and supervise: `.worker` units, or YAML files with a `workers:` map. */
+  workers: list.default([]),
   /** Also serve the Runner protocol on this local TCP address. */
   "runner-listen": z
     .string()

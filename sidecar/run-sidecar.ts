@@ -1,6 +1,7 @@
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import type { SidecarConfig } from "../core/config.js";
+import { loadWorkerPools } from "../core/definitions/worker-pools.js";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
 import { createLogger } from "../core/logger.js";
 import { connectNats } from "../core/nats/connect.js";
@@ -9,6 +10,7 @@ import { JetStreamWorkQueue } from "../core/nats/jetstream-work-queue.js";
 import { NatsControlBus } from "../core/nats/nats-control-bus.js";
 import { natsOptionsOf, queueOptionsOf } from "../core/nats-options.js";
 import { defaultSlots } from "../embedded/engine.js";
+import { WorkerPool } from "./runner/worker-pool.js";
 import { Sidecar } from "./sidecar.js";
 import { killLeftovers } from "./spawner/process-ledger.js";
 import { Spawner } from "./spawner/spawner.js";
@@ -21,6 +23,8 @@ import { Spawner } from "./spawner/spawner.js";
  */
 export async function runSidecar(config: SidecarConfig): Promise<void> {
   const logger = createLogger("taskframe-sidecar", config["log-level"]);
+  // read before anything starts: a bad worker file is a bad invocation
+  const poolSpecs = (await Promise.all(config.workers.map((file) => loadWorkerPools(file)))).flat();
   const leftovers = killLeftovers(config.ledgerDir);
   if (leftovers.length > 0)
     logger.warn({ pids: leftovers }, "killed task processes a previous sidecar left running");
@@ -64,6 +68,11 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     logger,
   });
   await sidecar.start();
+  const pools = poolSpecs.map((spec) => {
+    const pool = new WorkerPool(spec, { socketPath: config.socketPath, logger });
+    pool.start();
+    return pool;
+  });
   logger.info({ pools: config.pool, host: config.host, namespace: config.namespace }, "sidecar leasing work");
   const endpoints = sidecar.runnerAddresses.join(" and ");
   process.stderr.write(
@@ -80,7 +89,9 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     process.on("SIGINT", stop);
   });
   logger.info("draining");
+  for (const pool of pools) pool.stopRestarting();
   await sidecar.stop(config["drain-timeout"]);
+  await Promise.all(pools.map((pool) => pool.stop()));
   await spawner.close();
   await queue.close();
   await control.close();

@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,6 +8,7 @@ import { silentLogger } from "../core/logger.js";
 import { packagePath } from "../core/package-root.js";
 import { WorkerPool } from "../sidecar/runner/worker-pool.js";
 import { task } from "./helpers/cli.js";
+import { startCluster } from "./helpers/cluster.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -65,6 +67,8 @@ describe("a supervised worker pool", () => {
     );
     pool.start();
     await until(() => pool.running === 3);
+    const log = join(dir, "logs", "sleepers-2.log");
+    await until(() => existsSync(log) && readFileSync(log, "utf8").length > 0);
     await pool.stop();
     expect(pool.running).toBe(0);
     expect(await readFile(join(dir, "logs", "sleepers-2.log"), "utf8")).toBe("/run/x.sock sleepers hi\n");
@@ -99,4 +103,49 @@ describe("workers: in a pipeline file", () => {
     const shown = await task(["logs", "count", "--data", join(dir, "data")], { cwd: packagePath(".") });
     expect(shown.stdout.toString()).toContain("counted 11 words");
   });
+});
+
+describe("a .worker unit", () => {
+  it("declares one pool, named after the file", async () => {
+    const file = join(dir, "resize.worker");
+    await writeFile(
+      file,
+      '[Worker]\nCommand=python3 worker.py --fast\nInstances=4\nEnvironment=A=1 "B=two words"\nWorkingDirectory=sub\n',
+    );
+    expect(await loadWorkerPools(file)).toEqual([
+      {
+        name: "resize",
+        command: "python3",
+        args: ["worker.py", "--fast"],
+        instances: 4,
+        env: { A: "1", B: "two words" },
+        cwd: join(dir, "sub"),
+      },
+    ]);
+  });
+
+  it("is rejected with every problem's position", async () => {
+    const file = join(dir, "bad.worker");
+    await writeFile(file, "[Worker]\nInstances=0\nUser=nobody\n[Service]\nType=simple\n");
+    const error = await loadWorkerPools(file).catch((e: Error) => e);
+    expect(String(error)).toContain(
+      "bad.worker:2:11: Instances=0: expected a number of processes from 1 to 256",
+    );
+    expect(String(error)).toContain("bad.worker:3:1: unknown key User= in [Worker]");
+    expect(String(error)).toContain("bad.worker:4:1: unknown section [Service]");
+    expect(String(error)).toContain("[Worker] needs Command=");
+  });
+
+  it("is started by task sidecar --workers, which then serves the handler pipeline from another host", async () => {
+    await using cluster = await startCluster({
+      sidecars: 1,
+      sidecarFlags: ["--workers", packagePath("examples/handlers/ts.worker")],
+    });
+    const result = await task(
+      ["submit", "examples/handlers.yaml", "--hub", cluster.hubUrls[0]!, "--wait", "--quiet"],
+      { cwd: packagePath(".") },
+    );
+    expect(result.code).toBe(0);
+    expect(result.stdout.toString()).toMatch(/flaky\s+SUCCEEDED\s+2\/3/);
+  }, 60_000);
 });

@@ -84,6 +84,10 @@ export function addServiceCommands(program: Command, setExit: (code: number) => 
     ],
     ["--socket <path>", "unix socket where SDK workers connect (they read it from TASKFRAME_SOCKET)"],
     ["--runner-listen <host:port>", "also serve SDK workers on this local TCP address"],
+    [
+      "--workers <files>",
+      "SDK worker pools to start and keep running: .worker units or YAML with workers:, comma separated",
+    ],
     ...NATS_FLAGS,
   ])
     .description("run a sidecar: lease work from NATS and run it on this host")

@@ -1,8 +1,9 @@
-import { readFile } from "node:fs/promises";
-import { dirname, extname, isAbsolute, resolve } from "node:path";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { basename, dirname, extname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { DefinitionError, DefinitionErrors, errorMessage } from "../errors.js";
 import { isPlainMap } from "./field-path.js";
+import { parseIni } from "./units/ini-parser.js";
 import { splitCommandLine } from "./words.js";
 import { parseYamlSource } from "./yaml-source.js";
 
@@ -35,9 +36,15 @@ const poolSchema = z.strictObject({
  *     py: { run: python3 worker.py, instances: 2 }
  *
  * A command with a `/` is relative to the file's directory, as `run:` is.
- * Other definition kinds (units, catalogues) declare no workers: [].
+ * An INI `.worker` unit declares one pool (see loadWorkerUnit); a directory
+ * of units, every `.worker` unit in it; other definitions declare none.
  */
 export async function loadWorkerPools(path: string): Promise<WorkerPoolSpec[]> {
+  if (extname(path) === ".worker") return [await loadWorkerUnit(path)];
+  if (await isDirectory(path)) {
+    const files = (await readdir(path)).filter((f) => f.endsWith(".worker")).sort();
+    return Promise.all(files.map((f) => loadWorkerUnit(join(path, f))));
+  }
   if (![".yaml", ".yml"].includes(extname(path))) return [];
   let text: string;
   try {
@@ -89,4 +96,106 @@ export async function loadWorkerPools(path: string): Promise<WorkerPoolSpec[]> {
   }
   DefinitionErrors.throwIfAny(problems);
   return pools;
+}
+
+const isDirectory = (path: string) =>
+  stat(path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+
+const WORKER_KEYS = ["Command", "Instances", "Environment", "WorkingDirectory"] as const;
+
+/**
+ * A worker pool as an INI unit, `NAME.worker` (the pool is NAME):
+ *
+ *   [Worker]
+ *   Command=python3 worker.py
+ *   Instances=4
+ *   Environment=PYTHONPATH=../sdks/python LOG_LEVEL=info
+ *   WorkingDirectory=.
+ */
+export async function loadWorkerUnit(path: string): Promise<WorkerPoolSpec> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (cause) {
+    throw new DefinitionError({ file: path }, `cannot read worker unit: ${errorMessage(cause)}`, { cause });
+  }
+  const name = basename(path, ".worker");
+  const document = parseIni(text, path);
+  const problems = [...document.problems];
+  const at = (line: number, column: number, problem: string) =>
+    problems.push(new DefinitionError({ file: path, line, column }, problem));
+  if (!POOL_NAME.test(name))
+    at(1, 1, `'${name}' is not a valid worker pool name (the file's name is the pool's)`);
+  const values = new Map<string, { text: string; line: number; column: number }[]>();
+  for (const section of document.sections) {
+    if (section.name !== "Worker") {
+      at(
+        section.line,
+        section.column,
+        `unknown section [${section.name}]: a .worker unit has one [Worker] section`,
+      );
+      continue;
+    }
+    for (const entry of section.entries) {
+      if (!(WORKER_KEYS as readonly string[]).includes(entry.key)) {
+        at(
+          entry.line,
+          entry.column,
+          `unknown key ${entry.key}= in [Worker]: expected one of ${WORKER_KEYS.join(", ")}`,
+        );
+        continue;
+      }
+      const list = values.get(entry.key) ?? [];
+      list.push({ text: entry.value.text, line: entry.value.line, column: entry.value.column });
+      values.set(entry.key, list);
+    }
+  }
+  const last = (key: string) => values.get(key)?.at(-1);
+  const baseDir = dirname(resolve(path));
+  let words: string[] = [];
+  const command = last("Command");
+  if (!command?.text) at(1, 1, "[Worker] needs Command=, the worker's command line");
+  else {
+    try {
+      words = splitCommandLine(command.text);
+    } catch (error) {
+      at(command.line, command.column, errorMessage(error));
+    }
+  }
+  let instances = 1;
+  const count = last("Instances");
+  if (count) {
+    instances = Number(count.text);
+    if (!Number.isInteger(instances) || instances < 1 || instances > 256) {
+      at(count.line, count.column, `Instances=${count.text}: expected a number of processes from 1 to 256`);
+    }
+  }
+  const env: Record<string, string> = {};
+  for (const value of values.get("Environment") ?? []) {
+    let assignments: string[] = [];
+    try {
+      assignments = splitCommandLine(value.text);
+    } catch (error) {
+      at(value.line, value.column, errorMessage(error));
+    }
+    for (const assignment of assignments) {
+      const eq = assignment.indexOf("=");
+      if (eq <= 0) at(value.line, value.column, `Environment: '${assignment}' is not NAME=VALUE`);
+      else env[assignment.slice(0, eq)] = assignment.slice(eq + 1);
+    }
+  }
+  DefinitionErrors.throwIfAny(problems);
+  const [program = "", ...args] = words;
+  const cwd = last("WorkingDirectory")?.text;
+  return {
+    name,
+    command: program.includes("/") && !isAbsolute(program) ? resolve(baseDir, program) : program,
+    args,
+    instances,
+    env,
+    cwd: cwd ? resolve(baseDir, cwd) : baseDir,
+  };
 }
