@@ -5,6 +5,7 @@ import { defaultSlots } from "../embedded/engine.js";
 import { catalogueRun } from "./catalogue.js";
 import { distributedRun } from "./distributed.js";
 import { embeddedRun } from "./embedded-fanout.js";
+import { bullmqRun, handlersRun } from "./handlers.js";
 import { machineInfo } from "./machine.js";
 import { makeSeconds, xargsSeconds } from "./peers.js";
 
@@ -16,6 +17,9 @@ Scenarios (each prints a table comparing runners measured in the same run):
   distributed   N independent /bin/true tasks through 1 hub + 2 sidecars
                 (processes, over Postgres and NATS JetStream), the same
                 through embedded mode, and xargs -P / make -j
+  handlers      N no-op handler tasks through 1 hub + 1 sidecar (processes, over
+                Postgres and NATS) served by one Python and one TypeScript SDK
+                worker, beside the same jobs through BullMQ on Redis (default 50000)
   catalogue     validate a catalogue of N INI units in one Requires chain (default
                 50000), beside the \`ini\` package only parsing the same files
   all           every scenario
@@ -26,6 +30,8 @@ Options:
   --db URL       Postgres for the distributed scenario (default: env TASKFRAME_BENCH_DB or
                  postgres://postgres@127.0.0.1:5432/test; a scratch database is created and dropped)
   --nats URL     NATS for the distributed scenario (default: env TASKFRAME_BENCH_NATS or nats://127.0.0.1:4222)
+  --redis URL    Redis for the BullMQ peer (default: env TASKFRAME_BENCH_REDIS or redis://127.0.0.1:6379)
+  --concurrency N  handlers scenario: each worker's concurrency, and BullMQ's (default 64)
   --json         print the results as JSON
   -h, --help     this text
 
@@ -92,6 +98,36 @@ async function distributed(
       note: `run ${embedded.state}; submit ${embedded.submitSeconds.toFixed(2)}s`,
     },
     ...peers(tasks, 2 * slots, progress),
+  ];
+}
+
+async function handlers(
+  tasks: number,
+  concurrency: number,
+  urls: { db: string; nats: string; redis: string },
+  progress: Progress,
+): Promise<Row[]> {
+  progress(`handlers: ${tasks} no-op handler tasks, workers at concurrency ${concurrency}`);
+  progress("  taskframe: 1 hub + 1 sidecar, one Python and one TypeScript worker ...");
+  const ours = await handlersRun(tasks, { dbUrl: urls.db, natsUrl: urls.nats, concurrency });
+  progress("  BullMQ on Redis ...");
+  const bull = await bullmqRun(tasks, { redisUrl: urls.redis, concurrency });
+  const ms = (n: number) => `${Math.round(n)} ms`;
+  return [
+    {
+      runner: "taskframe hub + sidecar + Python & TS workers",
+      tasks: ours.tasks,
+      seconds: ours.totalSeconds,
+      peakRss: `hub ${mb(ours.hubPeakRssBytes)}; sidecar ${mb(ours.sidecarPeakRssBytes)}`,
+      note: `run ${ours.state}; submit ${ours.submitSeconds.toFixed(2)}s; submit->start p50 ${ms(ours.latency.p50)} p99 ${ms(ours.latency.p99)}; every transition in Postgres`,
+    },
+    {
+      runner: `BullMQ (Redis), 1 worker x ${concurrency}`,
+      tasks: bull.tasks,
+      seconds: bull.totalSeconds,
+      peakRss: "",
+      note: `addBulk ${bull.submitSeconds.toFixed(2)}s; add->start p50 ${ms(bull.latency.p50)} p99 ${ms(bull.latency.p99)}; completed jobs removed`,
+    },
   ];
 }
 
@@ -168,6 +204,8 @@ async function main(): Promise<number> {
         default: process.env.TASKFRAME_BENCH_DB ?? "postgres://postgres@127.0.0.1:5432/test",
       },
       nats: { type: "string", default: process.env.TASKFRAME_BENCH_NATS ?? "nats://127.0.0.1:4222" },
+      redis: { type: "string", default: process.env.TASKFRAME_BENCH_REDIS ?? "redis://127.0.0.1:6379" },
+      concurrency: { type: "string", default: "64" },
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -177,7 +215,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
-  if (!["fanout", "distributed", "catalogue", "all"].includes(scenario)) {
+  if (!["fanout", "distributed", "handlers", "catalogue", "all"].includes(scenario)) {
     process.stderr.write(`bench: unknown scenario '${scenario}'\n${USAGE}\n`);
     return 2;
   }
@@ -198,6 +236,14 @@ async function main(): Promise<number> {
       tasksFor(20_000),
       slots,
       { db: values.db, nats: values.nats },
+      progress,
+    );
+  }
+  if (scenario === "handlers" || scenario === "all") {
+    results.handlers = await handlers(
+      tasksFor(50_000),
+      Number(values.concurrency),
+      { db: values.db, nats: values.nats, redis: values.redis },
       progress,
     );
   }
