@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The SDK tests build and run Python, Go and Java workers. This installs what
+# is missing from Debian's packages (Python 3.9+, Go 1.19+, JDK 17+), and does
+# nothing when everything is there. Needs root (or sudo) only to install.
+set -euo pipefail
+
+missing=()
+command -v python3 >/dev/null || missing+=(python3)
+command -v go >/dev/null || missing+=(golang-go)
+command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+echo "installing ${missing[*]} (for the SDK tests)" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null; then
+    echo "not root and no sudo: install ${missing[*]} yourself, then run the tests" >&2
+    exit 1
+  fi
+  sudo=sudo
+fi
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
