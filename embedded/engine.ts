@@ -109,6 +109,7 @@ export class EmbeddedEngine implements AsyncDisposable {
           runner: { socketPath: socketPathFor(dataDir, "runner.sock") },
           taskStates: (ids) => hub.store.taskStates(ids),
           spawnTasks: (request) => hub.spawn(request),
+          readChildren: (parentTaskId, keys) => hub.store.readChildren(parentTaskId, keys),
           hubUrl: `unix:${socketPathFor(dataDir, "hub.sock")}`,
           logger,
         });

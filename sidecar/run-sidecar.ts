@@ -61,6 +61,8 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
               state: t.state,
               attempt: t.attempt,
             })),
+          readChildren: async (parentTaskId, keys) =>
+            (await hub.getChildren({ parentTaskId, keys })).children,
           spawnTasks: async (request) =>
             (await hub.spawnTasks({ ...request, leaseEpoch: BigInt(request.leaseEpoch) })).children,
         }

@@ -22,7 +22,7 @@ import { type AttemptResult, resultOf } from "./outcome.js";
 import { runPreChecks, unenforcedSettings } from "./pre-checks.js";
 import { runProcess } from "./process-runner.js";
 import { HandlerRunner } from "./runner/handler-runner.js";
-import { createRunnerService, type SpawnTasks } from "./runner/runner-service.js";
+import { createRunnerService, type ReadChildren, type SpawnTasks } from "./runner/runner-service.js";
 import { Slots } from "./slots.js";
 import type { ProcessLauncher } from "./spawner/spawner.js";
 import { taskEnvironment } from "./task-env.js";
@@ -64,6 +64,8 @@ export interface SidecarOptions {
   hubUrl?: string;
   /** Where running tasks' children go (the hub): handlers spawn through the Runner protocol. */
   spawnTasks?: SpawnTasks;
+  /** Where running tasks' children stand (the hub), for handlers that await them. */
+  readChildren?: ReadChildren;
   logger?: Logger;
 }
 
@@ -180,7 +182,13 @@ export class Sidecar implements AsyncDisposable {
       this.#handlerRunner = runner;
       const handler = connectNodeAdapter({
         routes: (router) =>
-          router.service(RunnerService, createRunnerService(runner, this.#options.spawnTasks)),
+          router.service(
+            RunnerService,
+            createRunnerService(runner, {
+              spawnTasks: this.#options.spawnTasks,
+              readChildren: this.#options.readChildren,
+            }),
+          ),
       });
       this.#runnerListeners.push(await listenConnect(handler, { socketPath: endpoint.socketPath }));
       if (endpoint.tcp) this.#runnerListeners.push(await listenConnect(handler, endpoint.tcp));

@@ -99,6 +99,48 @@ describe.each(BACKENDS)("spawned subtasks on %s", (kind) => {
     ]);
   });
 
+  it("a parent awaits its children's results, and fails (for good) if one of them fails", async () => {
+    startWorker({
+      sum: async (ctx) => {
+        const { parts, bad } = ctx.json<{ parts: number; bad?: number }>();
+        await ctx.spawn(
+          Array.from({ length: parts }, (_, i) => ({
+            key: `p${i}`,
+            handler: "square",
+            input: { n: i, bad: i === bad },
+          })),
+        );
+        const children = await ctx.awaitChildren();
+        return children.reduce((total, c) => total + Number(Buffer.from(c.output).toString()), 0);
+      },
+      square: async (ctx) => {
+        const { n, bad } = ctx.json<{ n: number; bad: boolean }>();
+        await new Promise((resolve) => setTimeout(resolve, 20 * n));
+        if (bad) throw new NonRetryableError(`cannot square ${n}`);
+        return String(n * n);
+      },
+    });
+    const { run, tasks } = await runToEnd(
+      harness.client,
+      runSpec("await", [
+        handlerTask("good", "sum", { parts: 5 }),
+        handlerTask("broken", "sum", { parts: 3, bad: 1 }, [], 2),
+      ]),
+    );
+    expect(run.state).toBe(RunState.FAILED);
+    const good = tasks.get("good") as Task;
+    expect(good.state).toBe(TaskState.SUCCEEDED);
+    const { task } = await harness.client.getTask({ task: { taskId: good.id } });
+    expect(JSON.parse(Buffer.from(task!.output).toString())).toBe(0 + 1 + 4 + 9 + 16);
+    // its own attempt is not retried: the child's failure would not change
+    expect(tasks.get("broken")).toMatchObject({
+      state: TaskState.FAILED,
+      attempt: 1,
+      detail:
+        "failed: ChildFailedError: a child did not succeed: broken/p1 FAILED (failed: NonRetryableError: cannot square 1 (not retryable)) (not retryable)",
+    });
+  });
+
   it("spawns a chain 100 levels deep", async () => {
     startWorker({
       deeper: async (ctx) => {

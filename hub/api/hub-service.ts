@@ -79,6 +79,9 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
       });
       return { children };
     },
+    async getChildren(request) {
+      return { children: await store.readChildren(request.parentTaskId, request.keys) };
+    },
     async cancelRun(request) {
       const runId = await store.resolveRunId(request.runId);
       const cancelled = await hub.cancel(runId, request.reason);

@@ -14,6 +14,7 @@ import {
 import { migrateDatabase } from "./migrate.js";
 import { abandonUnfinishedRuns } from "./queries/abandon-runs.js";
 import { cancelRun } from "./queries/cancel-run.js";
+import { readChildren } from "./queries/children.js";
 import { insertRun } from "./queries/insert-run.js";
 import { deletePublished, unpublishedWork } from "./queries/outbox.js";
 import * as read from "./queries/read.js";
@@ -56,6 +57,9 @@ export class HubStore implements AsyncDisposable {
     verdicts?: readonly HubVerdict[],
   ) {
     return recordEvents(this.database, transitions, logs, nowMs, verdicts);
+  }
+  readChildren(parentTaskId: string, keys?: readonly string[]) {
+    return readChildren(this.database, parentTaskId, keys);
   }
   spawnChildren(request: SpawnRequest, nowMs?: number) {
     return spawnChildren(this.database, request, nowMs);

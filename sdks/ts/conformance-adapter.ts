@@ -44,6 +44,7 @@ function fail(spec: Fail): never {
 const script: Handler = async (ctx: TaskContext) => {
   const { attempts } = ctx.json<{ attempts: { steps?: Step[] }[] }>();
   const behaviour = attempts[Math.min(ctx.attempt, attempts.length) - 1] ?? {};
+  let awaited: { key: string; output: Uint8Array }[] = [];
   for (const step of behaviour.steps ?? []) {
     if ("log" in step) ctx.log(String(step.log), step.stream === "stderr" ? "stderr" : "stdout");
     else if ("heartbeat" in step) ctx.heartbeat(Number(step.heartbeat), String(step.message ?? ""));
@@ -52,6 +53,12 @@ const script: Handler = async (ctx: TaskContext) => {
     else if ("spawn" in step) {
       const children = step.spawn as { key: string; handler: string; input?: unknown; needs?: string[]; retries?: number }[];
       await ctx.spawn(children.map((c) => ({ ...c, input: c.input ?? {} })));
+    } else if ("await_children" in step) {
+      const failOnError = (step.await_children as { fail_on_error?: boolean }).fail_on_error !== false;
+      awaited = await ctx.awaitChildren([], { failOnError });
+    } else if ("return_children" in step) {
+      const children = awaited.map((c) => ({ key: c.key, output: Buffer.from(c.output).toString("utf8") }));
+      return new Output(Buffer.from(JSON.stringify(children), "utf8"), "application/json");
     } else if ("crash" in step) process.exit(1);
     else if ("return" in step) return new Output(Buffer.from(JSON.stringify(step.return), "utf8"), "application/json");
     else if ("return_text" in step) return String(step.return_text);

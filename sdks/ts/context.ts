@@ -1,4 +1,4 @@
-import type { ChildSpec, SpawnedChild } from "../../core/gen/taskframe/v1/runner_pb.js";
+import type { ChildSpec, ChildStatus, SpawnedChild } from "../../core/gen/taskframe/v1/runner_pb.js";
 
 /** What a handler gets besides its input. */
 export interface TaskContext {
@@ -21,6 +21,13 @@ export interface TaskContext {
   heartbeat(progress?: number, message?: string): void;
   /** Adds children to this task's run (idempotent per key). */
   spawn(children: readonly SpawnChild[]): Promise<SpawnedChild[]>;
+  /** Where this task's children stand now (all, or those with these keys). */
+  children(keys?: readonly string[]): Promise<ChildStatus[]>;
+  /**
+   * Waits until the children (all, or those with these keys) and everything they spawned have ended,
+   * and returns them; throws ChildFailedError if one did not succeed, unless `failOnError` is false.
+   */
+  awaitChildren(keys?: readonly string[], options?: { failOnError?: boolean }): Promise<ChildStatus[]>;
 }
 
 /** A child task: a handler (with input) or an executable, keyed uniquely among this task's children. */

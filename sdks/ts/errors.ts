@@ -14,6 +14,17 @@ export class RetryAfterError extends Error {
   }
 }
 
+/** Thrown by `ctx.awaitChildren` when a child (or a task it spawned) did not succeed: retrying the parent would not change that. */
+export class ChildFailedError extends NonRetryableError {
+  override name = "ChildFailedError";
+  constructor(readonly failed: readonly { name: string; state: string; detail: string }[]) {
+    super(
+      `${failed.length === 1 ? "a child" : `${failed.length} children`} did not succeed: ` +
+        failed.map((f) => `${f.name} ${f.state}${f.detail ? ` (${f.detail})` : ""}`).join("; "),
+    );
+  }
+}
+
 /**
  * How a thrown value is reported (every SDK maps the same way, the
  * conformance suite checks it): NonRetryableError -> non_retryable;

@@ -1,3 +1,3 @@
 export type { SpawnChild, TaskContext } from "./context.js";
-export { NonRetryableError, RetryAfterError } from "./errors.js";
+export { ChildFailedError, NonRetryableError, RetryAfterError } from "./errors.js";
 export { type Handler, Output, SDK_VERSION, Worker, type WorkerOptions } from "./worker.js";

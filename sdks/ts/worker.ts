@@ -13,9 +13,9 @@ import {
   TaskProgressSchema,
 } from "../../core/gen/taskframe/v1/runner_pb.js";
 import { TaskSpecSchema } from "../../core/gen/taskframe/v1/spec_pb.js";
-import { LogStream } from "../../core/gen/taskframe/v1/state_pb.js";
+import { LogStream, TaskState } from "../../core/gen/taskframe/v1/state_pb.js";
 import type { SpawnChild, TaskContext } from "./context.js";
-import { describeError } from "./errors.js";
+import { ChildFailedError, describeError } from "./errors.js";
 
 /** A handler: its return value is the task's result (bytes as is, strings as text, anything else as JSON). */
 export type Handler = (context: TaskContext) => unknown | Promise<unknown>;
@@ -174,6 +174,27 @@ export class Worker {
         const response = await this.#client.spawn({ workerId: this.#workerId, ...identity, children: children.map(childSpec) });
         return response.children;
       },
+      children: async (keys = []) =>
+        (await this.#client.children({ workerId: this.#workerId, ...identity, keys: [...keys] })).children,
+      awaitChildren: async (keys = [], { failOnError = true } = {}) => {
+        for (let waitMs = 20; ; waitMs = Math.min(1_000, waitMs * 2)) {
+          const { children } = await this.#client.children({ workerId: this.#workerId, ...identity, keys: [...keys] });
+          if (children.every((c) => c.settled)) {
+            const failed = children.filter((c) => c.state !== TaskState.SUCCEEDED || c.subtreeFailed);
+            if (failOnError && failed.length > 0) {
+              throw new ChildFailedError(
+                failed.map((c) => ({
+                  name: c.name,
+                  state: c.subtreeFailed && c.state === TaskState.SUCCEEDED ? "SUCCEEDED, but a task it spawned did not" : TaskState[c.state],
+                  detail: c.detail,
+                })),
+              );
+            }
+            return children;
+          }
+          await sleep(waitMs, signal);
+        }
+      },
     };
   }
 
@@ -256,5 +277,21 @@ function childSpec(child: SpawnChild) {
       retry: { retries: child.retries ?? 0 },
       timeoutMs: BigInt(child.timeoutMs ?? 0),
     }),
+  });
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason once it aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", abort);
+      resolve();
+    }, ms);
+    const abort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener("abort", abort, { once: true });
   });
 }

@@ -1,6 +1,7 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { TaskframeError } from "../../core/errors.js";
-import type { ChildSpec, RunnerService } from "../../core/gen/taskframe/v1/runner_pb.js";
+import type { ChildSpec, ChildStatusSchema, RunnerService } from "../../core/gen/taskframe/v1/runner_pb.js";
 import { toConnectError as domainError } from "../../hub/api/errors.js";
 import { type HandlerRunner, UnknownWorkerError } from "./handler-runner.js";
 
@@ -13,10 +14,17 @@ export type SpawnTasks = (request: {
   children: ChildSpec[];
 }) => Promise<{ key: string; taskId: string; name: string; existing: boolean }[]>;
 
+/** Where a task's children stand, from the hub. */
+export type ReadChildren = (
+  parentTaskId: string,
+  keys: string[],
+) => Promise<MessageInitShape<typeof ChildStatusSchema>[]>;
+
 export function createRunnerService(
   runner: HandlerRunner,
-  spawnTasks: SpawnTasks | undefined,
+  hub: { spawnTasks?: SpawnTasks | undefined; readChildren?: ReadChildren | undefined },
 ): ServiceImpl<typeof RunnerService> {
+  const { spawnTasks, readChildren } = hub;
   const guard = async <T>(work: () => T | Promise<T>): Promise<T> => {
     try {
       return await work();
@@ -58,6 +66,14 @@ export function createRunnerService(
           children: request.children,
         });
         return { children };
+      }),
+    children: (request) =>
+      guard(async () => {
+        runner.assertHolds(request.workerId, request);
+        if (!readChildren) {
+          throw new ConnectError("this sidecar has no hub to ask about children", Code.Unimplemented);
+        }
+        return { children: await readChildren(request.taskId, request.keys) };
       }),
     drain: (request) =>
       guard(() => {

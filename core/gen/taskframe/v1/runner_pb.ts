@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { TaskSpec } from "./spec_pb.js";
 import { file_taskframe_v1_spec } from "./spec_pb.js";
-import type { LogStream } from "./state_pb.js";
+import type { LogStream, TaskState } from "./state_pb.js";
 import { file_taskframe_v1_state } from "./state_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskframe/v1/runner.proto.
  */
 export const file_taskframe_v1_runner: GenFile = /*@__PURE__*/
-  fileDesc("Chl0YXNrZnJhbWUvdjEvcnVubmVyLnByb3RvEgx0YXNrZnJhbWUudjEi2wEKD1JlZ2lzdGVyUmVxdWVzdBIQCghsYW5ndWFnZRgBIAEoCRITCgtzZGtfdmVyc2lvbhgCIAEoCRIQCghoYW5kbGVycxgDIAMoCRIXCg9tYXhfY29uY3VycmVuY3kYBCABKA0SOQoGbGFiZWxzGAUgAygLMikudGFza2ZyYW1lLnYxLlJlZ2lzdGVyUmVxdWVzdC5MYWJlbHNFbnRyeRIMCgRuYW1lGAYgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiRAoQUmVnaXN0ZXJSZXNwb25zZRIRCgl3b3JrZXJfaWQYASABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgEIicKEkFzc2lnbm1lbnRzUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkidQoTQXNzaWdubWVudHNSZXNwb25zZRItCgthc3NpZ25tZW50cxgBIAMoCzIYLnRhc2tmcmFtZS52MS5Bc3NpZ25tZW50Ei8KB2NhbmNlbHMYAiADKAsyHi50YXNrZnJhbWUudjEuQ2FuY2VsQXNzaWdubWVudCLLAQoKQXNzaWdubWVudBIPCgd0YXNrX2lkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIRCgl0YXNrX25hbWUYAyABKAkSDwoHYXR0ZW1wdBgEIAEoDRITCgtsZWFzZV9lcG9jaBgFIAEoBBIPCgdoYW5kbGVyGAYgASgJEg0KBWlucHV0GAcgASgMEhQKDGNvbnRlbnRfdHlwZRgIIAEoCRIYChBkZWFkbGluZV91bml4X21zGAkgASgDEhMKC3RyYWNlcGFyZW50GAogASgJIlkKEENhbmNlbEFzc2lnbm1lbnQSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEhMKC2xlYXNlX2Vwb2NoGAMgASgEEg4KBnJlYXNvbhgEIAEoCSJTCg9Db21wbGV0ZVJlcXVlc3QSEQoJd29ya2VyX2lkGAEgASgJEi0KC2NvbXBsZXRpb25zGAIgAygLMhgudGFza2ZyYW1lLnYxLkNvbXBsZXRpb24iqQEKCkNvbXBsZXRpb24SDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEhMKC2xlYXNlX2Vwb2NoGAMgASgEEhAKBm91dHB1dBgEIAEoDEgAEisKBWVycm9yGAUgASgLMhoudGFza2ZyYW1lLnYxLkhhbmRsZXJFcnJvckgAEhsKE291dHB1dF9jb250ZW50X3R5cGUYBiABKAlCCAoGcmVzdWx0IlwKDEhhbmRsZXJFcnJvchIMCgR0eXBlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSFQoNbm9uX3JldHJ5YWJsZRgDIAEoCBIWCg5yZXRyeV9hZnRlcl9tcxgEIAEoBCI7ChBDb21wbGV0ZVJlc3BvbnNlEicKCHJlY2VpcHRzGAEgAygLMhUudGFza2ZyYW1lLnYxLlJlY2VpcHQiPAoHUmVjZWlwdBIPCgd0YXNrX2lkGAEgASgJEhAKCGFjY2VwdGVkGAIgASgIEg4KBnJlYXNvbhgDIAEoCSJQChBIZWFydGJlYXRSZXF1ZXN0EhEKCXdvcmtlcl9pZBgBIAEoCRIpCgV0YXNrcxgCIAMoCzIaLnRhc2tmcmFtZS52MS5UYXNrUHJvZ3Jlc3MiaAoMVGFza1Byb2dyZXNzEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRITCgtsZWFzZV9lcG9jaBgDIAEoBBIQCghwcm9ncmVzcxgEIAEoARIPCgdtZXNzYWdlGAUgASgJIioKEUhlYXJ0YmVhdFJlc3BvbnNlEhUKDWxvc3RfdGFza19pZHMYASADKAkiRQoKTG9nUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkSJAoFbGluZXMYAiADKAsyFS50YXNrZnJhbWUudjEuTG9nTGluZSKLAQoHTG9nTGluZRIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEwoLbGVhc2VfZXBvY2gYAyABKAQSJwoGc3RyZWFtGAQgASgOMhcudGFza2ZyYW1lLnYxLkxvZ1N0cmVhbRIMCgR0ZXh0GAUgASgJEhIKCmF0X3VuaXhfbXMYBiABKAMiDQoLTG9nUmVzcG9uc2UigwEKDFNwYXduUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEhMKC2xlYXNlX2Vwb2NoGAQgASgEEikKCGNoaWxkcmVuGAUgAygLMhcudGFza2ZyYW1lLnYxLkNoaWxkU3BlYyI+CglDaGlsZFNwZWMSCwoDa2V5GAEgASgJEiQKBHNwZWMYAiABKAsyFi50YXNrZnJhbWUudjEuVGFza1NwZWMiPQoNU3Bhd25SZXNwb25zZRIsCghjaGlsZHJlbhgBIAMoCzIaLnRhc2tmcmFtZS52MS5TcGF3bmVkQ2hpbGQiTAoMU3Bhd25lZENoaWxkEgsKA2tleRgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEAoIZXhpc3RpbmcYBCABKAgiIQoMRHJhaW5SZXF1ZXN0EhEKCXdvcmtlcl9pZBgBIAEoCSIPCg1EcmFpblJlc3BvbnNlMokECg1SdW5uZXJTZXJ2aWNlEkkKCFJlZ2lzdGVyEh0udGFza2ZyYW1lLnYxLlJlZ2lzdGVyUmVxdWVzdBoeLnRhc2tmcmFtZS52MS5SZWdpc3RlclJlc3BvbnNlElQKC0Fzc2lnbm1lbnRzEiAudGFza2ZyYW1lLnYxLkFzc2lnbm1lbnRzUmVxdWVzdBohLnRhc2tmcmFtZS52MS5Bc3NpZ25tZW50c1Jlc3BvbnNlMAESSQoIQ29tcGxldGUSHS50YXNrZnJhbWUudjEuQ29tcGxldGVSZXF1ZXN0Gh4udGFza2ZyYW1lLnYxLkNvbXBsZXRlUmVzcG9uc2USTAoJSGVhcnRiZWF0Eh4udGFza2ZyYW1lLnYxLkhlYXJ0YmVhdFJlcXVlc3QaHy50YXNrZnJhbWUudjEuSGVhcnRiZWF0UmVzcG9uc2USOgoDTG9nEhgudGFza2ZyYW1lLnYxLkxvZ1JlcXVlc3QaGS50YXNrZnJhbWUudjEuTG9nUmVzcG9uc2USQAoFU3Bhd24SGi50YXNrZnJhbWUudjEuU3Bhd25SZXF1ZXN0GhsudGFza2ZyYW1lLnYxLlNwYXduUmVzcG9uc2USQAoFRHJhaW4SGi50YXNrZnJhbWUudjEuRHJhaW5SZXF1ZXN0GhsudGFza2ZyYW1lLnYxLkRyYWluUmVzcG9uc2ViBnByb3RvMw", [file_taskframe_v1_spec, file_taskframe_v1_state]);
+  fileDesc("Chl0YXNrZnJhbWUvdjEvcnVubmVyLnByb3RvEgx0YXNrZnJhbWUudjEi2wEKD1JlZ2lzdGVyUmVxdWVzdBIQCghsYW5ndWFnZRgBIAEoCRITCgtzZGtfdmVyc2lvbhgCIAEoCRIQCghoYW5kbGVycxgDIAMoCRIXCg9tYXhfY29uY3VycmVuY3kYBCABKA0SOQoGbGFiZWxzGAUgAygLMikudGFza2ZyYW1lLnYxLlJlZ2lzdGVyUmVxdWVzdC5MYWJlbHNFbnRyeRIMCgRuYW1lGAYgASgJGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiRAoQUmVnaXN0ZXJSZXNwb25zZRIRCgl3b3JrZXJfaWQYASABKAkSHQoVaGVhcnRiZWF0X2ludGVydmFsX21zGAIgASgEIicKEkFzc2lnbm1lbnRzUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkidQoTQXNzaWdubWVudHNSZXNwb25zZRItCgthc3NpZ25tZW50cxgBIAMoCzIYLnRhc2tmcmFtZS52MS5Bc3NpZ25tZW50Ei8KB2NhbmNlbHMYAiADKAsyHi50YXNrZnJhbWUudjEuQ2FuY2VsQXNzaWdubWVudCLLAQoKQXNzaWdubWVudBIPCgd0YXNrX2lkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIRCgl0YXNrX25hbWUYAyABKAkSDwoHYXR0ZW1wdBgEIAEoDRITCgtsZWFzZV9lcG9jaBgFIAEoBBIPCgdoYW5kbGVyGAYgASgJEg0KBWlucHV0GAcgASgMEhQKDGNvbnRlbnRfdHlwZRgIIAEoCRIYChBkZWFkbGluZV91bml4X21zGAkgASgDEhMKC3RyYWNlcGFyZW50GAogASgJIlkKEENhbmNlbEFzc2lnbm1lbnQSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEhMKC2xlYXNlX2Vwb2NoGAMgASgEEg4KBnJlYXNvbhgEIAEoCSJTCg9Db21wbGV0ZVJlcXVlc3QSEQoJd29ya2VyX2lkGAEgASgJEi0KC2NvbXBsZXRpb25zGAIgAygLMhgudGFza2ZyYW1lLnYxLkNvbXBsZXRpb24iqQEKCkNvbXBsZXRpb24SDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEhMKC2xlYXNlX2Vwb2NoGAMgASgEEhAKBm91dHB1dBgEIAEoDEgAEisKBWVycm9yGAUgASgLMhoudGFza2ZyYW1lLnYxLkhhbmRsZXJFcnJvckgAEhsKE291dHB1dF9jb250ZW50X3R5cGUYBiABKAlCCAoGcmVzdWx0IlwKDEhhbmRsZXJFcnJvchIMCgR0eXBlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSFQoNbm9uX3JldHJ5YWJsZRgDIAEoCBIWCg5yZXRyeV9hZnRlcl9tcxgEIAEoBCI7ChBDb21wbGV0ZVJlc3BvbnNlEicKCHJlY2VpcHRzGAEgAygLMhUudGFza2ZyYW1lLnYxLlJlY2VpcHQiPAoHUmVjZWlwdBIPCgd0YXNrX2lkGAEgASgJEhAKCGFjY2VwdGVkGAIgASgIEg4KBnJlYXNvbhgDIAEoCSJQChBIZWFydGJlYXRSZXF1ZXN0EhEKCXdvcmtlcl9pZBgBIAEoCRIpCgV0YXNrcxgCIAMoCzIaLnRhc2tmcmFtZS52MS5UYXNrUHJvZ3Jlc3MiaAoMVGFza1Byb2dyZXNzEg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRITCgtsZWFzZV9lcG9jaBgDIAEoBBIQCghwcm9ncmVzcxgEIAEoARIPCgdtZXNzYWdlGAUgASgJIioKEUhlYXJ0YmVhdFJlc3BvbnNlEhUKDWxvc3RfdGFza19pZHMYASADKAkiRQoKTG9nUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkSJAoFbGluZXMYAiADKAsyFS50YXNrZnJhbWUudjEuTG9nTGluZSKLAQoHTG9nTGluZRIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEwoLbGVhc2VfZXBvY2gYAyABKAQSJwoGc3RyZWFtGAQgASgOMhcudGFza2ZyYW1lLnYxLkxvZ1N0cmVhbRIMCgR0ZXh0GAUgASgJEhIKCmF0X3VuaXhfbXMYBiABKAMiDQoLTG9nUmVzcG9uc2UigwEKDFNwYXduUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkSDwoHdGFza19pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEhMKC2xlYXNlX2Vwb2NoGAQgASgEEikKCGNoaWxkcmVuGAUgAygLMhcudGFza2ZyYW1lLnYxLkNoaWxkU3BlYyI+CglDaGlsZFNwZWMSCwoDa2V5GAEgASgJEiQKBHNwZWMYAiABKAsyFi50YXNrZnJhbWUudjEuVGFza1NwZWMiPQoNU3Bhd25SZXNwb25zZRIsCghjaGlsZHJlbhgBIAMoCzIaLnRhc2tmcmFtZS52MS5TcGF3bmVkQ2hpbGQiTAoMU3Bhd25lZENoaWxkEgsKA2tleRgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSEAoIZXhpc3RpbmcYBCABKAgiaQoPQ2hpbGRyZW5SZXF1ZXN0EhEKCXdvcmtlcl9pZBgBIAEoCRIPCgd0YXNrX2lkGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SEwoLbGVhc2VfZXBvY2gYBCABKAQSDAoEa2V5cxgFIAMoCSI/ChBDaGlsZHJlblJlc3BvbnNlEisKCGNoaWxkcmVuGAEgAygLMhkudGFza2ZyYW1lLnYxLkNoaWxkU3RhdHVzItgBCgtDaGlsZFN0YXR1cxILCgNrZXkYASABKAkSDwoHdGFza19pZBgCIAEoCRIMCgRuYW1lGAMgASgJEiYKBXN0YXRlGAQgASgOMhcudGFza2ZyYW1lLnYxLlRhc2tTdGF0ZRIPCgdzZXR0bGVkGAUgASgIEhYKDnN1YnRyZWVfZmFpbGVkGAYgASgIEg4KBm91dHB1dBgHIAEoDBIbChNvdXRwdXRfY29udGVudF90eXBlGAggASgJEg4KBmRldGFpbBgJIAEoCRIPCgdhdHRlbXB0GAogASgNIiEKDERyYWluUmVxdWVzdBIRCgl3b3JrZXJfaWQYASABKAkiDwoNRHJhaW5SZXNwb25zZTLUBAoNUnVubmVyU2VydmljZRJJCghSZWdpc3RlchIdLnRhc2tmcmFtZS52MS5SZWdpc3RlclJlcXVlc3QaHi50YXNrZnJhbWUudjEuUmVnaXN0ZXJSZXNwb25zZRJUCgtBc3NpZ25tZW50cxIgLnRhc2tmcmFtZS52MS5Bc3NpZ25tZW50c1JlcXVlc3QaIS50YXNrZnJhbWUudjEuQXNzaWdubWVudHNSZXNwb25zZTABEkkKCENvbXBsZXRlEh0udGFza2ZyYW1lLnYxLkNvbXBsZXRlUmVxdWVzdBoeLnRhc2tmcmFtZS52MS5Db21wbGV0ZVJlc3BvbnNlEkwKCUhlYXJ0YmVhdBIeLnRhc2tmcmFtZS52MS5IZWFydGJlYXRSZXF1ZXN0Gh8udGFza2ZyYW1lLnYxLkhlYXJ0YmVhdFJlc3BvbnNlEjoKA0xvZxIYLnRhc2tmcmFtZS52MS5Mb2dSZXF1ZXN0GhkudGFza2ZyYW1lLnYxLkxvZ1Jlc3BvbnNlEkAKBVNwYXduEhoudGFza2ZyYW1lLnYxLlNwYXduUmVxdWVzdBobLnRhc2tmcmFtZS52MS5TcGF3blJlc3BvbnNlEkkKCENoaWxkcmVuEh0udGFza2ZyYW1lLnYxLkNoaWxkcmVuUmVxdWVzdBoeLnRhc2tmcmFtZS52MS5DaGlsZHJlblJlc3BvbnNlEkAKBURyYWluEhoudGFza2ZyYW1lLnYxLkRyYWluUmVxdWVzdBobLnRhc2tmcmFtZS52MS5EcmFpblJlc3BvbnNlYgZwcm90bzM", [file_taskframe_v1_spec, file_taskframe_v1_state]);
 
 /**
  * @generated from message taskframe.v1.RegisterRequest
@@ -665,6 +665,136 @@ export const SpawnedChildSchema: GenMessage<SpawnedChild> = /*@__PURE__*/
   messageDesc(file_taskframe_v1_runner, 20);
 
 /**
+ * @generated from message taskframe.v1.ChildrenRequest
+ */
+export type ChildrenRequest = Message<"taskframe.v1.ChildrenRequest"> & {
+  /**
+   * @generated from field: string worker_id = 1;
+   */
+  workerId: string;
+
+  /**
+   * @generated from field: string task_id = 2;
+   */
+  taskId: string;
+
+  /**
+   * @generated from field: uint32 attempt = 3;
+   */
+  attempt: number;
+
+  /**
+   * @generated from field: uint64 lease_epoch = 4;
+   */
+  leaseEpoch: bigint;
+
+  /**
+   * Only these keys; empty: every child.
+   *
+   * @generated from field: repeated string keys = 5;
+   */
+  keys: string[];
+};
+
+/**
+ * Describes the message taskframe.v1.ChildrenRequest.
+ * Use `create(ChildrenRequestSchema)` to create a new message.
+ */
+export const ChildrenRequestSchema: GenMessage<ChildrenRequest> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_runner, 21);
+
+/**
+ * @generated from message taskframe.v1.ChildrenResponse
+ */
+export type ChildrenResponse = Message<"taskframe.v1.ChildrenResponse"> & {
+  /**
+   * In spawn order.
+   *
+   * @generated from field: repeated taskframe.v1.ChildStatus children = 1;
+   */
+  children: ChildStatus[];
+};
+
+/**
+ * Describes the message taskframe.v1.ChildrenResponse.
+ * Use `create(ChildrenResponseSchema)` to create a new message.
+ */
+export const ChildrenResponseSchema: GenMessage<ChildrenResponse> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_runner, 22);
+
+/**
+ * @generated from message taskframe.v1.ChildStatus
+ */
+export type ChildStatus = Message<"taskframe.v1.ChildStatus"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * @generated from field: string task_id = 2;
+   */
+  taskId: string;
+
+  /**
+   * `<parent name>/<key>`.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * @generated from field: taskframe.v1.TaskState state = 4;
+   */
+  state: TaskState;
+
+  /**
+   * The child and every task it spawned have ended: nothing about it changes any more.
+   *
+   * @generated from field: bool settled = 5;
+   */
+  settled: boolean;
+
+  /**
+   * A task the child spawned (at any depth) did not succeed.
+   *
+   * @generated from field: bool subtree_failed = 6;
+   */
+  subtreeFailed: boolean;
+
+  /**
+   * The child's result, once it succeeded.
+   *
+   * @generated from field: bytes output = 7;
+   */
+  output: Uint8Array;
+
+  /**
+   * @generated from field: string output_content_type = 8;
+   */
+  outputContentType: string;
+
+  /**
+   * Why it ended as it did (the error of a failed child).
+   *
+   * @generated from field: string detail = 9;
+   */
+  detail: string;
+
+  /**
+   * @generated from field: uint32 attempt = 10;
+   */
+  attempt: number;
+};
+
+/**
+ * Describes the message taskframe.v1.ChildStatus.
+ * Use `create(ChildStatusSchema)` to create a new message.
+ */
+export const ChildStatusSchema: GenMessage<ChildStatus> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_runner, 23);
+
+/**
  * @generated from message taskframe.v1.DrainRequest
  */
 export type DrainRequest = Message<"taskframe.v1.DrainRequest"> & {
@@ -679,7 +809,7 @@ export type DrainRequest = Message<"taskframe.v1.DrainRequest"> & {
  * Use `create(DrainRequestSchema)` to create a new message.
  */
 export const DrainRequestSchema: GenMessage<DrainRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_runner, 21);
+  messageDesc(file_taskframe_v1_runner, 24);
 
 /**
  * @generated from message taskframe.v1.DrainResponse
@@ -692,7 +822,7 @@ export type DrainResponse = Message<"taskframe.v1.DrainResponse"> & {
  * Use `create(DrainResponseSchema)` to create a new message.
  */
 export const DrainResponseSchema: GenMessage<DrainResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_runner, 22);
+  messageDesc(file_taskframe_v1_runner, 25);
 
 /**
  * The Runner protocol: long-lived worker processes in any language serve
@@ -769,6 +899,17 @@ export const RunnerService: GenService<{
     methodKind: "unary";
     input: typeof SpawnRequestSchema;
     output: typeof SpawnResponseSchema;
+  },
+  /**
+   * Where a running task's children stand, with their results once they
+   * ended: SDKs poll it to let a handler await its children.
+   *
+   * @generated from rpc taskframe.v1.RunnerService.Children
+   */
+  children: {
+    methodKind: "unary";
+    input: typeof ChildrenRequestSchema;
+    output: typeof ChildrenResponseSchema;
   },
   /**
    * No new work for this worker; it finishes what it has, then its stream ends.
