@@ -29,6 +29,7 @@ def script(ctx):
     spec = ctx.json() or {}
     attempts = spec.get("attempts") or [{}]
     behaviour = attempts[min(max(ctx.attempt, 1), len(attempts)) - 1] or {}
+    awaited = []  # the children of the last await_children step
     for step in behaviour.get("steps") or []:
         if not isinstance(step, dict) or not step:
             raise NonRetryableError("a step is an object with one key, got %r" % (step,))
@@ -45,6 +46,12 @@ def script(ctx):
             raise Cancelled(ctx.cancel_reason)
         elif "spawn" in step:
             ctx.spawn([_child(child) for child in step["spawn"]])
+        elif "await_children" in step:
+            options = step["await_children"] or {}
+            awaited = ctx.await_children(fail_on_error=options.get("fail_on_error") is not False)
+        elif "return_children" in step:
+            children = [{"key": c.key, "output": c.output.decode("utf-8", errors="replace")} for c in awaited]
+            return Output(json.dumps(children), "application/json")
         elif "crash" in step:
             sys.stdout.flush()
             sys.stderr.flush()

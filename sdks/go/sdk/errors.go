@@ -83,7 +83,8 @@ func (e *PanicError) Unwrap() error {
 
 // describeError maps a handler's error onto the protocol's HandlerError
 // (the same mapping in every SDK):
-//   - a NonRetryableError anywhere in the chain: nonRetryable
+//   - a NonRetryableError anywhere in the chain (errors.As; a
+//     ChildFailedError counts as one): nonRetryable
 //   - a RetryAfterError anywhere in the chain: retryAfterMs
 //   - type: ErrorType() of the first error in the chain that has one, else
 //     the name of err's dynamic type, without package path or pointer star

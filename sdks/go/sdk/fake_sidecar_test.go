@@ -27,6 +27,8 @@ type fakeSidecar struct {
 	onComplete func(ids []string)
 	// answers a Spawn; nil: unimplemented
 	spawn func(spawnRequest) (spawnResponse, *ConnectError)
+	// answers a Children call (as raw JSON, to test the proto3 JSON mapping); nil: unimplemented
+	children func(childrenRequest) (string, *ConnectError)
 
 	mu          sync.Mutex
 	registered  []registerRequest
@@ -169,6 +171,15 @@ func newFakeSidecarOn(t testing.TB, network string) *fakeSidecar {
 		}
 		response, failure := f.spawn(request)
 		return response, failure
+	})
+	unary("Children", func(body []byte) (any, *ConnectError) {
+		var request childrenRequest
+		f.decode(body, &request)
+		if f.children == nil {
+			return nil, &ConnectError{Code: "unimplemented", Message: "this sidecar has no hub"}
+		}
+		response, failure := f.children(request)
+		return json.RawMessage(response), failure
 	})
 	unary("Drain", func(body []byte) (any, *ConnectError) {
 		f.mu.Lock()

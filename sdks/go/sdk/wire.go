@@ -3,6 +3,7 @@ package sdk
 import (
 	"bufio"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -218,6 +219,80 @@ type retryPolicy struct {
 
 type spawnResponse struct {
 	Children []Spawned `json:"children"`
+}
+
+type childrenRequest struct {
+	WorkerID string `json:"workerId"`
+	identity
+	Keys []string `json:"keys,omitempty"`
+}
+
+type childrenResponse struct {
+	Children []childStatusJSON `json:"children"`
+}
+
+type childStatusJSON struct {
+	Key               string        `json:"key"`
+	TaskID            string        `json:"taskId"`
+	Name              string        `json:"name"`
+	State             taskStateJSON `json:"state"`
+	Settled           bool          `json:"settled"`
+	SubtreeFailed     bool          `json:"subtreeFailed"`
+	Output            []byte        `json:"output"`
+	OutputContentType string        `json:"outputContentType"`
+	Detail            string        `json:"detail"`
+	Attempt           uint32        `json:"attempt"`
+}
+
+// taskStateNames are the names of TaskState (proto/taskframe/v1/state.proto), by number.
+var taskStateNames = []string{
+	"TASK_STATE_UNSPECIFIED",
+	"TASK_STATE_CREATED",
+	"TASK_STATE_PENDING",
+	"TASK_STATE_RUNNING",
+	"TASK_STATE_SUCCEEDED",
+	"TASK_STATE_FAILED",
+	"TASK_STATE_RETRYING",
+	"TASK_STATE_CANCELLED",
+	"TASK_STATE_TIMED_OUT",
+	"TASK_STATE_SKIPPED",
+	"TASK_STATE_CHECK_FAILED",
+}
+
+// taskStateJSON is a proto3 JSON TaskState, kept by name: read from its
+// name or its number; omitted (the default) is TASK_STATE_UNSPECIFIED.
+type taskStateJSON string
+
+func (v *taskStateJSON) UnmarshalJSON(data []byte) error {
+	s := string(data)
+	switch {
+	case s == "null":
+		*v = ""
+	case len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"':
+		var name string
+		if err := json.Unmarshal(data, &name); err != nil {
+			return err
+		}
+		*v = taskStateJSON(name)
+	default:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("taskframe: not a TaskState: %s", data)
+		}
+		if n >= 0 && n < len(taskStateNames) {
+			*v = taskStateJSON(taskStateNames[n])
+		} else {
+			*v = taskStateJSON("TASK_STATE_" + s) // a state newer than this SDK
+		}
+	}
+	return nil
+}
+
+func (v taskStateJSON) name() string {
+	if v == "" {
+		return taskStateNames[0]
+	}
+	return string(v)
 }
 
 // Envelope flags of the Connect streaming protocol.

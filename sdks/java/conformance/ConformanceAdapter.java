@@ -2,9 +2,11 @@ package taskframe.conformance;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import taskframe.Child;
+import taskframe.ChildStatus;
 import taskframe.NonRetryableException;
 import taskframe.Output;
 import taskframe.RetryAfterException;
@@ -45,6 +47,7 @@ public final class ConformanceAdapter {
     int index = Math.max(1, Math.min(ctx.attempt(), attempts.size())) - 1;
     Map<?, ?> behaviour = object(attempts.get(index), "attempts[" + index + "]");
     Object steps = behaviour.get("steps");
+    List<ChildStatus> awaited = List.of();
     for (Object item : steps == null ? List.of() : list(steps, "steps")) {
       Map<?, ?> step = object(item, "a step");
       if (step.containsKey("log")) {
@@ -64,6 +67,19 @@ public final class ConformanceAdapter {
         List<Child> children = new ArrayList<>();
         for (Object spec : list(step.get("spawn"), "spawn")) children.add(child(object(spec, "a child")));
         ctx.spawn(children);
+      } else if (step.containsKey("await_children")) {
+        Object options = step.get("await_children");
+        boolean failOnError = !(options instanceof Map) || !Boolean.FALSE.equals(((Map<?, ?>) options).get("fail_on_error"));
+        awaited = ctx.awaitChildren(List.of(), failOnError);
+      } else if (step.containsKey("return_children")) {
+        List<Object> children = new ArrayList<>();
+        for (ChildStatus c : awaited) {
+          Map<String, Object> entry = new LinkedHashMap<>();
+          entry.put("key", c.key());
+          entry.put("output", c.text());
+          children.add(entry);
+        }
+        return Output.json(children);
       } else if (step.containsKey("crash")) {
         Runtime.getRuntime().halt(1);
       } else if (step.containsKey("return")) {

@@ -15,9 +15,10 @@ Standard library only; see README.md and docs/runner-protocol.md.
 __version__ = "0.1.0"
 
 from ._codec import Output  # noqa: E402
-from .context import CancelEvent, SpawnedChild, TaskContext  # noqa: E402
+from .context import CancelEvent, ChildStatus, SpawnedChild, TaskContext  # noqa: E402
 from .errors import (  # noqa: E402
     Cancelled,
+    ChildFailedError,
     ConnectionLost,
     NonRetryableError,
     RetryAfter,
@@ -38,7 +39,9 @@ __all__ = [
     "Output",
     "CancelEvent",
     "SpawnedChild",
+    "ChildStatus",
     "NonRetryableError",
+    "ChildFailedError",
     "RetryAfter",
     "Cancelled",
     "TaskframeError",

@@ -4,11 +4,31 @@ import asyncio
 import json
 import threading
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
-from .errors import Cancelled
+from .errors import Cancelled, ChildFailedError
 
-__all__ = ["TaskContext", "CancelEvent", "SpawnedChild"]
+__all__ = ["TaskContext", "CancelEvent", "SpawnedChild", "ChildStatus"]
+
+# How await_children polls: the first wait, doubling up to the last.
+AWAIT_FIRST_S = 0.02
+AWAIT_MAX_S = 1.0
+
+# TaskState by number, for a sidecar that sends enums as numbers (proto3 JSON allows it).
+_TASK_STATES = (
+    "TASK_STATE_UNSPECIFIED",
+    "TASK_STATE_CREATED",
+    "TASK_STATE_PENDING",
+    "TASK_STATE_RUNNING",
+    "TASK_STATE_SUCCEEDED",
+    "TASK_STATE_FAILED",
+    "TASK_STATE_RETRYING",
+    "TASK_STATE_CANCELLED",
+    "TASK_STATE_TIMED_OUT",
+    "TASK_STATE_SKIPPED",
+    "TASK_STATE_CHECK_FAILED",
+)
 
 
 class CancelEvent(threading.Event):
@@ -88,6 +108,89 @@ class SpawnedChild:
             self.name,
             self.existing,
         )
+
+
+@dataclass(frozen=True)
+class ChildStatus:
+    """Where a child of the task stands (ctx.children / ctx.await_children).
+
+    `name` is `<parent name>/<key>`; `state` the TaskState's proto name
+    ("TASK_STATE_SUCCEEDED", ...); `settled` once the child and everything it
+    spawned have ended; `subtree_failed` if a task it spawned (at any depth)
+    did not succeed; `output` (bytes) + `output_content_type` once it
+    succeeded; `detail` why it ended as it did (a failed child's error).
+    """
+
+    key: str
+    task_id: str
+    name: str
+    state: str
+    attempt: int
+    settled: bool
+    subtree_failed: bool
+    output: bytes
+    output_content_type: str
+    detail: str
+
+    @property
+    def succeeded(self) -> bool:
+        """The child succeeded, and so did everything it spawned."""
+        return self.state == "TASK_STATE_SUCCEEDED" and not self.subtree_failed
+
+    def text(self, encoding: str = "utf-8") -> str:
+        """The output as text."""
+        return self.output.decode(encoding)
+
+    def json(self) -> Any:
+        """The output parsed as JSON (None for an empty output)."""
+        if not self.output:
+            return None
+        return json.loads(self.output.decode("utf-8"))
+
+    def as_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_message(cls, message: Dict[str, Any]) -> "ChildStatus":
+        """From a ChildStatus in proto3 JSON (defaults omitted)."""
+        from ._codec import as_int, b64decode
+
+        state = message.get("state") or "TASK_STATE_UNSPECIFIED"
+        if isinstance(state, int):
+            state = _TASK_STATES[state] if 0 <= state < len(_TASK_STATES) else "TASK_STATE_%d" % state
+        return cls(
+            key=message.get("key", ""),
+            task_id=message.get("taskId", ""),
+            name=message.get("name", ""),
+            state=str(state),
+            attempt=as_int(message.get("attempt")),
+            settled=bool(message.get("settled", False)),
+            subtree_failed=bool(message.get("subtreeFailed", False)),
+            output=b64decode(message.get("output")),
+            output_content_type=message.get("outputContentType", ""),
+            detail=message.get("detail", ""),
+        )
+
+
+Keys = Union[None, str, Iterable[str]]
+
+
+def _keys(keys: Keys) -> List[str]:
+    if keys is None:
+        return []
+    if isinstance(keys, str):
+        return [keys]
+    return [str(key) for key in keys]
+
+
+def _settled(children: List[ChildStatus], fail_on_error: bool) -> Optional[List[ChildStatus]]:
+    """The children if every one is settled (raising ChildFailedError for failures if asked), else None."""
+    if not all(child.settled for child in children):
+        return None
+    failed = [child for child in children if not child.succeeded]
+    if fail_on_error and failed:
+        raise ChildFailedError(failed, children)
+    return children
 
 
 class TaskContext:
@@ -179,6 +282,50 @@ class TaskContext:
         """ctx.spawn for async handlers: the call runs off the event loop."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.spawn, children)
+
+    # -- children ----------------------------------------------------------
+
+    def children(self, keys: Keys = None) -> List[ChildStatus]:
+        """Where this task's children stand, in spawn order (only `keys` if given; a str is one key).
+        One call, blocks for it; raises RpcError if the sidecar refuses."""
+        return self._worker._children(self, _keys(keys))
+
+    async def children_async(self, keys: Keys = None) -> List[ChildStatus]:
+        """ctx.children for async handlers: the call runs off the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.children, keys)
+
+    def await_children(self, keys: Keys = None, fail_on_error: bool = True) -> List[ChildStatus]:
+        """Blocks until every child (only `keys` if given) is settled: it and all it spawned have
+        ended. Returns their ChildStatus in spawn order.
+
+        If one did not succeed (state not TASK_STATE_SUCCEEDED, or subtree_failed) and
+        fail_on_error, raises ChildFailedError (a NonRetryableError naming each failed child).
+        Polls every 20 ms, doubling to 1 s; raises Cancelled if the task is cancelled meanwhile.
+        """
+        wanted = _keys(keys)
+        wait = AWAIT_FIRST_S
+        while True:
+            self.raise_if_cancelled()
+            done = _settled(self._worker._children(self, wanted), fail_on_error)
+            if done is not None:
+                return done
+            if self.cancelled.wait(wait):
+                raise Cancelled(self.cancelled.reason)
+            wait = min(AWAIT_MAX_S, wait * 2)
+
+    async def await_children_async(self, keys: Keys = None, fail_on_error: bool = True) -> List[ChildStatus]:
+        """ctx.await_children for async handlers: polls without blocking the event loop."""
+        wanted = _keys(keys)
+        wait = AWAIT_FIRST_S
+        while True:
+            self.raise_if_cancelled()
+            done = _settled(await self.children_async(wanted), fail_on_error)
+            if done is not None:
+                return done
+            if await self.wait_cancelled_async(wait):
+                raise Cancelled(self.cancelled.reason)
+            wait = min(AWAIT_MAX_S, wait * 2)
 
     # -- cancellation ------------------------------------------------------
 

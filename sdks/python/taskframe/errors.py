@@ -1,6 +1,6 @@
 """Exceptions a handler raises to choose how its task fails, and how errors are reported."""
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 __all__ = [
     "TaskframeError",
@@ -8,6 +8,7 @@ __all__ = [
     "SpawnError",
     "ConnectionLost",
     "NonRetryableError",
+    "ChildFailedError",
     "RetryAfter",
     "Cancelled",
     "describe_error",
@@ -36,6 +37,28 @@ class ConnectionLost(TaskframeError):
 
 class NonRetryableError(Exception):
     """Raise from a handler to fail the task for good: no further attempts."""
+
+
+class ChildFailedError(NonRetryableError):
+    """Raised by `ctx.await_children()`: a child did not succeed (its state is not
+    TASK_STATE_SUCCEEDED, or a task it spawned did not succeed). Non-retryable: retrying the
+    parent would find the same children. `failed` holds their ChildStatus, `children` all of them.
+    """
+
+    def __init__(self, failed: Iterable[Any], children: Optional[Iterable[Any]] = None) -> None:
+        self.failed: List[Any] = list(failed)
+        self.children: List[Any] = list(children) if children is not None else list(self.failed)
+        what = "a child" if len(self.failed) == 1 else "%d children" % len(self.failed)
+        super().__init__("%s did not succeed: %s" % (what, "; ".join(_describe_child(c) for c in self.failed)))
+
+
+def _describe_child(child: Any) -> str:
+    state = getattr(child, "state", "") or "TASK_STATE_UNSPECIFIED"
+    if state == "TASK_STATE_SUCCEEDED" and getattr(child, "subtree_failed", False):
+        state += ", but a task it spawned did not"
+    name = getattr(child, "name", "") or getattr(child, "key", "?")
+    detail = getattr(child, "detail", "")
+    return "%s %s%s" % (name, state, " (%s)" % detail if detail else "")
 
 
 class RetryAfter(Exception):

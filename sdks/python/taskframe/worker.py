@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Set, Tuple
 from . import __version__ as SDK_VERSION
 from ._codec import as_int, b64encode, child_spec, encode_value
 from ._transport import Client, Endpoint, Stream
-from .context import SpawnedChild, TaskContext
+from .context import ChildStatus, SpawnedChild, TaskContext
 from .errors import Cancelled, ConnectionLost, RpcError, SpawnError, describe_error
 
 __all__ = ["Worker", "Handler"]
@@ -427,6 +427,15 @@ class Worker:
             SpawnedChild(c.get("key", ""), c.get("taskId", ""), c.get("name", ""), bool(c.get("existing", False)))
             for c in response.get("children") or ()
         ]
+
+    def _children(self, ctx: TaskContext, keys: List[str]) -> List[ChildStatus]:
+        request = dict(ctx._identity)
+        request["workerId"] = self._worker_id
+        if keys:
+            request["keys"] = keys
+        assert self._client is not None
+        response = self._client.call("Children", request)
+        return [ChildStatus.from_message(c) for c in response.get("children") or ()]
 
     # -- batching --------------------------------------------------------------
 

@@ -48,8 +48,8 @@ def assignment(task_id, handler, data=b"", content_type="", attempt=1, epoch="1"
 class FakeSidecar:
     """Records every call; tests push stream messages and wait for completions.
 
-    `lost`: task ids the next heartbeats answer as lost. `spawn`: a function
-    (request) -> response dict, or an exception-like (code, message) tuple.
+    `lost`: task ids the next heartbeats answer as lost. `spawn`, `children`:
+    functions (request) -> response dict for Spawn and Children.
     """
 
     def __init__(self, heartbeat_ms=5000, tcp=False):
@@ -65,6 +65,7 @@ class FakeSidecar:
         self.draining = False
         self.lost = set()
         self.spawn = None
+        self.children = None
         self.streams = 0
         self.stream_closed = threading.Event()
         fake = self
@@ -240,4 +241,8 @@ class FakeSidecar:
             if self.spawn is None:
                 raise NotImplementedError("spawning is not implemented here")
             return self.spawn(request)
+        if method == "Children":
+            if self.children is None:
+                raise NotImplementedError("awaiting children is not implemented here")
+            return self.children(request)
         raise NotImplementedError("no method %s" % method)

@@ -20,6 +20,8 @@ from fake_sidecar import FakeSidecar, assignment  # noqa: E402
 
 from taskframe import (  # noqa: E402
     Cancelled,
+    ChildFailedError,
+    ChildStatus,
     ConnectionLost,
     NonRetryableError,
     Output,
@@ -381,6 +383,168 @@ class SpawnTest(WorkerTestCase):
         code, message = json.loads(output_of(done))
         self.assertEqual(code, "unimplemented")
         self.assertIn("spawning 1 child(ren) of p failed", message)
+
+
+def child_status(key, state="TASK_STATE_SUCCEEDED", settled=True, output=b"", detail="", subtree_failed=False):
+    """A ChildStatus as the sidecar sends it in proto3 JSON (defaults omitted)."""
+    message = {"key": key, "taskId": "id-" + key, "name": "parent/" + key, "state": state, "attempt": 1}
+    if settled:
+        message["settled"] = True
+    if subtree_failed:
+        message["subtreeFailed"] = True
+    if output:
+        message["output"] = base64.b64encode(output).decode("ascii")
+        message["outputContentType"] = "text/plain; charset=utf-8"
+    if detail:
+        message["detail"] = detail
+    return message
+
+
+class ChildrenTest(WorkerTestCase):
+    def answer(self, *rounds):
+        """Children answers: round i for the i-th call (the last one from then on), filtered by keys."""
+        calls = []
+
+        def children(request):
+            statuses = rounds[min(len(calls), len(rounds) - 1)]
+            calls.append(request)
+            keys = request.get("keys") or []
+            return {"children": [c for c in statuses if not keys or c["key"] in keys]}
+
+        self.fake.children = children
+        return calls
+
+    def test_await_children_polls_until_every_child_is_settled(self):
+        running = [child_status("a", "TASK_STATE_RUNNING", settled=False), child_status("b", output=b"y")]
+        # a succeeded, but something it spawned is still running: not settled yet
+        unsettled = [child_status("a", output=b"x", settled=False), child_status("b", output=b"y")]
+        done = [child_status("a", output=b"x"), child_status("b", output=b"y")]
+        calls = self.answer(running, unsettled, done)
+
+        def parent(ctx):
+            return [[c.key, c.name, c.state, c.attempt, c.settled, c.text(), c.output_content_type]
+                    for c in ctx.await_children()]
+
+        self.start({"parent": parent})
+        self.fake.send([assignment("p", "parent", epoch="5", attempt=2, name="parent")])
+        (completion,) = self.fake.wait_completed("p")
+        self.assertNotIn("error", completion)
+        self.assertEqual(
+            json.loads(output_of(completion)),
+            [
+                ["a", "parent/a", "TASK_STATE_SUCCEEDED", 1, True, "x", "text/plain; charset=utf-8"],
+                ["b", "parent/b", "TASK_STATE_SUCCEEDED", 1, True, "y", "text/plain; charset=utf-8"],
+            ],
+        )
+        self.assertEqual(len(calls), 3)
+        self.assertEqual(calls[0], {"workerId": "w-1", "taskId": "p", "attempt": 2, "leaseEpoch": "5"})
+
+    def test_a_failed_child_raises_child_failed_error_non_retryable(self):
+        self.answer([
+            child_status("a", "TASK_STATE_FAILED", detail="failed: NonRetryableError: child breaks"),
+            child_status("b", output=b"fine"),
+            child_status("c", subtree_failed=True),
+        ])
+        seen = {}
+
+        def parent(ctx):
+            try:
+                ctx.await_children()
+            except ChildFailedError as error:
+                seen["error"] = error
+                raise
+
+        self.start({"parent": parent})
+        self.fake.send([assignment("p", "parent", name="parent")])
+        (completion,) = self.fake.wait_completed("p")
+        error = completion["error"]
+        self.assertEqual(error["type"], "ChildFailedError")
+        self.assertTrue(error["nonRetryable"])
+        self.assertEqual(
+            error["message"],
+            "2 children did not succeed: parent/a TASK_STATE_FAILED (failed: NonRetryableError: child breaks); "
+            "parent/c TASK_STATE_SUCCEEDED, but a task it spawned did not",
+        )
+        self.assertIsInstance(seen["error"], NonRetryableError)
+        self.assertEqual([c.key for c in seen["error"].failed], ["a", "c"])
+        self.assertEqual([c.key for c in seen["error"].children], ["a", "b", "c"])
+
+    def test_one_failed_child_and_fail_on_error_false(self):
+        self.answer([child_status("a", "TASK_STATE_FAILED", detail="boom"), child_status("b")])
+
+        def strict(ctx):
+            ctx.await_children()
+
+        def lenient(ctx):
+            return [[c.key, c.state, c.succeeded] for c in ctx.await_children(fail_on_error=False)]
+
+        self.start({"strict": strict, "lenient": lenient})
+        self.fake.send([assignment("s", "strict"), assignment("l", "lenient")])
+        strict_done, lenient_done = self.fake.wait_completed("s", "l")
+        self.assertEqual(strict_done["error"]["message"], "a child did not succeed: parent/a TASK_STATE_FAILED (boom)")
+        self.assertTrue(strict_done["error"]["nonRetryable"])
+        self.assertEqual(
+            json.loads(output_of(lenient_done)),
+            [["a", "TASK_STATE_FAILED", False], ["b", "TASK_STATE_SUCCEEDED", True]],
+        )
+
+    def test_keys_limit_what_is_awaited(self):
+        # a never settles and b failed: awaiting only c must neither wait for a nor fail for b
+        calls = self.answer([
+            child_status("a", "TASK_STATE_RUNNING", settled=False),
+            child_status("b", "TASK_STATE_FAILED"),
+            child_status("c", output=b"z"),
+        ])
+
+        def parent(ctx):
+            awaited = ctx.await_children(keys=["c"])
+            listed = ctx.children("a")
+            return [[c.key for c in awaited], [(c.key, c.settled) for c in listed], len(ctx.children())]
+
+        self.start({"parent": parent})
+        self.fake.send([assignment("p", "parent")])
+        (completion,) = self.fake.wait_completed("p", timeout=5)
+        self.assertEqual(json.loads(output_of(completion)), [["c"], [["a", False]], 3])
+        self.assertEqual([c.get("keys") for c in calls], [["c"], ["a"], None])
+
+    def test_a_cancelled_await_raises_cancelled(self):
+        self.answer([child_status("a", "TASK_STATE_RUNNING", settled=False)])
+        self.start({"parent": lambda ctx: ctx.await_children()})
+        self.fake.send([assignment("p", "parent")])
+        self.fake.wait(lambda: len(self.fake.requests("Children")) >= 3)
+        self.fake.send(cancels=[{"taskId": "p", "reason": "run cancelled"}])
+        (completion,) = self.fake.wait_completed("p", timeout=5)
+        self.assertEqual(completion["error"]["type"], "Cancelled")
+        self.assertEqual(completion["error"]["message"], "run cancelled")
+
+    def test_async_handlers_await_children(self):
+        self.answer(
+            [child_status("a", "TASK_STATE_RUNNING", settled=False)],
+            [child_status("a", "TASK_STATE_FAILED", detail="no")],
+        )
+
+        async def parent(ctx):
+            listed = await ctx.children_async()
+            try:
+                await ctx.await_children_async()
+            except ChildFailedError as error:
+                return [listed[0].state, str(error)]
+
+        self.start({"parent": parent})
+        self.fake.send([assignment("p", "parent")])
+        (completion,) = self.fake.wait_completed("p")
+        self.assertEqual(
+            json.loads(output_of(completion)),
+            ["TASK_STATE_RUNNING", "a child did not succeed: parent/a TASK_STATE_FAILED (no)"],
+        )
+
+    def test_child_status_from_proto_json(self):
+        status = ChildStatus.from_message({"key": "k", "state": 5, "attempt": "2", "output": "eyJ4IjoxfQ=="})
+        self.assertEqual(
+            (status.state, status.attempt, status.json(), status.settled), ("TASK_STATE_FAILED", 2, {"x": 1}, False)
+        )
+        empty = ChildStatus.from_message({})
+        self.assertEqual((empty.state, empty.output, empty.detail), ("TASK_STATE_UNSPECIFIED", b"", ""))
 
 
 class LifecycleTest(WorkerTestCase):

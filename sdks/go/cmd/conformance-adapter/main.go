@@ -84,8 +84,9 @@ func script(ctx *sdk.Context, input []byte) ([]byte, error) {
 	if index < 1 {
 		index = 1
 	}
+	var awaited []sdk.ChildStatus
 	for _, step := range in.Attempts[index-1].Steps {
-		output, end, err := runStep(ctx, step)
+		output, end, err := runStep(ctx, step, &awaited)
 		if err != nil || end {
 			return output, err
 		}
@@ -103,7 +104,8 @@ func firstError(errs ...error) error {
 }
 
 // runStep runs one step; end says that the handler ends with its output or error.
-func runStep(ctx *sdk.Context, step map[string]json.RawMessage) (output []byte, end bool, err error) {
+// awaited holds the children of the script's last await_children step.
+func runStep(ctx *sdk.Context, step map[string]json.RawMessage, awaited *[]sdk.ChildStatus) (output []byte, end bool, err error) {
 	field := func(name string, into any) error {
 		raw, ok := step[name]
 		if !ok {
@@ -179,6 +181,36 @@ func runStep(ctx *sdk.Context, step map[string]json.RawMessage) (output []byte, 
 		if _, err := ctx.Spawn(children); err != nil {
 			return nil, true, err
 		}
+	case has("await_children"):
+		var options struct {
+			FailOnError *bool `json:"fail_on_error"`
+		}
+		// an object; anything else (true) asks for the defaults
+		if raw := bytes.TrimSpace(step["await_children"]); len(raw) > 0 && raw[0] == '{' {
+			if err := field("await_children", &options); err != nil {
+				return nil, true, err
+			}
+		}
+		failOnError := options.FailOnError == nil || *options.FailOnError
+		children, err := ctx.AwaitChildren(sdk.AwaitOptions{IgnoreFailures: !failOnError})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, true, cancelled(ctx)
+			}
+			return nil, true, err
+		}
+		*awaited = children
+	case has("return_children"):
+		type result struct {
+			Key    string `json:"key"`
+			Output string `json:"output"`
+		}
+		results := make([]result, len(*awaited))
+		for i, child := range *awaited {
+			results[i] = result{Key: child.Key, Output: string(child.Output)}
+		}
+		output, err := ctx.JSON(results)
+		return output, true, err
 	case has("crash"):
 		os.Exit(1)
 	case has("return"):

@@ -55,6 +55,46 @@ public interface TaskContext {
   List<SpawnedChild> spawn(List<Child> children);
 
   /**
+   * Where the task's children stand, in spawn order: those with these keys, or every child when
+   * {@code keys} is empty. One call to the sidecar; see {@link #awaitChildren} to wait for them.
+   *
+   * @throws RunnerException when the sidecar refuses (e.g. {@code unimplemented}: no hub)
+   * @throws TaskError of type {@code Cancelled} if the task is cancelled during the call
+   */
+  List<ChildStatus> children(List<String> keys);
+
+  /** Every child of the task, in spawn order. */
+  default List<ChildStatus> children() {
+    return children(List.of());
+  }
+
+  /**
+   * Waits until every child of the task (and everything they spawned) has ended, polling the
+   * sidecar (20 ms, doubling to 1 s), then returns them in spawn order.
+   *
+   * @throws ChildFailedException (non-retryable) if a child did not succeed, naming each one
+   * @throws InterruptedException if the task is cancelled meanwhile (reported as {@code Cancelled}
+   *     with the reason), or the thread is interrupted
+   */
+  default List<ChildStatus> awaitChildren() throws InterruptedException {
+    return awaitChildren(List.of(), true);
+  }
+
+  /**
+   * Waits until the children with these keys (every child when {@code keys} is empty) and
+   * everything they spawned have ended, polling the sidecar (20 ms, doubling to 1 s), then returns
+   * them in spawn order.
+   *
+   * @param failOnError throw {@link ChildFailedException} if one did not succeed (its state is not
+   *     {@code TASK_STATE_SUCCEEDED}, or a task it spawned did not succeed); if false, return them
+   *     all and let the caller look at {@link ChildStatus#succeeded()}
+   * @throws ChildFailedException (non-retryable) if {@code failOnError} and a child did not succeed
+   * @throws InterruptedException if the task is cancelled meanwhile (reported as {@code Cancelled}
+   *     with the reason), or the thread is interrupted
+   */
+  List<ChildStatus> awaitChildren(List<String> keys, boolean failOnError) throws InterruptedException;
+
+  /**
    * Whether the task was cancelled (run cancelled, deadline passed, lease lost, worker stopping).
    * Cancelling also interrupts the handler's thread.
    */

@@ -16,6 +16,7 @@ import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import taskframe.Child;
+import taskframe.ChildStatus;
 import taskframe.Handler;
 import taskframe.Json;
 import taskframe.NonRetryableException;
@@ -354,6 +355,73 @@ public final class Session {
               Boolean.TRUE.equals(child.get("existing"))));
     }
     return spawned;
+  }
+
+  /**
+   * The Children call: where the task's children stand (those with these keys; every child when empty).
+   *
+   * @throws InterruptedIOException when the call failed because the task was cancelled meanwhile
+   */
+  List<ChildStatus> children(Task task, List<String> keys) throws InterruptedIOException {
+    StringBuilder request = new StringBuilder("{\"workerId\":");
+    Json.writeString(workerId, request);
+    request.append(',');
+    task.assignment.writeIdentity(request);
+    if (!keys.isEmpty()) request.append(",\"keys\":").append(Json.write(keys));
+    request.append('}');
+    Map<String, Object> response;
+    try {
+      response = client.call("Children", request.toString());
+    } catch (IOException e) {
+      if (task.isCancelled()) {
+        InterruptedIOException cancelled = new InterruptedIOException("task cancelled: " + task.cancelReason());
+        cancelled.initCause(e);
+        throw cancelled;
+      }
+      throw new RunnerException("unavailable", "Children: cannot reach the sidecar: " + e.getMessage(), e);
+    } catch (RunnerException e) {
+      if (e.code().equals("unimplemented")) {
+        throw new RunnerException(
+            "unimplemented",
+            "awaiting children is not available here (" + e.getMessage() + "): the sidecar needs a hub that supports Children",
+            e);
+      }
+      throw e;
+    }
+    List<ChildStatus> children = new ArrayList<>();
+    for (Object item : Assignment.list(response, "children")) {
+      if (!(item instanceof Map)) continue;
+      Map<?, ?> child = (Map<?, ?>) item;
+      children.add(
+          new ChildStatus(
+              Assignment.string(child, "key"),
+              Assignment.string(child, "taskId"),
+              Assignment.string(child, "name"),
+              taskState(child.get("state")),
+              (int) Assignment.number(child, "attempt"),
+              Boolean.TRUE.equals(child.get("settled")),
+              Boolean.TRUE.equals(child.get("subtreeFailed")),
+              Assignment.decodeBytes(Assignment.string(child, "output")),
+              Assignment.string(child, "outputContentType"),
+              Assignment.string(child, "detail")));
+    }
+    return children;
+  }
+
+  private static final String[] TASK_STATES = {
+    "TASK_STATE_UNSPECIFIED", "TASK_STATE_CREATED", "TASK_STATE_PENDING", "TASK_STATE_RUNNING", "TASK_STATE_SUCCEEDED",
+    "TASK_STATE_FAILED", "TASK_STATE_RETRYING", "TASK_STATE_CANCELLED", "TASK_STATE_TIMED_OUT", "TASK_STATE_SKIPPED",
+    "TASK_STATE_CHECK_FAILED"
+  };
+
+  /** A TaskState field by name (as proto3 JSON writes it; a number is accepted too); absent is UNSPECIFIED. */
+  static String taskState(Object value) {
+    if (value instanceof String && !((String) value).isEmpty()) return (String) value;
+    if (value instanceof Number) {
+      long n = ((Number) value).longValue();
+      return n >= 0 && n < TASK_STATES.length ? TASK_STATES[(int) n] : "TASK_STATE_" + n;
+    }
+    return TASK_STATES[0];
   }
 
   /** The stream is over: stop what still runs, report what can be, release everything. */

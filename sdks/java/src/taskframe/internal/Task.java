@@ -1,5 +1,6 @@
 package taskframe.internal;
 
+import java.io.InterruptedIOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.time.Instant;
@@ -9,9 +10,12 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import taskframe.Child;
+import taskframe.ChildFailedException;
+import taskframe.ChildStatus;
 import taskframe.Json;
 import taskframe.SpawnedChild;
 import taskframe.TaskContext;
+import taskframe.TaskError;
 
 /** An assignment in this worker, from its arrival to its completion; the handler's TaskContext. */
 final class Task implements TaskContext {
@@ -132,6 +136,45 @@ final class Task implements TaskContext {
   public List<SpawnedChild> spawn(List<Child> children) {
     if (done) throw new IllegalStateException("task " + assignment.taskName + " has completed: it cannot spawn");
     return session.spawn(this, children);
+  }
+
+  @Override
+  public List<ChildStatus> children(List<String> keys) {
+    if (done) throw new IllegalStateException("task " + assignment.taskName + " has completed: it cannot ask for its children");
+    try {
+      return session.children(this, keys);
+    } catch (InterruptedIOException e) {
+      throw new TaskError("Cancelled", cancelReason());
+    }
+  }
+
+  @Override
+  public List<ChildStatus> awaitChildren(List<String> keys, boolean failOnError) throws InterruptedException {
+    if (done) throw new IllegalStateException("task " + assignment.taskName + " has completed: it cannot await its children");
+    List<String> wanted = List.copyOf(keys);
+    for (long waitMs = 20; ; waitMs = Math.min(1_000, waitMs * 2)) {
+      if (isCancelled()) throw cancelled();
+      List<ChildStatus> children;
+      try {
+        children = session.children(this, wanted);
+      } catch (InterruptedIOException e) {
+        throw cancelled();
+      }
+      if (children.stream().allMatch(ChildStatus::settled)) {
+        if (failOnError) {
+          List<ChildStatus> failed = children.stream().filter(c -> !c.succeeded()).toList();
+          if (!failed.isEmpty()) throw new ChildFailedException(failed);
+        }
+        return children;
+      }
+      if (awaitCancelled(Duration.ofMillis(waitMs))) throw cancelled();
+    }
+  }
+
+  /** What a wait throws once the task is cancelled (the worker reports it as Cancelled, with the reason). */
+  private InterruptedException cancelled() {
+    Thread.interrupted(); // thrown instead
+    return new InterruptedException("task cancelled: " + cancelReason());
   }
 
   @Override

@@ -48,6 +48,7 @@ final class FakeSidecar implements AutoCloseable {
   final List<Map<?, ?>> logs = Collections.synchronizedList(new ArrayList<>());
   final List<Map<?, ?>> progress = Collections.synchronizedList(new ArrayList<>());
   final List<Map<?, ?>> spawns = Collections.synchronizedList(new ArrayList<>());
+  final List<Map<?, ?>> childrenCalls = Collections.synchronizedList(new ArrayList<>());
   final AtomicInteger completeCalls = new AtomicInteger();
   final AtomicInteger heartbeatCalls = new AtomicInteger();
   final AtomicInteger drainCalls = new AtomicInteger();
@@ -59,6 +60,8 @@ final class FakeSidecar implements AutoCloseable {
   volatile int closeAfterResponses;
   /** The answer to Spawn: {status, JSON body}. */
   volatile Function<Map<?, ?>, Object[]> spawnReply = request -> new Object[] {501, "{\"code\":\"unimplemented\",\"message\":\"no hub\"}"};
+  /** The answer to Children: {status, JSON body}. */
+  volatile Function<Map<?, ?>, Object[]> childrenReply = request -> new Object[] {501, "{\"code\":\"unimplemented\",\"message\":\"no hub\"}"};
   private final LinkedBlockingQueue<byte[]> outbox = new LinkedBlockingQueue<>();
   private volatile boolean drained;
   private volatile boolean ended;
@@ -252,6 +255,9 @@ final class FakeSidecar implements AutoCloseable {
       case "Spawn":
         spawns.add(request);
         return spawnReply.apply(request);
+      case "Children":
+        childrenCalls.add(request);
+        return childrenReply.apply(request);
       case "Drain":
         drainCalls.incrementAndGet();
         events.add("drain");

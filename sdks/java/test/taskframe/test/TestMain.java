@@ -17,11 +17,14 @@ import java.util.Base64;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
 import taskframe.Child;
+import taskframe.ChildFailedException;
+import taskframe.ChildStatus;
 import taskframe.Json;
 import taskframe.NonRetryableException;
 import taskframe.Output;
@@ -67,6 +70,8 @@ public final class TestMain {
             new Object[] {"registration: @TaskHandler methods and handle()", (Body) TestMain::registration},
             new Object[] {"client: keep-alive, stale connections, Connect errors", (Body) TestMain::client},
             new Object[] {"worker: end to end over a unix socket", (Body) TestMain::endToEnd},
+            new Object[] {"children: ChildFailedException", (Body) TestMain::childFailed},
+            new Object[] {"children: children() and awaitChildren() against a fake sidecar", (Body) TestMain::awaitChildren},
             new Object[] {"worker: over TCP (TASKFRAME_RUNNER_URL style)", (Body) TestMain::overTcp},
             new Object[] {"worker: a stream that ends with an error or breaks", (Body) TestMain::streamFailures},
             new Object[] {"worker: SIGTERM drains and exits 0", (Body) TestMain::sigterm});
@@ -679,6 +684,195 @@ public final class TestMain {
     check(completion != null, "a completion");
     check(completion.get("error") == null, "no error: " + completion.get("error"));
     return new String(Base64.getDecoder().decode((String) completion.get("output")), StandardCharsets.UTF_8);
+  }
+
+  // ---- children
+
+  static ChildStatus status(String key, String state, boolean subtreeFailed, String detail) {
+    return new ChildStatus(key, "c-" + key, "parent/" + key, state, 1, true, subtreeFailed, new byte[0], "", detail);
+  }
+
+  static void childFailed() {
+    ChildFailedException one = new ChildFailedException(List.of(status("a", "TASK_STATE_FAILED", false, "child breaks")));
+    eq("a child did not succeed: parent/a TASK_STATE_FAILED (child breaks)", one.getMessage(), "one failed child");
+    check(one instanceof NonRetryableException, "a NonRetryableException");
+    eq(new Failure("ChildFailedException", one.getMessage(), true, 0), Failure.of(one), "reported as ChildFailedException, non-retryable");
+    ChildFailedException two =
+        new ChildFailedException(
+            List.of(status("a", "TASK_STATE_SKIPPED", false, ""), status("b", "TASK_STATE_SUCCEEDED", true, "")));
+    eq(
+        "2 children did not succeed: parent/a TASK_STATE_SKIPPED; parent/b TASK_STATE_SUCCEEDED, but a task it spawned did not",
+        two.getMessage(),
+        "two failed children, one of them by its subtree");
+    eq(List.of("a", "b"), two.failed().stream().map(ChildStatus::key).toList(), "failed()");
+    check(!status("b", "TASK_STATE_SUCCEEDED", true, "").succeeded(), "a failed subtree is not a success");
+    check(status("b", "TASK_STATE_SUCCEEDED", false, "").succeeded(), "succeeded()");
+  }
+
+  /** A ChildStatus message as the sidecar writes it (proto3 JSON: defaults omitted). */
+  static Map<String, Object> childJson(String key, Object state, boolean settled, Object... more) {
+    Map<String, Object> child = map("key", key, "taskId", "c-" + key, "name", "parent/" + key, "state", state, "attempt", 1);
+    if (settled) child.put("settled", true);
+    for (int i = 0; i < more.length; i += 2) child.put((String) more[i], more[i + 1]);
+    return child;
+  }
+
+  static void awaitChildren() throws Exception {
+    Path socket = tmp.resolve("children.sock");
+    try (FakeSidecar fake = FakeSidecar.unix(socket)) {
+      Map<String, Integer> calls = new ConcurrentHashMap<>();
+      String x = Base64.getEncoder().encodeToString(utf8("\"x\""));
+      String y = Base64.getEncoder().encodeToString(utf8("y"));
+      fake.childrenReply =
+          request -> {
+            String taskId = (String) request.get("taskId");
+            int call = calls.merge(taskId, 1, Integer::sum);
+            List<Map<String, Object>> children;
+            switch (taskId) {
+              case "t-ok":
+                children =
+                    call <= 2
+                        ? List.of(childJson("a", "TASK_STATE_RUNNING", false), childJson("b", "TASK_STATE_SUCCEEDED", false))
+                        : List.of(
+                            childJson("a", "TASK_STATE_SUCCEEDED", true, "output", x, "outputContentType", "application/json"),
+                            childJson("b", "TASK_STATE_SUCCEEDED", true, "output", y, "outputContentType", "text/plain"));
+                break;
+              case "t-fail":
+              case "t-lenient":
+                children =
+                    List.of(
+                        childJson("a", "TASK_STATE_FAILED", true, "detail", "child breaks"),
+                        childJson("b", "TASK_STATE_SUCCEEDED", true, "output", y));
+                break;
+              case "t-subtree":
+                children = List.of(childJson("a", "TASK_STATE_SUCCEEDED", true, "subtreeFailed", true, "output", y));
+                break;
+              case "t-keys":
+                // a never settles; b has; a grandchild of c failed
+                children =
+                    List.of(
+                        childJson("a", "TASK_STATE_RUNNING", false),
+                        childJson("b", "TASK_STATE_SUCCEEDED", true, "output", y),
+                        childJson("c", 4, true, "subtreeFailed", true));
+                break;
+              case "t-cancel":
+                children = List.of(childJson("a", "TASK_STATE_RUNNING", false));
+                break;
+              default:
+                return new Object[] {501, "{\"code\":\"unimplemented\",\"message\":\"no hub\"}"};
+            }
+            List<?> keys = request.get("keys") instanceof List ? (List<?>) request.get("keys") : List.of();
+            List<Map<String, Object>> chosen = children.stream().filter(c -> keys.isEmpty() || keys.contains(c.get("key"))).toList();
+            return new Object[] {200, Json.write(map("children", chosen))};
+          };
+      Worker worker = new Worker(Worker.options().socket(socket.toString()).concurrency(8).handleSignals(false));
+      worker.handle("await", ctx -> {
+        List<Object> result = new ArrayList<>();
+        for (ChildStatus c : ctx.awaitChildren()) {
+          result.add(List.of(c.key(), c.taskId(), c.name(), c.state(), c.attempt(), c.settled(), c.text(), c.outputContentType()));
+        }
+        return result;
+      });
+      worker.handle("lenient", ctx -> ctx.awaitChildren(List.of(), false).stream().map(c -> List.of(c.key(), c.state(), c.succeeded(), c.detail())).toList());
+      worker.handle("keys", ctx -> {
+        List<ChildStatus> all = ctx.children();
+        List<ChildStatus> some = ctx.children(List.of("c", "a"));
+        List<ChildStatus> awaited = ctx.awaitChildren(List.of("b"), true);
+        ChildFailedException failed = null;
+        try {
+          ctx.awaitChildren(List.of("c"), true);
+        } catch (ChildFailedException e) {
+          failed = e;
+        }
+        return map(
+            "all", all.stream().map(ChildStatus::key).toList(),
+            "some", some.stream().map(ChildStatus::key).toList(),
+            "awaited", awaited.stream().map(c -> c.key() + "=" + c.text()).toList(),
+            "c", failed == null ? "no exception" : failed.getMessage());
+      });
+      worker.handle("unimplemented", ctx -> {
+        try {
+          ctx.awaitChildren();
+          return "awaited";
+        } catch (RunnerException e) {
+          return e.code();
+        }
+      });
+      Thread runner = new Thread(worker::run);
+      runner.start();
+      await(() -> fake.registers.size() == 1, 10_000, "Register");
+      long start = System.nanoTime();
+      fake.send(
+          FakeSidecar.assignments(
+              List.of(
+                  FakeSidecar.assignment("t-ok", "await", new byte[0], ""),
+                  FakeSidecar.assignment("t-fail", "await", new byte[0], ""),
+                  FakeSidecar.assignment("t-subtree", "await", new byte[0], ""),
+                  FakeSidecar.assignment("t-lenient", "lenient", new byte[0], ""),
+                  FakeSidecar.assignment("t-keys", "keys", new byte[0], ""),
+                  FakeSidecar.assignment("t-cancel", "await", new byte[0], ""),
+                  FakeSidecar.assignment("t-none", "unimplemented", new byte[0], ""))));
+      Map<String, Map<?, ?>> done = fake.completions;
+      await(() -> done.containsKey("t-ok"), 10_000, "the awaiting task");
+      long elapsedMs = (System.nanoTime() - start) / 1_000_000;
+
+      // success: polled until settled (20 ms, then 40 ms), the outputs decoded
+      eq(
+          List.of(
+              List.of("a", "c-a", "parent/a", "TASK_STATE_SUCCEEDED", 1L, true, "\"x\"", "application/json"),
+              List.of("b", "c-b", "parent/b", "TASK_STATE_SUCCEEDED", 1L, true, "y", "text/plain")),
+          Json.parse(text(done.get("t-ok"))),
+          "awaitChildren returns every child, settled, in spawn order");
+      eq(3, calls.get("t-ok"), "Children was polled until every child settled");
+      check(elapsedMs >= 60, "it waited 20 ms, then 40 ms, between polls (" + elapsedMs + " ms)");
+      Map<?, ?> first = fake.childrenCalls.stream().filter(r -> "t-ok".equals(r.get("taskId"))).findFirst().orElseThrow();
+      eq(map("workerId", FakeSidecar.WORKER_ID, "taskId", "t-ok", "attempt", 1L, "leaseEpoch", "4294967297"), first, "the request: the task's identity, no keys");
+
+      // failure: non-retryable, naming the child
+      await(() -> done.containsKey("t-fail") && done.containsKey("t-subtree"), 5_000, "the failed awaits");
+      eq(
+          map("type", "ChildFailedException", "message", "a child did not succeed: parent/a TASK_STATE_FAILED (child breaks)", "nonRetryable", true),
+          done.get("t-fail").get("error"),
+          "a failed child fails the parent for good, naming it");
+      eq(
+          map("type", "ChildFailedException", "message", "a child did not succeed: parent/a TASK_STATE_SUCCEEDED, but a task it spawned did not", "nonRetryable", true),
+          done.get("t-subtree").get("error"),
+          "a failed grandchild too");
+      eq(
+          List.of(List.of("a", "TASK_STATE_FAILED", false, "child breaks"), List.of("b", "TASK_STATE_SUCCEEDED", true, "")),
+          Json.parse(text(done.get("t-lenient"))),
+          "failOnError false returns them all");
+
+      // keys: only those are asked for, and awaited
+      await(() -> done.containsKey("t-keys"), 5_000, "the keys task");
+      eq(
+          map(
+              "all", List.of("a", "b", "c"),
+              "some", List.of("a", "c"),
+              "awaited", List.of("b=y"),
+              "c", "a child did not succeed: parent/c TASK_STATE_SUCCEEDED, but a task it spawned did not"),
+          Json.parse(text(done.get("t-keys"))),
+          "children(keys) and awaitChildren(keys) see those children only (a numeric state is named)");
+      List<?> keyRequests = fake.childrenCalls.stream().filter(r -> "t-keys".equals(r.get("taskId"))).map(r -> r.get("keys")).toList();
+      eq(Arrays.asList(null, List.of("c", "a"), List.of("b"), List.of("c")), keyRequests, "the keys sent");
+
+      // no hub: unimplemented
+      await(() -> done.containsKey("t-none"), 5_000, "the unimplemented task");
+      eq("unimplemented", text(done.get("t-none")), "Children unimplemented raises RunnerException");
+
+      // cancelled while awaiting
+      check(!done.containsKey("t-cancel"), "a child that never settles keeps its parent waiting");
+      fake.send(FakeSidecar.cancel("t-cancel", "run cancelled"));
+      await(() -> done.containsKey("t-cancel"), 5_000, "the cancelled await");
+      eq(map("type", "Cancelled", "message", "run cancelled"), done.get("t-cancel").get("error"), "a cancel ends the await as Cancelled");
+      int polls = calls.get("t-cancel");
+      Thread.sleep(100);
+      eq(polls, calls.get("t-cancel"), "no polling after the cancel");
+
+      worker.stop();
+      runner.join(10_000);
+      check(!runner.isAlive(), "run() returned");
+    }
   }
 
   static void overTcp() throws Exception {
