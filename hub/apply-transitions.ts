@@ -22,7 +22,8 @@ export interface TaskRow {
   startedAtMs: number | null;
   finishedAtMs: number | null;
   /** Set when a handler task succeeds with a result (never read back into the row). */
-  output?: { data: Uint8Array; contentType: string };
+  /** A handler's result; `stored`: staged in task_outputs under the row's attempt and lease epoch. */
+  output?: { data: Uint8Array; contentType: string; stored?: boolean };
   /** Decoded on demand: only failing tasks need it. */
   readonly retryPolicy: () => RetryPolicy | undefined;
 }
@@ -221,7 +222,9 @@ export function applyTransitions(
     const outcome = describeOutcome(t);
     if (t.to === TaskState.SUCCEEDED) {
       finish(row, TaskState.SUCCEEDED, at, exitCode, null);
-      if (t.output.length > 0) row.output = { data: t.output, contentType: t.outputContentType };
+      if (t.outputStored)
+        row.output = { data: new Uint8Array(), contentType: t.outputContentType, stored: true };
+      else if (t.output.length > 0) row.output = { data: t.output, contentType: t.outputContentType };
       result.events.push(event(TaskState.RUNNING, TaskState.SUCCEEDED, outcome));
       result.succeeded.push(row);
     } else if (t.to === TaskState.SKIPPED) {

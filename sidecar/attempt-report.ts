@@ -20,6 +20,8 @@ export interface Delivery {
 export type ReportedResult = Pick<AttemptResult, "exitCode" | "signal" | "detail"> & {
   output?: Uint8Array;
   outputContentType?: string;
+  /** The output is on the hub already (too large for an event message). */
+  outputStored?: boolean;
   nonRetryable?: boolean;
   retryAfterMs?: number;
 };
@@ -42,6 +44,7 @@ export function transitionOf(
     signal: result.signal,
     detail: result.detail,
     ...(result.output ? { output: result.output, outputContentType: result.outputContentType ?? "" } : {}),
+    ...(result.outputStored ? { outputStored: true, outputContentType: result.outputContentType ?? "" } : {}),
     nonRetryable: result.nonRetryable ?? false,
     retryAfterMs: BigInt(Math.max(0, Math.round(result.retryAfterMs ?? 0))),
   });

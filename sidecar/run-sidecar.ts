@@ -61,6 +61,20 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
               state: t.state,
               attempt: t.attempt,
             })),
+          payloads: {
+            // events travel in batches: keep each result well under a message
+            inlineOutputBytes: 256 * 1024,
+            fetchInput: (taskId) => hub.getTaskInput({ taskId }),
+            storeOutput: async (output) => {
+              await hub.putTaskOutput({
+                taskId: output.taskId,
+                attempt: output.attempt,
+                leaseEpoch: BigInt(output.leaseEpoch),
+                output: output.data,
+                contentType: output.contentType,
+              });
+            },
+          },
           readChildren: async (parentTaskId, keys) =>
             (await hub.getChildren({ parentTaskId, keys })).children,
           spawnTasks: async (request) =>

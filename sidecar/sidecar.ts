@@ -21,7 +21,7 @@ import { type CapturedChunk, LogCapture } from "./log-capture.js";
 import { type AttemptResult, resultOf } from "./outcome.js";
 import { runPreChecks, unenforcedSettings } from "./pre-checks.js";
 import { runProcess } from "./process-runner.js";
-import { HandlerRunner } from "./runner/handler-runner.js";
+import { HandlerRunner, type PayloadStore } from "./runner/handler-runner.js";
 import { createRunnerService, type ReadChildren, type SpawnTasks } from "./runner/runner-service.js";
 import { Slots } from "./slots.js";
 import type { ProcessLauncher } from "./spawner/spawner.js";
@@ -64,6 +64,8 @@ export interface SidecarOptions {
   hubUrl?: string;
   /** Where running tasks' children go (the hub): handlers spawn through the Runner protocol. */
   spawnTasks?: SpawnTasks;
+  /** Claim checks for handler payloads too large for one NATS message (the hub). */
+  payloads?: PayloadStore;
   /** Where running tasks' children stand (the hub), for handlers that await them. */
   readChildren?: ReadChildren;
   logger?: Logger;
@@ -178,6 +180,7 @@ export class Sidecar implements AsyncDisposable {
         logChunkBytes: this.#options.logChunkBytes ?? 64 * 2 ** 10,
         heartbeatIntervalMs: endpoint.heartbeatIntervalMs ?? 5_000,
         skip: (lease) => this.#shouldSkip(lease),
+        ...(this.#options.payloads ? { payloads: this.#options.payloads } : {}),
       });
       this.#handlerRunner = runner;
       const handler = connectNodeAdapter({

@@ -169,6 +169,26 @@ describe.each(BACKENDS)("handler tasks on %s", (kind) => {
     expect(most).toBe(2);
   });
 
+  it("carries inputs and outputs larger than a NATS message (5 MB), byte for byte", async () => {
+    const big = Buffer.alloc(5 * 2 ** 20);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 31 + (i >> 11)) & 0xff;
+    startWorker({ mirror: (ctx) => Buffer.from(ctx.input).reverse() });
+    const spec = runSpec("large", [
+      create(TaskSpecSchema, {
+        name: "mirror",
+        target: {
+          case: "handler",
+          value: { handler: "mirror", input: big, contentType: "application/octet-stream" },
+        },
+      }),
+    ]);
+    const { run, tasks } = await runToEnd(harness.client, spec);
+    expect(run.state).toBe(RunState.SUCCEEDED);
+    const { task } = await harness.client.getTask({ task: { taskId: tasks.get("mirror")!.id } });
+    expect(Buffer.from(task!.output).equals(Buffer.from(big).reverse())).toBe(true);
+    expect(task!.outputContentType).toBe("application/octet-stream");
+  });
+
   it("rejects bad messages from workers without corrupting any task", async () => {
     const runner = createClient(
       RunnerService,

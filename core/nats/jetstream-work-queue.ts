@@ -1,4 +1,4 @@
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { clone, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   AckPolicy,
   DeliverPolicy,
@@ -117,6 +117,18 @@ export class JetStreamWorkQueue implements WorkQueue {
     return this.#closing.signal.aborted;
   }
 
+  /** The item as one message; a handler input too large for one is left out for the sidecar to fetch. */
+  #encode(item: WorkItem): Uint8Array {
+    const encoded = toBinary(WorkItemSchema, item);
+    const maxPayload = this.#nc.info?.max_payload || 1024 * 1024;
+    const target = item.spec?.target;
+    if (encoded.length <= maxPayload - 4 * 1024 || target?.case !== "handler") return encoded;
+    const elided = clone(WorkItemSchema, item);
+    elided.inputElided = true;
+    if (elided.spec?.target.case === "handler") elided.spec.target.value.input = new Uint8Array();
+    return toBinary(WorkItemSchema, elided);
+  }
+
   async publish(items: readonly WorkItem[]): Promise<void> {
     if (this.#closed) throw new Error("work queue is closed");
     // every subject first: a bad task id fails the call before anything is published
@@ -132,7 +144,7 @@ export class JetStreamWorkQueue implements WorkQueue {
         const window = pending.slice(start, start + PUBLISH_WINDOW);
         const results = await Promise.allSettled(
           window.map(({ item, subject }) =>
-            this.#js.publish(subject, toBinary(WorkItemSchema, item), { msgID: dedupeKey(item) }),
+            this.#js.publish(subject, this.#encode(item), { msgID: dedupeKey(item) }),
           ),
         );
         for (const [i, result] of results.entries()) {

@@ -79,6 +79,19 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
       });
       return { children };
     },
+    async getTaskInput(request) {
+      return store.readTaskInput(request.taskId);
+    },
+    async putTaskOutput(request) {
+      await store.storeTaskOutput({
+        taskId: request.taskId,
+        attempt: request.attempt,
+        leaseEpoch: Number(request.leaseEpoch),
+        data: request.output,
+        contentType: request.contentType,
+      });
+      return {};
+    },
     async getChildren(request) {
       return { children: await store.readChildren(request.parentTaskId, request.keys) };
     },

@@ -64,6 +64,16 @@ CREATE TABLE "task_events" (
 	"rejected" boolean DEFAULT false NOT NULL
 );
 --> statement-breakpoint
+CREATE TABLE "task_outputs" (
+	"task_id" uuid NOT NULL,
+	"attempt" integer NOT NULL,
+	"lease_epoch" bigint NOT NULL,
+	"data" "bytea" NOT NULL,
+	"content_type" text DEFAULT '' NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	CONSTRAINT "task_outputs_task_id_attempt_lease_epoch_pk" PRIMARY KEY("task_id","attempt","lease_epoch")
+);
+--> statement-breakpoint
 CREATE TABLE "task_states" (
 	"id" smallint PRIMARY KEY NOT NULL,
 	"name" text NOT NULL,

@@ -17,6 +17,7 @@ import { cancelRun } from "./queries/cancel-run.js";
 import { readChildren } from "./queries/children.js";
 import { insertRun } from "./queries/insert-run.js";
 import { deletePublished, unpublishedWork } from "./queries/outbox.js";
+import { readTaskInput, storeTaskOutput } from "./queries/payloads.js";
 import * as read from "./queries/read.js";
 import { type DispatchedTask, republishLost, staleDispatchedTasks, taskStates } from "./queries/reconcile.js";
 import { recordEvents } from "./queries/record-events.js";
@@ -57,6 +58,12 @@ export class HubStore implements AsyncDisposable {
     verdicts?: readonly HubVerdict[],
   ) {
     return recordEvents(this.database, transitions, logs, nowMs, verdicts);
+  }
+  readTaskInput(taskId: string) {
+    return readTaskInput(this.database, taskId);
+  }
+  storeTaskOutput(output: Parameters<typeof storeTaskOutput>[1]) {
+    return storeTaskOutput(this.database, output);
   }
   readChildren(parentTaskId: string, keys?: readonly string[]) {
     return readChildren(this.database, parentTaskId, keys);

@@ -196,3 +196,21 @@ export const outbox = pgTable("outbox", {
   payload: bytea("payload").notNull(),
   createdAt: timestamptz("created_at").notNull().defaultNow(),
 });
+
+/**
+ * Outputs too large for an event message, stored by the sidecar before it
+ * reports the attempt's end (a claim check); the recorder moves the one of
+ * the attempt that wins the fence into `tasks.output`.
+ */
+export const taskOutputs = pgTable(
+  "task_outputs",
+  {
+    taskId: uuid("task_id").notNull(),
+    attempt: integer("attempt").notNull(),
+    leaseEpoch: bigint("lease_epoch", { mode: "number" }).notNull(),
+    data: bytea("data").notNull(),
+    contentType: text("content_type").notNull().default(""),
+    createdAt: timestamptz("created_at").notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.taskId, t.attempt, t.leaseEpoch] })],
+);

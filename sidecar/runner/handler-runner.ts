@@ -24,6 +24,20 @@ import type { EventPublisher } from "../event-publisher.js";
 import type { LeaseKeeper } from "../lease-keeper.js";
 import { LogCapture } from "../log-capture.js";
 
+/** Where payloads too large for one message go (the hub), and from what size. */
+export interface PayloadStore {
+  /** Outputs larger than this are stored through `storeOutput` before the result is reported. */
+  inlineOutputBytes: number;
+  fetchInput(taskId: string): Promise<{ input: Uint8Array; contentType: string }>;
+  storeOutput(output: {
+    taskId: string;
+    attempt: number;
+    leaseEpoch: number;
+    data: Uint8Array;
+    contentType: string;
+  }): Promise<void>;
+}
+
 /** What a worker's Assignments stream carries in one message. */
 export interface WorkerMessage {
   assignments: Assignment[];
@@ -75,6 +89,8 @@ export interface HandlerRunnerOptions {
   logMaxBytes: number;
   logChunkBytes: number;
   heartbeatIntervalMs: number;
+  /** Claim checks for payloads too large for the queue and event messages (distributed mode: the hub). */
+  payloads?: PayloadStore;
   /** Whether a leased item must not run (its run was cancelled, or a redelivered attempt already ended). */
   skip: (lease: Lease) => Promise<boolean>;
 }
@@ -208,12 +224,32 @@ export class HandlerRunner {
         attempt.capture.system(`[taskframe] ${report.detail}${error.nonRetryable ? " (not retryable)" : ""}`);
       } else {
         state = TaskState.SUCCEEDED;
-        report = {
-          signal: "",
-          detail: "",
-          output: result.case === "output" ? result.value : new Uint8Array(),
-          outputContentType: completion.outputContentType,
-        };
+        const output = result.case === "output" ? result.value : new Uint8Array();
+        report = { signal: "", detail: "", output, outputContentType: completion.outputContentType };
+        if (output.length > (this.options.payloads?.inlineOutputBytes ?? Number.POSITIVE_INFINITY)) {
+          try {
+            await this.options.payloads!.storeOutput({
+              taskId: attempt.item.taskId,
+              attempt: attempt.item.attempt,
+              leaseEpoch: attempt.epoch,
+              data: output,
+              contentType: completion.outputContentType,
+            });
+            report = {
+              signal: "",
+              detail: "",
+              outputStored: true,
+              outputContentType: completion.outputContentType,
+            };
+          } catch (error) {
+            state = TaskState.FAILED;
+            report = {
+              signal: "",
+              detail: `its output (${output.length} bytes) could not be stored: ${errorMessage(error)}`,
+            };
+            attempt.capture.system(`[taskframe] ${report.detail}`);
+          }
+        }
       }
       receipts.push(create(ReceiptSchema, { taskId: completion.taskId, accepted: true }));
       await this.#finish(attempt, state, report);
@@ -406,7 +442,21 @@ export class HandlerRunner {
       return;
     }
     const spec = lease.item.spec;
-    const target = spec?.target.case === "handler" ? spec.target.value : undefined;
+    let target = spec?.target.case === "handler" ? spec.target.value : undefined;
+    if (lease.item.inputElided && target) {
+      try {
+        if (!this.options.payloads) throw new Error("this sidecar has no hub to fetch it from");
+        const fetched = await this.options.payloads.fetchInput(lease.item.taskId);
+        target = { ...target, input: fetched.input, contentType: fetched.contentType };
+      } catch (error) {
+        this.options.logger.warn(
+          { taskId: lease.item.taskId },
+          `cannot fetch a large input; handing the task back: ${errorMessage(error)}`,
+        );
+        await lease.nak();
+        return;
+      }
+    }
     const timeoutMs = Number(spec?.timeoutMs ?? 0n);
     const attempt: HandlerAttempt = {
       item: lease.item,

@@ -193,19 +193,28 @@ async function updateTasks(tx: Tx, changed: ReadonlySet<TaskRow>): Promise<void>
     retry_at: toIso(r.retryAtMs),
     started_at: toIso(r.startedAtMs),
     finished_at: toIso(r.finishedAtMs),
-    output: r.output ? Buffer.from(r.output.data).toString("base64") : null,
+    output: r.output && !r.output.stored ? Buffer.from(r.output.data).toString("base64") : null,
+    output_stored: r.output?.stored === true,
     output_content_type: r.output?.contentType ?? null,
   }));
   await tx.execute(sql`
     update tasks t set state = u.state, attempt = u.attempt, lease_epoch = u.lease_epoch, host = u.host,
       updated_at = now(), exit_code = u.exit_code, detail = u.detail, retry_at = u.retry_at,
       started_at = u.started_at, finished_at = u.finished_at,
-      output = coalesce(decode(u.output, 'base64'), t.output),
+      output = case when u.output_stored
+        then (select o.data from task_outputs o
+              where o.task_id = t.id and o.attempt = u.attempt and o.lease_epoch = u.lease_epoch)
+        else coalesce(decode(u.output, 'base64'), t.output) end,
       output_content_type = coalesce(u.output_content_type, t.output_content_type)
     from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as u(id uuid, state smallint, attempt int,
       lease_epoch bigint, host text, exit_code int, detail text, retry_at timestamptz, started_at timestamptz,
-      finished_at timestamptz, output text, output_content_type text)
+      finished_at timestamptz, output text, output_stored boolean, output_content_type text)
     where t.id = u.id`);
+  const stored = rows.filter((r) => r.output_stored).map((r) => r.id);
+  if (stored.length > 0) {
+    // applied: the staged copies (this attempt's and any fenced-out one's) are not needed any more
+    await tx.execute(sql`delete from task_outputs where task_id = any(${sql.param(stored)}::uuid[])`);
+  }
 }
 
 /**

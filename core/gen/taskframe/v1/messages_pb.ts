@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskframe/v1/messages.proto.
  */
 export const file_taskframe_v1_messages: GenFile = /*@__PURE__*/
-  fileDesc("Cht0YXNrZnJhbWUvdjEvbWVzc2FnZXMucHJvdG8SDHRhc2tmcmFtZS52MSJ0CghXb3JrSXRlbRIPCgd0YXNrX2lkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEhAKCGRpc3BhdGNoGAQgASgNEiQKBHNwZWMYBSABKAsyFi50YXNrZnJhbWUudjEuVGFza1NwZWMiwQIKD1N0YXRlVHJhbnNpdGlvbhIPCgd0YXNrX2lkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEhMKC2xlYXNlX2Vwb2NoGAQgASgEEiMKAnRvGAUgASgOMhcudGFza2ZyYW1lLnYxLlRhc2tTdGF0ZRISCgphdF91bml4X21zGAYgASgDEgwKBGhvc3QYByABKAkSFgoJZXhpdF9jb2RlGAggASgFSACIAQESDgoGc2lnbmFsGAkgASgJEg4KBmRldGFpbBgKIAEoCRIOCgZvdXRwdXQYCyABKAwSFQoNbm9uX3JldHJ5YWJsZRgMIAEoCBIWCg5yZXRyeV9hZnRlcl9tcxgNIAEoBBIbChNvdXRwdXRfY29udGVudF90eXBlGA4gASgJQgwKCl9leGl0X2NvZGUiqwEKCExvZ0NodW5rEg8KB3Rhc2tfaWQYASABKAkSDgoGcnVuX2lkGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SJwoGc3RyZWFtGAQgASgOMhcudGFza2ZyYW1lLnYxLkxvZ1N0cmVhbRILCgNzZXEYBSABKA0SEgoKYXRfdW5peF9tcxgGIAEoAxIMCgRkYXRhGAcgASgMEhUKDWRyb3BwZWRfYnl0ZXMYCCABKAQiZgoKRXZlbnRCYXRjaBIyCgt0cmFuc2l0aW9ucxgBIAMoCzIdLnRhc2tmcmFtZS52MS5TdGF0ZVRyYW5zaXRpb24SJAoEbG9ncxgCIAMoCzIWLnRhc2tmcmFtZS52MS5Mb2dDaHVuayJYCgxDYW5jZWxOb3RpY2USJwoFdGFza3MYASADKAsyGC50YXNrZnJhbWUudjEuU3RvcFRhcmdldBIPCgdydW5faWRzGAIgAygJEg4KBnJlYXNvbhgDIAEoCSJDCgpTdG9wVGFyZ2V0Eg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRITCgtsZWFzZV9lcG9jaBgDIAEoBGIGcHJvdG8z", [file_taskframe_v1_spec, file_taskframe_v1_state]);
+  fileDesc("Cht0YXNrZnJhbWUvdjEvbWVzc2FnZXMucHJvdG8SDHRhc2tmcmFtZS52MSKKAQoIV29ya0l0ZW0SDwoHdGFza19pZBgBIAEoCRIOCgZydW5faWQYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIQCghkaXNwYXRjaBgEIAEoDRIkCgRzcGVjGAUgASgLMhYudGFza2ZyYW1lLnYxLlRhc2tTcGVjEhQKDGlucHV0X2VsaWRlZBgGIAEoCCLYAgoPU3RhdGVUcmFuc2l0aW9uEg8KB3Rhc2tfaWQYASABKAkSDgoGcnVuX2lkGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SEwoLbGVhc2VfZXBvY2gYBCABKAQSIwoCdG8YBSABKA4yFy50YXNrZnJhbWUudjEuVGFza1N0YXRlEhIKCmF0X3VuaXhfbXMYBiABKAMSDAoEaG9zdBgHIAEoCRIWCglleGl0X2NvZGUYCCABKAVIAIgBARIOCgZzaWduYWwYCSABKAkSDgoGZGV0YWlsGAogASgJEg4KBm91dHB1dBgLIAEoDBIVCg1ub25fcmV0cnlhYmxlGAwgASgIEhYKDnJldHJ5X2FmdGVyX21zGA0gASgEEhsKE291dHB1dF9jb250ZW50X3R5cGUYDiABKAkSFQoNb3V0cHV0X3N0b3JlZBgPIAEoCEIMCgpfZXhpdF9jb2RlIqsBCghMb2dDaHVuaxIPCgd0YXNrX2lkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgNEicKBnN0cmVhbRgEIAEoDjIXLnRhc2tmcmFtZS52MS5Mb2dTdHJlYW0SCwoDc2VxGAUgASgNEhIKCmF0X3VuaXhfbXMYBiABKAMSDAoEZGF0YRgHIAEoDBIVCg1kcm9wcGVkX2J5dGVzGAggASgEImYKCkV2ZW50QmF0Y2gSMgoLdHJhbnNpdGlvbnMYASADKAsyHS50YXNrZnJhbWUudjEuU3RhdGVUcmFuc2l0aW9uEiQKBGxvZ3MYAiADKAsyFi50YXNrZnJhbWUudjEuTG9nQ2h1bmsiWAoMQ2FuY2VsTm90aWNlEicKBXRhc2tzGAEgAygLMhgudGFza2ZyYW1lLnYxLlN0b3BUYXJnZXQSDwoHcnVuX2lkcxgCIAMoCRIOCgZyZWFzb24YAyABKAkiQwoKU3RvcFRhcmdldBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEwoLbGVhc2VfZXBvY2gYAyABKARiBnByb3RvMw", [file_taskframe_v1_spec, file_taskframe_v1_state]);
 
 /**
  * One attempt of a task, published to the work queue of its pool when the
@@ -53,6 +53,14 @@ export type WorkItem = Message<"taskframe.v1.WorkItem"> & {
    * @generated from field: taskframe.v1.TaskSpec spec = 5;
    */
   spec?: TaskSpec | undefined;
+
+  /**
+   * The handler input was too large for one queue message and was left out:
+   * the sidecar fetches it from the hub (GetTaskInput) before assigning it.
+   *
+   * @generated from field: bool input_elided = 6;
+   */
+  inputElided: boolean;
 };
 
 /**
@@ -155,6 +163,14 @@ export type StateTransition = Message<"taskframe.v1.StateTransition"> & {
    * @generated from field: string output_content_type = 14;
    */
   outputContentType: string;
+
+  /**
+   * The output was too large for an event message: the sidecar stored it on
+   * the hub first (PutTaskOutput, under this attempt and lease epoch).
+   *
+   * @generated from field: bool output_stored = 15;
+   */
+  outputStored: boolean;
 };
 
 /**
