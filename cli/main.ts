@@ -96,6 +96,11 @@ export function buildProgram(): Command {
     .option("--run <pattern...>", "only cases matching these (`*` within a name segment, `**` across)")
     .option("--skip <pattern...>", "leave out cases matching these")
     .option("--logs <dir>", "write each adapter's output to DIR/<sdk>.log (default: a temporary directory)")
+    .option(
+      "--postgres <url>",
+      "test against hub and sidecar processes over this Postgres (a scratch database)",
+    )
+    .option("--nats <url>", "... and this NATS with JetStream (a scratch namespace); default: embedded")
     .option("-q, --quiet", "no progress lines; only the matrix")
     .addHelpText(
       "after",

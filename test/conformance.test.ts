@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadSuites } from "../conformance/src/suites.js";
 import { packagePath } from "../core/package-root.js";
 import { task } from "./helpers/cli.js";
+import { TEST_NATS_URL } from "./helpers/cluster.js";
+import { TEST_POSTGRES_URL } from "./helpers/databases.js";
 
 /*
  * The Runner protocol's conformance suite (conformance/suites) against the
@@ -21,10 +23,15 @@ afterAll(async () => {
 });
 
 describe("task conformance", () => {
-  it("passes every case for the TypeScript, Python, Go and Java SDKs", async () => {
+  it("passes every case for the TypeScript, Python, Go and Java SDKs, on hub and sidecar processes over Postgres and NATS", async () => {
     const cases = await loadSuites(packagePath("conformance/suites"));
     const result = await task(
-      ["conformance", "--sdk", "typescript", "python", "go", "java", "-q", "--logs", join(dir, "logs")],
+      [
+        "conformance",
+        ...["--sdk", "typescript", "python", "go", "java"],
+        ...["--postgres", TEST_POSTGRES_URL, "--nats", TEST_NATS_URL],
+        ...["-q", "--logs", join(dir, "logs")],
+      ],
       { cwd: packagePath(".") },
     );
     const matrix = result.stdout.toString();
@@ -34,6 +41,13 @@ describe("task conformance", () => {
       expect(matrix).toContain(`${sdk}: ${cases.length} passed, 0 failed`);
     }
   }, 900_000);
+
+  it("passes every case for the reference SDK on the embedded hub and sidecar", async () => {
+    const cases = await loadSuites(packagePath("conformance/suites"));
+    const result = await task(["conformance", "--sdk", "typescript", "-q"], { cwd: packagePath(".") });
+    expect(result.code).toBe(0);
+    expect(result.stdout.toString()).toContain(`typescript: ${cases.length} passed, 0 failed`);
+  }, 300_000);
 
   const wrong = ["node", packagePath("test/fixtures/wrong-adapter.mjs")];
   const basics = ["--run", "basic-execution/*"];

@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import type { ReferenceKind } from "../../conformance/src/reference.js";
 import { type AdapterUnderTest, runConformance } from "../../conformance/src/runner.js";
 import { BUILT_IN_ADAPTERS, knownFailingFile } from "../../conformance/src/sdks.js";
 import { packagePath } from "../../core/package-root.js";
@@ -13,6 +14,8 @@ export interface ConformanceCommandOptions {
   run?: string[];
   skip?: string[];
   logs?: string;
+  postgres?: string;
+  nats?: string;
   quiet?: boolean;
 }
 
@@ -58,6 +61,7 @@ export async function conformanceCommand(
     ...(options.run ? { run: options.run } : {}),
     ...(options.skip ? { skip: options.skip } : {}),
     ...(options.logs ? { logDir: resolve(options.logs) } : {}),
+    reference: referenceOf(options),
     progress: options.quiet ? () => {} : (text) => process.stderr.write(`${text}\n`),
     write: (text) => process.stdout.write(text),
   });
@@ -66,3 +70,11 @@ export async function conformanceCommand(
 
 const shellQuote = (word: string) =>
   /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+
+function referenceOf(options: ConformanceCommandOptions): ReferenceKind {
+  if (!options.postgres && !options.nats) return { kind: "embedded" };
+  if (!options.postgres || !options.nats) {
+    throw new CliError("a distributed reference needs both --postgres URL and --nats URL", ExitCode.Usage);
+  }
+  return { kind: "distributed", postgresUrl: options.postgres, natsUrl: options.nats };
+}

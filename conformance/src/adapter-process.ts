@@ -1,12 +1,11 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import type { Sidecar } from "../../sidecar/sidecar.js";
-
 export interface AdapterOptions {
   /** Shell command that starts the adapter. */
   command: string;
   cwd: string;
   socketPath: string;
-  sidecar: Sidecar;
+  /** Whether a worker registered under this name serves tasks now. */
+  registered: (workerName: string) => Promise<boolean>;
   /** The adapter's stderr and stdout go here. */
   output: (chunk: Buffer) => void;
 }
@@ -69,7 +68,7 @@ export class AdapterProcess {
   async ready(timeoutMs = REGISTER_TIMEOUT_MS): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     const name = this.workerName;
-    while (!this.options.sidecar.workers.some((w) => w.name === name && !w.draining)) {
+    while (!(await this.options.registered(name))) {
       if (this.#closed) throw new Error("the adapter was closed");
       if (Date.now() > deadline) {
         throw new Error(`the adapter did not register a worker named ${name} within ${timeoutMs} ms`);

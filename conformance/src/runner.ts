@@ -1,9 +1,9 @@
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { createWriteStream, mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { EmbeddedEngine } from "../../embedded/engine.js";
 import { AdapterProcess } from "./adapter-process.js";
 import { matcher, readPatternFile } from "./patterns.js";
+import { type ReferenceKind, startReference } from "./reference.js";
 import { type CaseResult, isBad, printMatrix, type Verdict } from "./report.js";
 import { runCase } from "./run-case.js";
 import { loadSuites } from "./suites.js";
@@ -27,16 +27,16 @@ export interface ConformanceOptions {
   skip?: string[];
   /** Adapter output is written here (one file per SDK); default: a temporary directory. */
   logDir?: string;
+  /** What the adapters are tested against. @default embedded */
+  reference?: ReferenceKind;
   progress: (text: string) => void;
   write: (text: string) => void;
 }
 
-/** Leases are short here, so that the lease-extension case needs the worker's heartbeats. */
-const ACK_WAIT_MS = 1_500;
-
 /**
  * Runs every suite case against every adapter, each SDK on a fresh
- * reference hub + sidecar (embedded), and prints the matrix. Returns
+ * reference hub + sidecar (embedded, or processes over Postgres and NATS),
+ * and prints the matrix. Returns
  * whether every result was as expected.
  */
 export async function runConformance(options: ConformanceOptions): Promise<boolean> {
@@ -54,24 +54,21 @@ export async function runConformance(options: ConformanceOptions): Promise<boole
     const knownFailing = matcher(
       adapterSpec.knownFailing ? await readPatternFile(adapterSpec.knownFailing) : [],
     );
-    const dataDir = mkdtempSync(join(tmpdir(), "taskframe-conformance-"));
     const log = createWriteStream(join(logDir, `${adapterSpec.sdk}.log`));
-    options.progress(
-      `${adapterSpec.sdk}: starting the reference hub and sidecar, then '${adapterSpec.command}'`,
-    );
-    const engine = await EmbeddedEngine.open({ dataDir, ackWaitMs: ACK_WAIT_MS, killGraceMs: 500 });
+    const reference = await startReference(options.reference ?? { kind: "embedded" });
+    options.progress(`${adapterSpec.sdk}: ${reference.description}; starting '${adapterSpec.command}'`);
     const adapter = new AdapterProcess({
       command: adapterSpec.command,
       cwd: adapterSpec.cwd,
-      socketPath: engine.runnerSocket ?? "",
-      sidecar: engine.sidecar!,
+      socketPath: reference.socketPath,
+      registered: (name) => reference.registered(name),
       output: (chunk) => log.write(chunk),
     });
     const sdkResults: CaseResult[] = [];
     results.set(adapterSpec.sdk, sdkResults);
     try {
       await adapter.start();
-      const client = engine.client();
+      const client = reference.client;
       for (const { fullName, testCase } of selected) {
         let problems: string[];
         let ms = 0;
@@ -95,9 +92,8 @@ export async function runConformance(options: ConformanceOptions): Promise<boole
       });
     } finally {
       await adapter.close();
-      await engine.close();
+      await reference[Symbol.asyncDispose]();
       log.end();
-      rmSync(dataDir, { recursive: true, force: true });
     }
   }
   printMatrix(results, options.write);
