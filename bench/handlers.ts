@@ -42,7 +42,7 @@ function latencies(samples: number[]): Latencies {
  */
 export async function handlersRun(
   count: number,
-  options: { dbUrl: string; natsUrl: string; concurrency: number },
+  options: { dbUrl: string; natsUrl: string; concurrency: number; profileDir?: string },
 ): Promise<HandlersResult> {
   const suffix = randomBytes(4).toString("hex");
   const database = `taskframe_bench_${suffix}`;
@@ -61,6 +61,7 @@ export async function handlersRun(
     sidecars: 1,
     slots: 2,
     logLevel: "error",
+    ...(options.profileDir ? { nodeArgs: ["--cpu-prof", "--cpu-prof-dir", options.profileDir] } : {}),
   });
   try {
     const env = {

@@ -1,4 +1,5 @@
 import { writeFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { packagePath } from "../core/package-root.js";
 import { defaultSlots } from "../embedded/engine.js";
@@ -32,6 +33,7 @@ Options:
   --nats URL     NATS for the distributed scenario (default: env TASKFRAME_BENCH_NATS or nats://127.0.0.1:4222)
   --redis URL    Redis for the BullMQ peer (default: env TASKFRAME_BENCH_REDIS or redis://127.0.0.1:6379)
   --concurrency N  handlers scenario: each worker's concurrency, and BullMQ's (default 64)
+  --profile DIR  handlers: write a CPU profile of the hub and sidecar processes to DIR (node --cpu-prof)
   --json         print the results as JSON
   -h, --help     this text
 
@@ -104,12 +106,17 @@ async function distributed(
 async function handlers(
   tasks: number,
   concurrency: number,
-  urls: { db: string; nats: string; redis: string },
+  urls: { db: string; nats: string; redis: string; profile?: string | undefined },
   progress: Progress,
 ): Promise<Row[]> {
   progress(`handlers: ${tasks} no-op handler tasks, workers at concurrency ${concurrency}`);
   progress("  taskframe: 1 hub + 1 sidecar, one Python and one TypeScript worker ...");
-  const ours = await handlersRun(tasks, { dbUrl: urls.db, natsUrl: urls.nats, concurrency });
+  const ours = await handlersRun(tasks, {
+    dbUrl: urls.db,
+    natsUrl: urls.nats,
+    concurrency,
+    ...(urls.profile ? { profileDir: resolve(urls.profile) } : {}),
+  });
   progress("  BullMQ on Redis ...");
   const bull = await bullmqRun(tasks, { redisUrl: urls.redis, concurrency });
   const ms = (n: number) => `${Math.round(n)} ms`;
@@ -206,6 +213,7 @@ async function main(): Promise<number> {
       nats: { type: "string", default: process.env.TASKFRAME_BENCH_NATS ?? "nats://127.0.0.1:4222" },
       redis: { type: "string", default: process.env.TASKFRAME_BENCH_REDIS ?? "redis://127.0.0.1:6379" },
       concurrency: { type: "string", default: "64" },
+      profile: { type: "string" },
       json: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -243,7 +251,7 @@ async function main(): Promise<number> {
     results.handlers = await handlers(
       tasksFor(50_000),
       Number(values.concurrency),
-      { db: values.db, nats: values.nats, redis: values.redis },
+      { db: values.db, nats: values.nats, redis: values.redis, profile: values.profile },
       progress,
     );
   }

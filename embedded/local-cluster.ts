@@ -24,6 +24,8 @@ export interface LocalClusterOptions {
   logLevel?: string;
   /** Extra flags for every sidecar. */
   sidecarFlags?: string[];
+  /** Options for node itself in every process (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
 }
 
 /** A `task hub` or `task sidecar` process. */
@@ -54,6 +56,7 @@ export interface LocalCluster {
  * them: used by the tests of the distributed mode and by the benchmarks.
  */
 export async function startLocalCluster(options: LocalClusterOptions): Promise<LocalCluster> {
+  const nodeArgs = options.nodeArgs ?? [];
   const common = [
     "--nats",
     options.natsUrl,
@@ -69,7 +72,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   const sidecars: LocalProcess[] = [];
 
   const startHub = async () => {
-    const hub = launch(`hub-${hubs.length}`, [
+    const hub = launch(`hub-${hubs.length}`, nodeArgs, [
       "hub",
       "--db",
       options.dbUrl,
@@ -89,7 +92,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     return hub;
   };
   const startSidecar = async (name = `sidecar-${sidecars.length}`) => {
-    const sidecar = launch(name, [
+    const sidecar = launch(name, nodeArgs, [
       "sidecar",
       "--hub",
       hubUrls[0]!,
@@ -138,8 +141,10 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   };
 }
 
-function launch(name: string, args: string[]): LocalProcess {
-  const child = spawn(process.execPath, [TASK_BIN, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+function launch(name: string, nodeArgs: readonly string[], args: string[]): LocalProcess {
+  const child = spawn(process.execPath, [...nodeArgs, TASK_BIN, ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let stderr = "";
   child.stderr?.on("data", (data: Buffer) => {
     stderr += data.toString();

@@ -192,6 +192,7 @@ export class HandlerRunner {
   async complete(workerId: string, completions: readonly Completion[]): Promise<Receipt[]> {
     const worker = this.#worker(workerId);
     const receipts: Receipt[] = [];
+    const finishing: Promise<void>[] = [];
     for (const completion of completions) {
       const attempt = this.#current(worker, completion);
       if (!attempt) {
@@ -252,8 +253,10 @@ export class HandlerRunner {
         }
       }
       receipts.push(create(ReceiptSchema, { taskId: completion.taskId, accepted: true }));
-      await this.#finish(attempt, state, report);
+      // not awaited one by one: the batch's transitions then travel in one event message
+      finishing.push(this.#finish(attempt, state, report));
     }
+    await Promise.all(finishing);
     return receipts;
   }
 
