@@ -5,9 +5,7 @@ import {
   AckPolicy,
   DeliverPolicy,
   DiscardPolicy,
-  type JetStreamClient,
   type JetStreamManager,
-  jetstream,
   jetstreamManager,
   RetentionPolicy,
 } from "@nats-io/jetstream";
@@ -20,6 +18,7 @@ import { ensureConsumer, ensureStream } from "./ensure.js";
 import { linkedSignal } from "./linked-signal.js";
 import { NatsNames } from "./names.js";
 import { ConsumerUnavailableError, keepWorking, PullConsumer, type PulledMessage } from "./pull.js";
+import { parsePubAck, replyMuxOf } from "./replies.js";
 import { splitEventBatch } from "./split-event-batch.js";
 
 /*
@@ -41,6 +40,8 @@ export interface EventStreamOptions {
 /** Sink retries of one batch within this window are dropped by JetStream. */
 const EVENT_DEDUPE_WINDOW_MS = 120_000;
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** How long a publish waits for JetStream's PubAck (as nats.js's default). */
+const PUBLISH_TIMEOUT_MS = 5_000;
 
 /** Creates the event stream, or updates it to these settings. */
 export async function ensureEventStream(nc: NatsConnection, options: EventStreamOptions = {}): Promise<void> {
@@ -83,7 +84,6 @@ export interface JetStreamEventSinkOptions extends EventStreamOptions {
 /** A sidecar's side: publish() resolves once JetStream has stored every part of the batch. */
 export class JetStreamEventSink implements EventSink {
   readonly #nc: NatsConnection;
-  readonly #js: JetStreamClient;
   readonly #jsm: JetStreamManager;
   readonly #names: NatsNames;
   readonly #options: JetStreamEventSinkOptions;
@@ -93,7 +93,6 @@ export class JetStreamEventSink implements EventSink {
 
   private constructor(nc: NatsConnection, jsm: JetStreamManager, options: JetStreamEventSinkOptions) {
     this.#nc = nc;
-    this.#js = jetstream(nc);
     this.#jsm = jsm;
     this.#names = new NatsNames(options.namespace);
     this.#options = options;
@@ -131,7 +130,11 @@ export class JetStreamEventSink implements EventSink {
 
   async #publish(parts: readonly EventPart[]): Promise<{ part: EventPart; error: unknown }[]> {
     const results = await Promise.allSettled(
-      parts.map(({ data, msgID }) => this.#js.publish(this.#subject, data, { msgID })),
+      parts.map(({ data, msgID }) =>
+        replyMuxOf(this.#nc)
+          .request(this.#subject, data, { timeoutMs: PUBLISH_TIMEOUT_MS, msgId: msgID })
+          .then(parsePubAck),
+      ),
     );
     return results.flatMap((result, i) =>
       result.status === "rejected" ? [{ part: parts[i]!, error: result.reason as unknown }] : [],

@@ -5,9 +5,7 @@ import {
   DiscardPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
-  type JetStreamClient,
   type JetStreamManager,
-  jetstream,
   jetstreamManager,
   ReplayPolicy,
   RetentionPolicy,
@@ -36,6 +34,7 @@ import { ensureConsumer, ensureStream } from "./ensure.js";
 import { linkedSignal } from "./linked-signal.js";
 import { NatsNames, validatePool } from "./names.js";
 import { ConsumerUnavailableError, PullConsumer, type PulledMessage } from "./pull.js";
+import { parsePubAck, replyMuxOf } from "./replies.js";
 
 export interface JetStreamWorkQueueOptions extends Partial<WorkQueueOptions> {
   /** Prefix of every subject, stream and consumer name. @default "taskframe" */
@@ -50,6 +49,8 @@ export interface JetStreamWorkQueueOptions extends Partial<WorkQueueOptions> {
 
 /** Publishes awaited at once; larger publishes go in windows of this many. */
 const PUBLISH_WINDOW = 2_048;
+/** How long a publish waits for JetStream's PubAck (as nats.js's default). */
+const PUBLISH_TIMEOUT_MS = 5_000;
 /** Concurrent by-subject lookups of queued(). */
 const LOOKUP_WINDOW = 256;
 
@@ -64,7 +65,6 @@ export class JetStreamWorkQueue implements WorkQueue {
   readonly options: WorkQueueOptions;
   readonly names: NatsNames;
   readonly #nc: NatsConnection;
-  readonly #js: JetStreamClient;
   readonly #jsm: JetStreamManager;
   readonly #replicas: number;
   readonly #storage: "file" | "memory";
@@ -82,7 +82,6 @@ export class JetStreamWorkQueue implements WorkQueue {
   ) {
     this.#nc = nc;
     this.#jsm = jsm;
-    this.#js = jetstream(nc);
     this.names = names;
     this.#advisories = advisories;
     this.#replicas = options.replicas ?? 1;
@@ -144,7 +143,9 @@ export class JetStreamWorkQueue implements WorkQueue {
         const window = pending.slice(start, start + PUBLISH_WINDOW);
         const results = await Promise.allSettled(
           window.map(({ item, subject }) =>
-            this.#js.publish(subject, this.#encode(item), { msgID: dedupeKey(item) }),
+            replyMuxOf(this.#nc)
+              .request(subject, this.#encode(item), { timeoutMs: PUBLISH_TIMEOUT_MS, msgId: dedupeKey(item) })
+              .then(parsePubAck),
           ),
         );
         for (const [i, result] of results.entries()) {

@@ -1,6 +1,7 @@
 import { createInbox, type Msg, type MsgHdrs, type NatsConnection, nanos } from "@nats-io/transport-node";
 import { errorMessage } from "../errors.js";
 import { onReconnect } from "./reconnects.js";
+import { replyMuxOf } from "./replies.js";
 
 /*
  * A low-level pull from a JetStream durable consumer that returns as soon as
@@ -321,7 +322,7 @@ export class PullConsumer {
     if (!info) return undefined;
     const confirm = async (body: string, what: string) => {
       try {
-        await this.#nc.request(ackSubject, body, { timeout: this.#ackTimeoutMs });
+        await replyMuxOf(this.#nc).request(ackSubject, body, { timeoutMs: this.#ackTimeoutMs });
       } catch (error) {
         throw new Error(
           `cannot ${what} message ${info.streamSequence} of ${this.stream}/${this.consumer}: ${errorMessage(error)}`,
