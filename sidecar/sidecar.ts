@@ -184,6 +184,8 @@ export class Sidecar implements AsyncDisposable {
       });
       this.#handlerRunner = runner;
       const handler = connectNodeAdapter({
+        // workers are on this host: compressing their traffic would only cost CPU on both ends
+        acceptCompression: [],
         routes: (router) =>
           router.service(
             RunnerService,

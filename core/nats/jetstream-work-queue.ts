@@ -12,6 +12,7 @@ import {
   type StoredMsg,
 } from "@nats-io/jetstream";
 import { type NatsConnection, nanos } from "@nats-io/transport-node";
+import { encodedWorkItem } from "../encoded-work-item.js";
 import { errorMessage } from "../errors.js";
 import { type WorkItem, WorkItemSchema } from "../gen/taskframe/v1/messages_pb.js";
 import { leaseEpoch } from "../lease-epoch.js";
@@ -118,7 +119,7 @@ export class JetStreamWorkQueue implements WorkQueue {
 
   /** The item as one message; a handler input too large for one is left out for the sidecar to fetch. */
   #encode(item: WorkItem): Uint8Array {
-    const encoded = toBinary(WorkItemSchema, item);
+    const encoded = encodedWorkItem(item);
     const maxPayload = this.#nc.info?.max_payload || 1024 * 1024;
     const target = item.spec?.target;
     if (encoded.length <= maxPayload - 4 * 1024 || target?.case !== "handler") return encoded;

@@ -1,6 +1,7 @@
 import { create, toBinary } from "@bufbuild/protobuf";
 import { sql } from "drizzle-orm";
 import { v4 as uuidv4, v7 as uuidv7 } from "uuid";
+import { encodedWorkItem } from "../../../core/encoded-work-item.js";
 import { WorkItemSchema } from "../../../core/gen/taskframe/v1/messages_pb.js";
 import { type RunSpec, TaskSpecSchema } from "../../../core/gen/taskframe/v1/spec_pb.js";
 import { RunState, TaskState } from "../../../core/states.js";
@@ -139,7 +140,7 @@ export async function writeOutbox(
       sql`insert into outbox (task_id, pool, payload)
           select task_id, pool, decode(payload, 'base64')
           from unnest(${sql.param(slice.map((r) => r.item.taskId))}::uuid[], ${sql.param(slice.map((r) => r.pool))}::text[],
-            ${sql.param(slice.map((r) => base64(toBinary(WorkItemSchema, r.item))))}::text[]) as x(task_id, pool, payload)
+            ${sql.param(slice.map((r) => base64(encodedWorkItem(r.item))))}::text[]) as x(task_id, pool, payload)
           returning id, task_id`,
       tx,
     );
