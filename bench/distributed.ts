@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import postgres from "postgres";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
 import { startLocalCluster } from "../embedded/local-cluster.js";
+import { createScratchDatabase } from "../hub/store/scratch-database.js";
 import { peakRssBytes } from "./machine.js";
 import { type Shape, submitAndWait, type Timed, trueTasks } from "./workloads.js";
 
@@ -26,14 +26,10 @@ export async function distributedRun(
   options: { dbUrl: string; natsUrl: string; hubs: number; sidecars: number; slots: number },
 ): Promise<DistributedResult> {
   const suffix = randomBytes(4).toString("hex");
-  const database = `taskframe_bench_${suffix}`;
-  const admin = postgres(options.dbUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${database}`);
-  const url = new URL(options.dbUrl);
-  url.pathname = `/${database}`;
+  await using database = await createScratchDatabase(options.dbUrl, "taskframe_bench");
   const dir = mkdtempSync(join(tmpdir(), "taskframe-bench-"));
   const cluster = await startLocalCluster({
-    dbUrl: url.toString(),
+    dbUrl: database.url,
     natsUrl: options.natsUrl,
     namespace: `bench${suffix}`,
     dir,
@@ -41,10 +37,6 @@ export async function distributedRun(
     sidecars: options.sidecars,
     slots: options.slots,
     logLevel: "error",
-  }).catch(async (error: unknown) => {
-    await admin.unsafe(`drop database if exists ${database} with (force)`);
-    await admin.end();
-    throw error;
   });
   try {
     const client = createClient(
@@ -62,8 +54,6 @@ export async function distributedRun(
   } finally {
     await cluster.stop();
     await cluster.deleteStreams().catch(() => {});
-    await admin.unsafe(`drop database if exists ${database} with (force)`);
-    await admin.end();
     rmSync(dir, { recursive: true, force: true });
   }
 }

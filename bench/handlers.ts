@@ -12,6 +12,7 @@ import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
 import { RunSpecSchema, TaskSpecSchema } from "../core/gen/taskframe/v1/spec_pb.js";
 import { packagePath } from "../core/package-root.js";
 import { startLocalCluster } from "../embedded/local-cluster.js";
+import { createScratchDatabase } from "../hub/store/scratch-database.js";
 import { peakRssBytes } from "./machine.js";
 import { submitAndWait, type Timed } from "./workloads.js";
 
@@ -45,15 +46,11 @@ export async function handlersRun(
   options: { dbUrl: string; natsUrl: string; concurrency: number; profileDir?: string },
 ): Promise<HandlersResult> {
   const suffix = randomBytes(4).toString("hex");
-  const database = `taskframe_bench_${suffix}`;
-  const admin = postgres(options.dbUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${database}`);
-  const url = new URL(options.dbUrl);
-  url.pathname = `/${database}`;
+  await using database = await createScratchDatabase(options.dbUrl, "taskframe_bench");
   const dir = mkdtempSync(join(tmpdir(), "taskframe-bench-"));
   const workers: ChildProcess[] = [];
   const cluster = await startLocalCluster({
-    dbUrl: url.toString(),
+    dbUrl: database.url,
     natsUrl: options.natsUrl,
     namespace: `bench${suffix}`,
     dir,
@@ -87,14 +84,14 @@ export async function handlersRun(
       ),
     });
     const timed = await submitAndWait(client, spec);
-    const rows = await postgres(url.toString(), { max: 1 }).begin(async (sql) => {
-      const result = await sql<{ ms: number }[]>`
-        select (extract(epoch from started_at - created_at) * 1000)::float8 as ms from tasks`;
-      return result.map((r) => r.ms);
-    });
+    const sql = postgres(database.url, { max: 1 });
+    const rows = await sql<{ ms: number }[]>`
+      select (extract(epoch from started_at - created_at) * 1000)::float8 as ms from tasks`.finally(() =>
+      sql.end(),
+    );
     return {
       ...timed,
-      latency: latencies(rows),
+      latency: latencies(rows.map((r) => r.ms)),
       hubPeakRssBytes: peakRssBytes(cluster.hubs[0]!.child.pid!) ?? 0,
       sidecarPeakRssBytes: peakRssBytes(cluster.sidecars[0]!.child.pid!) ?? 0,
     };
@@ -112,8 +109,6 @@ export async function handlersRun(
     );
     await cluster.stop();
     await cluster.deleteStreams().catch(() => {});
-    await admin.unsafe(`drop database if exists ${database} with (force)`);
-    await admin.end();
     rmSync(dir, { recursive: true, force: true });
   }
 }

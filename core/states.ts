@@ -12,7 +12,7 @@ export function enumEntries(
     .map(([key, id]) => ({ id, name: key.startsWith(prefix) ? key.slice(prefix.length) : key }));
 }
 
-const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set([
+export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set([
   TaskState.SUCCEEDED,
   TaskState.FAILED,
   TaskState.CANCELLED,
@@ -22,6 +22,9 @@ const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set([
 ]);
 
 export const isTerminal = (state: TaskState): boolean => TERMINAL_TASK_STATES.has(state);
+
+/** The terminal states as an SQL list, for `state in (...)`. */
+export const TERMINAL_STATES_SQL = [...TERMINAL_TASK_STATES].join(", ");
 
 /** Terminal states that mean "did not succeed": downstream tasks are skipped. */
 export const isUnsuccessful = (state: TaskState): boolean =>

@@ -5,13 +5,13 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import postgres from "postgres";
 import type { HubClient } from "../../cli/hub-client.js";
 import { HubService } from "../../core/gen/taskframe/v1/hub_pb.js";
 import { RunSpecSchema, TaskSpecSchema } from "../../core/gen/taskframe/v1/spec_pb.js";
 import { RunState } from "../../core/states.js";
 import { EmbeddedEngine } from "../../embedded/engine.js";
 import { startLocalCluster } from "../../embedded/local-cluster.js";
+import { createScratchDatabase } from "../../hub/store/scratch-database.js";
 
 /** Leases are short, so that the lease-extension case needs the worker's heartbeats. */
 const ACK_WAIT_MS = 1_500;
@@ -55,21 +55,16 @@ async function embedded(): Promise<Reference> {
  */
 async function distributed(postgresUrl: string, natsUrl: string): Promise<Reference> {
   const suffix = randomBytes(4).toString("hex");
-  const database = `taskframe_conformance_${suffix}`;
-  const admin = postgres(postgresUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${database}`);
-  const url = new URL(postgresUrl);
-  url.pathname = `/${database}`;
+  const database = await createScratchDatabase(postgresUrl, "taskframe_conformance");
   const dir = mkdtempSync(join(tmpdir(), "taskframe-conformance-"));
   const dispose = async () => {
-    await admin.unsafe(`drop database if exists ${database} with (force)`).catch(() => {});
-    await admin.end();
+    await database[Symbol.asyncDispose]();
     rmSync(dir, { recursive: true, force: true });
   };
   let cluster: Awaited<ReturnType<typeof startLocalCluster>>;
   try {
     cluster = await startLocalCluster({
-      dbUrl: url.toString(),
+      dbUrl: database.url,
       natsUrl,
       namespace: `conf${suffix}`,
       dir,
@@ -89,7 +84,7 @@ async function distributed(postgresUrl: string, natsUrl: string): Promise<Refere
     createConnectTransport({ baseUrl: cluster.hubUrls[0]!, httpVersion: "1.1" }),
   );
   return {
-    description: `a hub and a sidecar (processes) over ${url.host} and ${natsUrl}`,
+    description: `a hub and a sidecar (processes) over ${new URL(postgresUrl).host} and ${natsUrl}`,
     client,
     socketPath: cluster.runnerSocket(0),
     registered: (name) => probe(client, name),

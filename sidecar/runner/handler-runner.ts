@@ -18,6 +18,7 @@ import {
 import { LogStream } from "../../core/gen/taskframe/v1/state_pb.js";
 import type { Logger } from "../../core/logger.js";
 import { TaskState } from "../../core/states.js";
+import { WakeUp } from "../../core/wake-up.js";
 import type { Lease, WorkQueue } from "../../core/work-queue.js";
 import { type Delivery, logChunksOf, type ReportedResult, transitionOf } from "../attempt-report.js";
 import type { EventPublisher } from "../event-publisher.js";
@@ -111,7 +112,8 @@ export class UnknownWorkerError extends Error {
 export class HandlerRunner {
   readonly #workers = new Map<string, Worker>();
   readonly #lanes = new Map<string, Promise<void>>();
-  readonly #capacity = new AsyncQueue<void>();
+  /** Room for more work may have opened up: every lane re-checks (one lane's notice is not enough). */
+  readonly #capacity = new WakeUp();
   readonly #halt = new AbortController();
   #ticker: NodeJS.Timeout | undefined;
 
@@ -168,7 +170,7 @@ export class HandlerRunner {
     const worker = this.#worker(workerId);
     if (worker.streaming) throw new Error(`worker ${worker.label} already has an Assignments stream`);
     worker.streaming = true;
-    this.#capacity.push();
+    this.#capacity.notify();
     try {
       while (!signal.aborted) {
         const items = await worker.outbox.take(Number.POSITIVE_INFINITY, { signal });
@@ -185,7 +187,7 @@ export class HandlerRunner {
       worker.streaming = false;
       if (!worker.draining || worker.inFlight.size > 0) await this.#lose(worker, "its connection closed");
       this.#workers.delete(worker.id);
-      this.#capacity.push();
+      this.#capacity.notify();
     }
   }
 
@@ -412,7 +414,7 @@ export class HandlerRunner {
     while (!signal.aborted) {
       const room = this.#room(handler);
       if (room === 0) {
-        await this.#capacity.take(Number.POSITIVE_INFINITY, { signal, maxWaitMs: 1_000 });
+        await this.#capacity.wait({ signal, maxWaitMs: 1_000 });
         continue;
       }
       let leases: Lease[];
@@ -530,7 +532,7 @@ export class HandlerRunner {
       );
     });
     if (worker.draining && worker.inFlight.size === 0) worker.outbox.close();
-    this.#capacity.push();
+    this.#capacity.notify();
   }
 
   /** A worker is gone with work in hand: each of its attempts fails (and is retried by its policy). */

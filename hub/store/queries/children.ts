@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { TaskState } from "../../../core/states.js";
+import { type TaskState, TERMINAL_STATES_SQL } from "../../../core/states.js";
 import type { Database } from "../database.js";
 
 export interface ChildRecord {
@@ -14,15 +14,6 @@ export interface ChildRecord {
   outputContentType: string;
   detail: string;
 }
-
-const TERMINAL = [
-  TaskState.SUCCEEDED,
-  TaskState.FAILED,
-  TaskState.CANCELLED,
-  TaskState.TIMED_OUT,
-  TaskState.SKIPPED,
-  TaskState.CHECK_FAILED,
-].join(", ");
 
 /** A task's spawned children (all, or those with the given keys), in spawn order. */
 export async function readChildren(
@@ -46,7 +37,7 @@ export async function readChildren(
     output_content_type: string | null;
     detail: string | null;
   }>(
-    sql`select id, name, state, attempt, state in (${sql.raw(TERMINAL)}) and open_children = 0 as settled,
+    sql`select id, name, state, attempt, state in (${sql.raw(TERMINAL_STATES_SQL)}) and open_children = 0 as settled,
           subtree_failed, output, output_content_type, detail
         from tasks where parent_id = ${parentTaskId}
           ${names.length > 0 ? sql`and name = any(${sql.param(names)}::text[])` : sql``}

@@ -5,7 +5,7 @@ import { TaskframeError, TaskframeErrorCode } from "../../../core/errors.js";
 import { WorkItemSchema } from "../../../core/gen/taskframe/v1/messages_pb.js";
 import type { ChildSpec } from "../../../core/gen/taskframe/v1/runner_pb.js";
 import { type TaskSpec, TaskSpecSchema } from "../../../core/gen/taskframe/v1/spec_pb.js";
-import { TaskState } from "../../../core/states.js";
+import { TaskState, TERMINAL_STATES_SQL } from "../../../core/states.js";
 import { maxAttemptsOf } from "../../retry-delay.js";
 import type { Database } from "../database.js";
 import { writeOutbox } from "./insert-run.js";
@@ -102,7 +102,7 @@ export async function spawnChildren(
       settled_ok: boolean | null;
     }>(
       sql`select id, name, state,
-            case when open_children > 0 or state not in (${sql.raw(terminalList)}) then null
+            case when open_children > 0 or state not in (${sql.raw(TERMINAL_STATES_SQL)}) then null
                  else state = ${TaskState.SUCCEEDED} and not subtree_failed end as settled_ok
           from tasks where run_id = ${parent.run_id} and name = any(${sql.param([...new Set([...wanted, ...siblingNames])])}::text[])`,
       tx,
@@ -225,15 +225,6 @@ export async function spawnChildren(
     };
   });
 }
-
-const terminalList = [
-  TaskState.SUCCEEDED,
-  TaskState.FAILED,
-  TaskState.CANCELLED,
-  TaskState.TIMED_OUT,
-  TaskState.SKIPPED,
-  TaskState.CHECK_FAILED,
-].join(", ");
 
 function validateKeys(children: readonly ChildSpec[]): void {
   if (children.length === 0) throw rejected("a spawn needs at least one child", "invalid");

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { TaskState } from "../../../core/states.js";
+import { isTerminal, TaskState } from "../../../core/states.js";
 import type { AuditRow, StopRequest } from "../../apply-transitions.js";
 import { toIso } from "../chunked.js";
 import type { Database, Tx } from "../database.js";
@@ -12,15 +12,6 @@ import type { TaskChange } from "./task-change.js";
  * no open children. What needs a task is released when it settles, and it
  * counts as a success only if it and every spawned descendant succeeded.
  */
-
-const TERMINAL = [
-  TaskState.SUCCEEDED,
-  TaskState.FAILED,
-  TaskState.CANCELLED,
-  TaskState.TIMED_OUT,
-  TaskState.SKIPPED,
-  TaskState.CHECK_FAILED,
-];
 
 export interface Settled {
   ok: string[];
@@ -70,7 +61,7 @@ export async function settle(database: Database, tx: Tx, ended: readonly string[
             open_children: number;
             state: number;
           }[]
-        ).filter((p) => p.open_children === 0 && TERMINAL.includes(p.state)),
+        ).filter((p) => p.open_children === 0 && isTerminal(p.state)),
       );
   }
   return settled;
