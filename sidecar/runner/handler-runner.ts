@@ -39,6 +39,9 @@ export interface PayloadStore {
   }): Promise<void>;
 }
 
+/** How long a leased task waits for a busy worker before it is handed back to the queue. */
+const WAIT_FOR_ROOM_MS = 5_000;
+
 /** What a worker's Assignments stream carries in one message. */
 export interface WorkerMessage {
   assignments: Assignment[];
@@ -47,7 +50,8 @@ export interface WorkerMessage {
 
 /** A handler task handed to a worker and not finished yet. */
 interface HandlerAttempt extends Delivery {
-  readonly lease: Lease;
+  /** The delivery this attempt answers to; replaced if the queue redelivers it to us while it runs. */
+  lease: Lease;
   readonly worker: Worker;
   readonly capture: LogCapture;
   /** performance.now() at which the handler must stop; undefined: no deadline. */
@@ -411,9 +415,11 @@ export class HandlerRunner {
   async #leaseLoop(pool: string, handler: string): Promise<void> {
     const consumer = this.options.queue.consumer(pool, handler);
     const signal = this.#halt.signal;
+    const waiting: { lease: Lease; since: number }[] = [];
     while (!signal.aborted) {
-      const room = this.#room(handler);
-      if (room === 0) {
+      await this.#assignWaiting(handler, waiting);
+      const room = this.#room(handler) - waiting.length;
+      if (room <= 0) {
         await this.#capacity.wait({ signal, maxWaitMs: 1_000 });
         continue;
       }
@@ -425,7 +431,33 @@ export class HandlerRunner {
         await new Promise((resolve) => setTimeout(resolve, 500));
         continue;
       }
-      for (const lease of leases) await this.#assign(handler, lease);
+      for (const lease of leases) await this.#assign(handler, lease, waiting);
+    }
+    for (const { lease } of waiting.splice(0)) {
+      this.options.leases.untrack(lease);
+      await lease.nak().catch(() => {});
+    }
+  }
+
+  /**
+   * Leases that found every worker busy (another lane of the same workers took the room first) wait
+   * here, their leases kept, instead of going back to the queue: a nak would count as a delivery, and
+   * a task handed back often enough would be dead-lettered without ever having run. One that waits
+   * longer than WAIT_FOR_ROOM_MS (its workers are gone) is handed back for another sidecar.
+   */
+  async #assignWaiting(handler: string, waiting: { lease: Lease; since: number }[]): Promise<void> {
+    const now = Date.now();
+    while (waiting.length > 0) {
+      const next = waiting[0]!;
+      if (this.#pickWorker(handler)) {
+        waiting.shift();
+        this.options.leases.untrack(next.lease);
+        await this.#assign(handler, next.lease, waiting);
+      } else if (now - next.since > WAIT_FOR_ROOM_MS) {
+        waiting.shift();
+        this.options.leases.untrack(next.lease);
+        await next.lease.nak().catch(() => {});
+      } else return;
     }
   }
 
@@ -436,14 +468,16 @@ export class HandlerRunner {
     return room;
   }
 
-  async #assign(handler: string, lease: Lease): Promise<void> {
+  async #assign(handler: string, lease: Lease, waiting: { lease: Lease; since: number }[]): Promise<void> {
+    if (this.#adopt(lease)) return;
     if (await this.options.skip(lease)) {
       await lease.ack();
       return;
     }
     const worker = this.#pickWorker(handler);
     if (!worker) {
-      await lease.nak(); // the worker went away between the lease and now
+      this.options.leases.track(lease);
+      waiting.push({ lease, since: Date.now() });
       return;
     }
     const spec = lease.item.spec;
@@ -492,6 +526,28 @@ export class HandlerRunner {
         deadlineUnixMs: BigInt(timeoutMs > 0 ? Date.now() + timeoutMs : 0),
       }),
     );
+  }
+
+  /**
+   * The queue handed back an attempt that one of our workers is still running: its lease ran out
+   * before we extended it (this process was too busy for a whole ack wait). Running it twice would
+   * be wrong, so the running attempt follows the new delivery (and keeps the lease epoch it reports
+   * under, which is the one the hub recorded when it started).
+   */
+  #adopt(lease: Lease): boolean {
+    for (const worker of this.#workers.values()) {
+      const running = worker.inFlight.get(lease.item.taskId);
+      if (!running || running.item.attempt !== lease.item.attempt) continue;
+      this.options.logger.warn(
+        { taskId: lease.item.taskId, attempt: lease.item.attempt, delivery: lease.delivery },
+        "the lease of a running handler task ran out and the task came back: it keeps running, under the new delivery",
+      );
+      this.options.leases.untrack(running.lease);
+      running.lease = lease;
+      this.options.leases.track(lease);
+      return true;
+    }
+    return false;
   }
 
   #pickWorker(handler: string): Worker | undefined {
