@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import { RunState, TaskState } from "../../../core/states.js";
 import type { Database } from "../database.js";
-import { finishRuns, insertEvents, simpleChange } from "./record-events.js";
+import { finishRuns, hubEvent, insertEvents, simpleChange } from "./record-events.js";
 import type { RunFinished, TaskChange } from "./task-change.js";
 
 export interface CancelledRun {
@@ -49,19 +49,17 @@ export async function cancelRun(
     await tx.execute(sql`update runs set cancel_requested = true where id = ${runId}`);
     await insertEvents(
       tx,
-      waiting.map((t) => ({
-        runId,
-        taskId: t.id,
-        attempt: t.attempt,
-        from: t.state,
-        to: TaskState.CANCELLED,
-        atMs: nowMs,
-        host: "",
-        leaseEpoch: 0,
-        exitCode: null,
-        detail,
-        rejected: false,
-      })),
+      waiting.map((t) =>
+        hubEvent({
+          runId,
+          taskId: t.id,
+          attempt: t.attempt,
+          from: t.state,
+          to: TaskState.CANCELLED,
+          atMs: nowMs,
+          detail,
+        }),
+      ),
     );
     const finished =
       waiting.length > 0

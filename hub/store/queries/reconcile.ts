@@ -6,7 +6,7 @@ import { TaskState } from "../../../core/states.js";
 import type { Database } from "../database.js";
 import { writeOutbox } from "./insert-run.js";
 import type { ReadyWork } from "./ready-work.js";
-import { insertEvents } from "./record-events.js";
+import { hubEvent, insertEvents } from "./record-events.js";
 
 /** A dispatched task (PENDING or RUNNING) that has not changed state in a while. */
 export interface DispatchedTask {
@@ -92,19 +92,17 @@ export async function republishLost(
     }));
     await insertEvents(
       tx,
-      republished.map((r) => ({
-        runId: r.run_id,
-        taskId: r.id,
-        attempt: r.attempt,
-        from: r.state,
-        to: r.state,
-        atMs: nowMs,
-        host: "",
-        leaseEpoch: 0,
-        exitCode: null,
-        detail: `published again (dispatch ${r.dispatch}): its work item was no longer in the queue`,
-        rejected: false,
-      })),
+      republished.map((r) =>
+        hubEvent({
+          runId: r.run_id,
+          taskId: r.id,
+          attempt: r.attempt,
+          from: r.state,
+          to: r.state,
+          atMs: nowMs,
+          detail: `published again (dispatch ${r.dispatch}): its work item was no longer in the queue`,
+        }),
+      ),
     );
     await writeOutbox(database, tx, ready);
     return ready;

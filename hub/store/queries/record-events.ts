@@ -296,19 +296,17 @@ async function skipDescendants(
     tx,
   );
   return skipped.map((r) => {
-    events.push({
-      runId: r.run_id,
-      taskId: r.id,
-      attempt: 0,
-      from: TaskState.CREATED,
-      to: TaskState.SKIPPED,
-      atMs: nowMs,
-      host: "",
-      leaseEpoch: 0,
-      exitCode: null,
-      detail: r.detail,
-      rejected: false,
-    });
+    events.push(
+      hubEvent({
+        runId: r.run_id,
+        taskId: r.id,
+        attempt: 0,
+        from: TaskState.CREATED,
+        to: TaskState.SKIPPED,
+        atMs: nowMs,
+        detail: r.detail,
+      }),
+    );
     changes.push(simpleChange(r.id, r.run_id, TaskState.SKIPPED, 0, r.detail, nowMs));
     return { id: r.id, runId: r.run_id };
   });
@@ -374,6 +372,17 @@ export async function insertEvents(tx: Pick<Db, "execute">, events: readonly Aud
   }
 }
 
+/** An audit row of a change the hub made itself: no host, lease or exit code. */
+export const hubEvent = (
+  event: Pick<AuditRow, "runId" | "taskId" | "attempt" | "from" | "to" | "atMs" | "detail">,
+): AuditRow => ({
+  ...event,
+  host: "",
+  leaseEpoch: 0,
+  exitCode: null,
+  rejected: false,
+});
+
 export const pendingEvent = (
   runId: string,
   taskId: string,
@@ -381,19 +390,7 @@ export const pendingEvent = (
   attempt = 1,
   from = TaskState.CREATED,
   detail = "",
-): AuditRow => ({
-  runId,
-  taskId,
-  attempt,
-  from,
-  to: TaskState.PENDING,
-  atMs,
-  host: "",
-  leaseEpoch: 0,
-  exitCode: null,
-  detail,
-  rejected: false,
-});
+): AuditRow => hubEvent({ runId, taskId, attempt, from, to: TaskState.PENDING, atMs, detail });
 
 export function changeOf(row: TaskRow): TaskChange {
   return {

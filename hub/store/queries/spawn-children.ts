@@ -10,7 +10,7 @@ import { maxAttemptsOf } from "../../retry-delay.js";
 import type { Database } from "../database.js";
 import { writeOutbox } from "./insert-run.js";
 import type { ReadyWork } from "./ready-work.js";
-import { insertEvents, pendingEvent, simpleChange } from "./record-events.js";
+import { hubEvent, insertEvents, pendingEvent, simpleChange } from "./record-events.js";
 import type { TaskChange } from "./task-change.js";
 
 export interface SpawnRequest {
@@ -187,10 +187,17 @@ export async function spawnChildren(
       );
       await tx.execute(sql`update runs set total_tasks = total_tasks + ${rows.length},
           remaining_tasks = remaining_tasks + ${rows.length} where id = ${parent.run_id}`);
-      const events = rows.map((r) => ({
-        ...pendingEvent(parent.run_id, r.id, nowMs, 0, TaskState.UNSPECIFIED, `spawned by ${parent.name}`),
-        to: TaskState.CREATED,
-      }));
+      const events = rows.map((r) =>
+        hubEvent({
+          runId: parent.run_id,
+          taskId: r.id,
+          attempt: 0,
+          from: TaskState.UNSPECIFIED,
+          to: TaskState.CREATED,
+          atMs: nowMs,
+          detail: `spawned by ${parent.name}`,
+        }),
+      );
       for (const row of rows) {
         if (row.deps > 0) continue;
         events.push(pendingEvent(parent.run_id, row.id, nowMs));

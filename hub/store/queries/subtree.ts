@@ -3,7 +3,7 @@ import { isTerminal, TaskState } from "../../../core/states.js";
 import type { AuditRow, StopRequest } from "../../apply-transitions.js";
 import { toIso } from "../chunked.js";
 import type { Database, Tx } from "../database.js";
-import { simpleChange } from "./record-events.js";
+import { hubEvent, simpleChange } from "./record-events.js";
 import type { TaskChange } from "./task-change.js";
 
 /*
@@ -126,19 +126,17 @@ export async function stopSubtrees(
   }
   for (const task of waiting) {
     const detail = detailOf(task.cause);
-    events.push({
-      runId: task.run_id,
-      taskId: task.id,
-      attempt: task.attempt,
-      from: task.state,
-      to: TaskState.SKIPPED,
-      atMs: nowMs,
-      host: "",
-      leaseEpoch: 0,
-      exitCode: null,
-      detail,
-      rejected: false,
-    });
+    events.push(
+      hubEvent({
+        runId: task.run_id,
+        taskId: task.id,
+        attempt: task.attempt,
+        from: task.state,
+        to: TaskState.SKIPPED,
+        atMs: nowMs,
+        detail,
+      }),
+    );
     changes.push(simpleChange(task.id, task.run_id, TaskState.SKIPPED, task.attempt, detail, nowMs));
   }
   return {
