@@ -15,6 +15,7 @@ import { type Logger, silentLogger } from "../core/logger.js";
 import { TaskState } from "../core/states.js";
 import { DEFAULT_POOL, type Lease, type WorkQueue } from "../core/work-queue.js";
 import { logChunksOf, type ReportedResult, transitionOf } from "./attempt-report.js";
+import { cancelNoticeMatcher } from "./cancel-notice.js";
 import { EventPublisher } from "./event-publisher.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { type CapturedChunk, LogCapture } from "./log-capture.js";
@@ -288,15 +289,9 @@ export class Sidecar implements AsyncDisposable {
   #applyCancel(notice: CancelNotice): void {
     const now = Date.now();
     for (const runId of notice.runIds) this.#cancelledRuns.set(runId, now + CANCELLED_RUN_MEMORY_MS);
-    const targets = new Map(notice.tasks.map((t) => [t.taskId, t]));
+    const targeted = cancelNoticeMatcher(notice);
     for (const attempt of this.#running.values()) {
-      const target = targets.get(attempt.item.taskId);
-      const matches =
-        notice.runIds.includes(attempt.item.runId) ||
-        (target !== undefined &&
-          (target.attempt === 0 || target.attempt === attempt.item.attempt) &&
-          (target.leaseEpoch === 0n || Number(target.leaseEpoch) === attempt.epoch));
-      if (matches && !attempt.stop.signal.aborted) {
+      if (targeted(attempt) && !attempt.stop.signal.aborted) {
         attempt.stopReason = notice.reason || "cancelled";
         attempt.stop.abort();
       }

@@ -21,6 +21,7 @@ import { TaskState } from "../../core/states.js";
 import { WakeUp } from "../../core/wake-up.js";
 import type { Lease, WorkQueue } from "../../core/work-queue.js";
 import { type Delivery, logChunksOf, type ReportedResult, transitionOf } from "../attempt-report.js";
+import { cancelNoticeMatcher } from "../cancel-notice.js";
 import type { EventPublisher } from "../event-publisher.js";
 import type { LeaseKeeper } from "../lease-keeper.js";
 import { LogCapture } from "../log-capture.js";
@@ -304,16 +305,10 @@ export class HandlerRunner {
 
   /** A cancel notice from the hub: ask the workers running those deliveries to stop. */
   applyCancel(notice: CancelNotice): void {
-    const targets = new Map(notice.tasks.map((t) => [t.taskId, t]));
+    const targeted = cancelNoticeMatcher(notice);
     for (const worker of this.#workers.values()) {
       for (const attempt of worker.inFlight.values()) {
-        const target = targets.get(attempt.item.taskId);
-        const matches =
-          notice.runIds.includes(attempt.item.runId) ||
-          (target !== undefined &&
-            (target.attempt === 0 || target.attempt === attempt.item.attempt) &&
-            (target.leaseEpoch === 0n || Number(target.leaseEpoch) === attempt.epoch));
-        if (matches) this.#stop(attempt, notice.reason || "cancelled", TaskState.CANCELLED);
+        if (targeted(attempt)) this.#stop(attempt, notice.reason || "cancelled", TaskState.CANCELLED);
       }
     }
   }
