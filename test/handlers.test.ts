@@ -3,13 +3,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { type Assignment, RunnerService } from "../core/gen/taskframe/v1/runner_pb.js";
 import { type RetryPolicySchema, TaskSpecSchema } from "../core/gen/taskframe/v1/spec_pb.js";
 import { RunState, TaskState } from "../core/states.js";
-import { type Handler, NonRetryableError, RetryAfterError, Worker } from "../sdks/ts/index.js";
-import { BACKENDS, startBackend, type TestBackend } from "./helpers/backends.js";
+import { NonRetryableError, RetryAfterError } from "../sdks/ts/index.js";
+import { BACKENDS } from "./helpers/backends.js";
 import { runSpec, runToEnd, waitForRun } from "./helpers/engine.js";
+import { useWorkerBackend } from "./helpers/worker-backend.js";
 
 /*
  * Handler tasks through the Runner protocol, with the reference TypeScript
@@ -33,27 +34,8 @@ function handlerTask(
 }
 
 describe.each(BACKENDS)("handler tasks on %s", (kind) => {
-  let harness: TestBackend;
-  const workers: { worker: Worker; done: Promise<void> }[] = [];
-
-  beforeAll(async () => {
-    harness = await startBackend(kind, { ackWaitMs: 2_000 });
-  });
-  afterEach(async () => {
-    for (const { worker, done } of workers.splice(0)) {
-      await worker.stop().catch(() => {});
-      await done.catch(() => {});
-    }
-  });
-  afterAll(async () => {
-    await harness?.[Symbol.asyncDispose]();
-  });
-
-  function startWorker(handlers: Record<string, Handler>, concurrency = 8): Worker {
-    const worker = new Worker({ handlers, concurrency, socket: harness.runnerSocket, name: "test-worker" });
-    workers.push({ worker, done: worker.run() });
-    return worker;
-  }
+  const harness = useWorkerBackend(kind, { workerName: "test-worker", concurrency: 8 });
+  const { startWorker } = harness;
 
   it("runs a handler and records its result; a task waits until some worker serves its handler", async () => {
     const spec = runSpec("hello-handler", [handlerTask("greet", "greet", { who: "world" })]);

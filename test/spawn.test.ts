@@ -1,14 +1,15 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { Task } from "../core/gen/taskframe/v1/hub_pb.js";
 import { ChildSpecSchema, RunnerService } from "../core/gen/taskframe/v1/runner_pb.js";
 import { TaskSpecSchema } from "../core/gen/taskframe/v1/spec_pb.js";
 import { RunState, TaskState } from "../core/states.js";
-import { type Handler, NonRetryableError, Worker } from "../sdks/ts/index.js";
-import { BACKENDS, startBackend, type TestBackend } from "./helpers/backends.js";
+import { NonRetryableError } from "../sdks/ts/index.js";
+import { BACKENDS } from "./helpers/backends.js";
 import { runSpec, runToEnd } from "./helpers/engine.js";
+import { useWorkerBackend } from "./helpers/worker-backend.js";
 
 /*
  * Dynamic subtasks: running handler tasks spawn children (to any depth),
@@ -31,27 +32,8 @@ function handlerTask(name: string, handler: string, input: unknown = {}, needs: 
 const ms = (at: bigint) => Number(at);
 
 describe.each(BACKENDS)("spawned subtasks on %s", (kind) => {
-  let harness: TestBackend;
-  const workers: { worker: Worker; done: Promise<void> }[] = [];
-
-  beforeAll(async () => {
-    harness = await startBackend(kind, { ackWaitMs: 2_000 });
-  });
-  afterEach(async () => {
-    for (const { worker, done } of workers.splice(0)) {
-      await worker.stop().catch(() => {});
-      await done.catch(() => {});
-    }
-  });
-  afterAll(async () => {
-    await harness?.[Symbol.asyncDispose]();
-  });
-
-  function startWorker(handlers: Record<string, Handler>, concurrency = 16): Worker {
-    const worker = new Worker({ handlers, concurrency, socket: harness.runnerSocket, name: "spawn-test" });
-    workers.push({ worker, done: worker.run() });
-    return worker;
-  }
+  const harness = useWorkerBackend(kind, { workerName: "spawn-test", concurrency: 16 });
+  const { startWorker } = harness;
 
   it("runs children in topological order, and what needs the parent waits for its whole subtree", async () => {
     startWorker({
