@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { parse as parseIni } from "ini";
 import { loadCatalogue } from "../core/definitions/units/catalogue.js";
 import { compileUnitRun } from "../core/definitions/units/unit-run.js";
+import { type Scenario, throughputTable } from "./scenario.js";
 
 /** A unit of a Requires chain: each one requires the one before it. */
 function unitText(chain: number, index: number): string {
@@ -51,3 +52,37 @@ export async function catalogueRun(count: number, chains: number): Promise<Catal
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+export const catalogueScenario: Scenario = {
+  name: "catalogue",
+  summary:
+    "validate a catalogue of N INI units in one Requires chain, beside the `ini` package\nonly parsing the same files (default 50000)",
+  async run({ tasks = 50_000 }) {
+    const result = await catalogueRun(tasks, 1);
+    return {
+      data: result,
+      tables: [
+        throughputTable(`catalogue: ${tasks} units in one Requires chain`, [
+          {
+            runner: "taskframe loadCatalogue",
+            tasks: result.units,
+            seconds: result.validateSeconds,
+            note: "read, parse, validate every key, resolve references, find cycles",
+          },
+          {
+            runner: "taskframe compileUnitRun",
+            tasks: result.units,
+            seconds: result.compileSeconds,
+            note: "the whole catalogue into one RunSpec",
+          },
+          {
+            runner: "ini package (parse only)",
+            tasks: result.units,
+            seconds: result.iniParseSeconds,
+            note: "read + ini.parse, no validation, no positions",
+          },
+        ]),
+      ],
+    };
+  },
+};

@@ -7,7 +7,10 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
 import { startLocalCluster } from "../embedded/local-cluster.js";
 import { createScratchDatabase } from "../hub/store/scratch-database.js";
+import { embeddedRun } from "./embedded-fanout.js";
 import { peakRssBytes } from "./machine.js";
+import { shellPeerRows } from "./peers.js";
+import { mb, type Scenario, throughputTable } from "./scenario.js";
 import { type Shape, submitAndWait, type Timed, trueTasks } from "./workloads.js";
 
 export interface DistributedResult extends Timed {
@@ -57,3 +60,43 @@ export async function distributedRun(
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+export const distributedScenario: Scenario = {
+  name: "distributed",
+  summary:
+    "N independent /bin/true tasks through 1 hub + 2 sidecars (processes, over Postgres and NATS),\nthe same through embedded mode, and xargs -P / make -j (default 20000)",
+  async run({ tasks = 20_000, slots, db, nats, progress }) {
+    progress("  taskframe: 1 hub + 2 sidecars ...");
+    const cluster = await distributedRun(tasks, "independent", {
+      dbUrl: db,
+      natsUrl: nats,
+      hubs: 1,
+      sidecars: 2,
+      slots,
+    });
+    progress("  taskframe embedded ...");
+    const embedded = await embeddedRun(tasks, "independent", 2 * slots);
+    return {
+      data: { cluster, embedded },
+      tables: [
+        throughputTable(`distributed: ${tasks} independent tasks, ${slots} slots per sidecar`, [
+          {
+            runner: "taskframe 1 hub + 2 sidecars",
+            tasks: cluster.tasks,
+            seconds: cluster.totalSeconds,
+            peakRss: `hub ${cluster.hubPeakRssBytes.map(mb).join(", ")}; sidecars ${cluster.sidecarPeakRssBytes.map(mb).join(", ")}`,
+            note: `run ${cluster.state}; submit ${cluster.submitSeconds.toFixed(2)}s; Postgres + NATS on this box`,
+          },
+          {
+            runner: `taskframe embedded (${2 * slots} slots)`,
+            tasks: embedded.tasks,
+            seconds: embedded.totalSeconds,
+            peakRss: `${mb(embedded.peakRssBytes)} + spawner ${mb(embedded.spawnerPeakRssBytes)}`,
+            note: `run ${embedded.state}; submit ${embedded.submitSeconds.toFixed(2)}s`,
+          },
+          ...shellPeerRows(tasks, 2 * slots, progress),
+        ]),
+      ],
+    };
+  },
+};

@@ -14,6 +14,7 @@ import { packagePath } from "../core/package-root.js";
 import { startLocalCluster } from "../embedded/local-cluster.js";
 import { createScratchDatabase } from "../hub/store/scratch-database.js";
 import { peakRssBytes } from "./machine.js";
+import { mb, ms, type Scenario, throughputTable } from "./scenario.js";
 import { submitAndWait, type Timed } from "./workloads.js";
 
 export interface Latencies {
@@ -163,3 +164,40 @@ export async function bullmqRun(
     await queue.close();
   }
 }
+
+export const handlersScenario: Scenario = {
+  name: "handlers",
+  summary:
+    "N no-op handler tasks through 1 hub + 1 sidecar (processes, over Postgres and NATS) served by\none Python and one TypeScript SDK worker, beside the same jobs through BullMQ on Redis (default 50000)",
+  async run({ tasks = 50_000, concurrency, db, nats, redis, profileDir, progress }) {
+    progress("  taskframe: 1 hub + 1 sidecar, one Python and one TypeScript worker ...");
+    const ours = await handlersRun(tasks, {
+      dbUrl: db,
+      natsUrl: nats,
+      concurrency,
+      ...(profileDir ? { profileDir } : {}),
+    });
+    progress("  BullMQ on Redis ...");
+    const bull = await bullmqRun(tasks, { redisUrl: redis, concurrency });
+    return {
+      data: { taskframe: ours, bullmq: bull },
+      tables: [
+        throughputTable(`handlers: ${tasks} no-op handler tasks, workers at concurrency ${concurrency}`, [
+          {
+            runner: "taskframe hub + sidecar + Python & TS workers",
+            tasks: ours.tasks,
+            seconds: ours.totalSeconds,
+            peakRss: `hub ${mb(ours.hubPeakRssBytes)}; sidecar ${mb(ours.sidecarPeakRssBytes)}`,
+            note: `run ${ours.state}; submit ${ours.submitSeconds.toFixed(2)}s; submit->start p50 ${ms(ours.latency.p50)} p99 ${ms(ours.latency.p99)}; every transition in Postgres`,
+          },
+          {
+            runner: `BullMQ (Redis), 1 worker x ${concurrency}`,
+            tasks: bull.tasks,
+            seconds: bull.totalSeconds,
+            note: `addBulk ${bull.submitSeconds.toFixed(2)}s; add->start p50 ${ms(bull.latency.p50)} p99 ${ms(bull.latency.p99)}; completed jobs removed`,
+          },
+        ]),
+      ],
+    };
+  },
+};

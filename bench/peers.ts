@@ -2,6 +2,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { ThroughputRow } from "./scenario.js";
 
 /** Wall-clock seconds for `xargs -P parallel` to run /bin/true `count` times: the machine's plain spawn rate. */
 export function xargsSeconds(count: number, parallel: number): number {
@@ -30,4 +31,20 @@ export function makeSeconds(count: number, parallel: number): number {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** xargs -P and make -j running /bin/true `tasks` times: the plain spawn rate of this machine's tools. */
+export function shellPeerRows(
+  tasks: number,
+  parallel: number,
+  progress: (text: string) => void,
+): ThroughputRow[] {
+  progress(`  xargs -P ${parallel} ...`);
+  const xargs = xargsSeconds(tasks, parallel);
+  progress(`  make -j ${parallel} ...`);
+  const make = makeSeconds(tasks, parallel);
+  return [
+    { runner: `xargs -P ${parallel} /bin/true`, tasks, seconds: xargs, note: "no record, no logs" },
+    { runner: `make -j ${parallel}`, tasks, seconds: make, note: "no record, no logs" },
+  ];
 }
