@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -14,38 +15,115 @@ import { packagePath } from "../core/package-root.js";
 import { startLocalCluster } from "../embedded/local-cluster.js";
 import { createScratchDatabase } from "../hub/store/scratch-database.js";
 import { peakRssBytes } from "./machine.js";
-import { mb, ms, type Scenario, throughputTable } from "./scenario.js";
-import { submitAndWait, type Timed } from "./workloads.js";
+import { mb, ms, type Percentiles, percentiles, type Scenario, throughputTable } from "./scenario.js";
 
-export interface Latencies {
-  /** Submit (creation) to start, milliseconds. */
-  p50: number;
-  p99: number;
+/** What a sustained run counted inside its measuring window. */
+export interface SustainedResult {
+  windowSeconds: number;
+  submitted: number;
+  started: number;
+  finished: number;
+  /** Submit (creation) to start, milliseconds, of tasks submitted in the window. */
+  submitToStart: Percentiles;
+  /** Submit to recorded end, milliseconds. */
+  submitToEnd: Percentiles;
 }
 
-export interface HandlersResult extends Timed {
-  latency: Latencies;
-  hubPeakRssBytes: number;
-  sidecarPeakRssBytes: number;
+export interface HandlersResult extends SustainedResult {
+  hubs: number;
+  sidecars: number;
+  hubPeakRssBytes: number[];
+  sidecarPeakRssBytes: number[];
+  /** The SDK workers on each sidecar. */
+  workers: WorkerLanguage[];
 }
 
-const percentile = (sorted: readonly number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+export type WorkerLanguage = "python" | "typescript";
 
-function latencies(samples: number[]): Latencies {
-  samples.sort((a, b) => a - b);
-  return { p50: percentile(samples, 50), p99: percentile(samples, 99) };
+export interface SustainOptions {
+  warmupSeconds: number;
+  windowSeconds: number;
+  /** Tasks per submitted run. */
+  batch: number;
+  /** Submitted but not yet finished tasks: submitting pauses above this. */
+  maxBacklog: number;
+}
+
+export const DEFAULT_SUSTAIN: SustainOptions = {
+  warmupSeconds: 10,
+  windowSeconds: 60,
+  batch: 1_000,
+  maxBacklog: 40_000,
+};
+
+/**
+ * Keeps `submitBatch` busy while fewer than `maxBacklog` tasks are unfinished,
+ * for the warm-up and then the window; `backlog` says how many are unfinished.
+ * Returns when the window ends, with its bounds in this process's clock.
+ */
+async function sustain(
+  options: SustainOptions,
+  submitBatch: () => Promise<void>,
+  backlog: () => Promise<number>,
+  progress: (text: string) => void,
+  onWindow: (edge: "start" | "end") => Promise<void>,
+): Promise<void> {
+  const began = performance.now();
+  const windowStart = began + options.warmupSeconds * 1000;
+  const windowEnd = windowStart + options.windowSeconds * 1000;
+  let inWindow = false;
+  let lastReport = began;
+  let unfinished = 0;
+  const submitter = (async () => {
+    while (performance.now() < windowEnd) {
+      if (unfinished + options.batch > options.maxBacklog) {
+        await sleep(10);
+        continue;
+      }
+      unfinished += options.batch;
+      await submitBatch();
+    }
+  })();
+  while (performance.now() < windowEnd) {
+    unfinished = await backlog();
+    const now = performance.now();
+    if (!inWindow && now >= windowStart) {
+      inWindow = true;
+      await onWindow("start");
+    }
+    if (now - lastReport >= 10_000) {
+      lastReport = now;
+      progress(`    ${Math.round((now - began) / 1000)} s: ${unfinished} tasks unfinished`);
+    }
+    await sleep(100);
+  }
+  await onWindow("end");
+  await submitter;
 }
 
 /**
- * `count` no-op handler tasks through `task hub` + `task sidecar` (processes,
- * over Postgres and NATS JetStream) served by one Python and one TypeScript
- * worker, each at `concurrency`.
+ * No-op handler tasks through `task hub` + `task sidecar` (processes, over
+ * Postgres and NATS JetStream) served by one Python and one TypeScript
+ * worker, submitted in runs of `batch` for as long as the options say; what
+ * counts is what Postgres recorded inside the window.
  */
-export async function handlersRun(
-  count: number,
-  options: { dbUrl: string; natsUrl: string; concurrency: number; profileDir?: string },
-): Promise<HandlersResult> {
+export async function handlersRun(options: {
+  dbUrl: string;
+  natsUrl: string;
+  concurrency: number;
+  sustain: SustainOptions;
+  /** @default 1 */
+  hubs?: number;
+  /** @default 1 */
+  sidecars?: number;
+  /** Started on every sidecar. @default ["python", "typescript"] */
+  workers?: WorkerLanguage[];
+  profileDir?: string;
+  progress: (text: string) => void;
+}): Promise<HandlersResult> {
+  const hubs = options.hubs ?? 1;
+  const sidecars = options.sidecars ?? 1;
+  const languages = options.workers ?? ["python", "typescript"];
   const suffix = randomBytes(4).toString("hex");
   await using database = await createScratchDatabase(options.dbUrl, "taskframe_bench");
   const dir = mkdtempSync(join(tmpdir(), "taskframe-bench-"));
@@ -55,111 +133,174 @@ export async function handlersRun(
     natsUrl: options.natsUrl,
     namespace: `bench${suffix}`,
     dir,
-    hubs: 1,
-    sidecars: 1,
+    hubs,
+    sidecars,
     slots: 2,
     logLevel: "error",
     ...(options.profileDir ? { nodeArgs: ["--cpu-prof", "--cpu-prof-dir", options.profileDir] } : {}),
   });
+  const sql = postgres(database.url, { max: 1, onnotice: () => {} });
   try {
-    const env = {
-      ...process.env,
-      TASKFRAME_SOCKET: cluster.runnerSocket(0),
-      BENCH_CONCURRENCY: String(options.concurrency),
-      PYTHONPATH: packagePath("sdks/python"),
-    };
-    const start = (command: string, args: string[]) =>
-      workers.push(
-        spawn(command, args, { env, stdio: ["ignore", "ignore", "inherit"], cwd: packagePath(".") }),
-      );
-    start("python3", [packagePath("bench/workers/noop.py")]);
-    start(process.execPath, [packagePath("bench/workers/noop.mjs")]);
-    const client = createClient(
-      HubService,
-      createConnectTransport({ baseUrl: cluster.hubUrls[0]!, httpVersion: "1.1" }),
+    for (let i = 0; i < sidecars; i++) {
+      for (const language of languages)
+        workers.push(startNoopWorker(cluster.runnerSocket(i), language, options.concurrency));
+    }
+    // runs go to every hub in turn, as behind a load balancer
+    const clients = cluster.hubUrls.map((baseUrl) =>
+      createClient(HubService, createConnectTransport({ baseUrl, httpVersion: "1.1" })),
     );
+    let submitted = 0;
     const spec = create(RunSpecSchema, {
       name: "bench-handlers",
-      tasks: Array.from({ length: count }, (_, i) =>
+      tasks: Array.from({ length: options.sustain.batch }, (_, i) =>
         create(TaskSpecSchema, { name: `h${i}`, target: { case: "handler", value: { handler: "noop" } } }),
       ),
     });
-    const timed = await submitAndWait(client, spec);
-    const sql = postgres(database.url, { max: 1 });
-    const rows = await sql<{ ms: number }[]>`
-      select (extract(epoch from started_at - created_at) * 1000)::float8 as ms from tasks`.finally(() =>
-      sql.end(),
+    const window: { start?: Date; end?: Date } = {};
+    await sustain(
+      options.sustain,
+      async () => {
+        await clients[submitted++ % clients.length]!.submitRun({ run: spec });
+      },
+      async () => {
+        const [row] = await sql<{ n: number }[]>`
+          select coalesce(sum(remaining_tasks), 0)::int as n from runs where finished_at is null`;
+        return row?.n ?? 0;
+      },
+      options.progress,
+      async (edge) => {
+        const [row] = await sql<{ now: Date }[]>`select clock_timestamp() as now`;
+        window[edge] = row!.now;
+      },
     );
     return {
-      ...timed,
-      latency: latencies(rows.map((r) => r.ms)),
-      hubPeakRssBytes: peakRssBytes(cluster.hubs[0]!.child.pid!) ?? 0,
-      sidecarPeakRssBytes: peakRssBytes(cluster.sidecars[0]!.child.pid!) ?? 0,
+      ...(await countWindow(sql, window.start!, window.end!)),
+      hubs,
+      sidecars,
+      hubPeakRssBytes: cluster.hubs.map((h) => peakRssBytes(h.child.pid!) ?? 0),
+      sidecarPeakRssBytes: cluster.sidecars.map((c) => peakRssBytes(c.child.pid!) ?? 0),
+      workers: languages,
     };
   } finally {
-    // workers drain first: they exit before the sidecar they talk to
-    await Promise.all(
-      workers.map(
-        (worker) =>
-          new Promise<void>((resolve) => {
-            if (worker.exitCode !== null || worker.signalCode !== null) return resolve();
-            worker.once("exit", () => resolve());
-            worker.kill("SIGTERM");
-          }),
-      ),
-    );
+    await sql.end();
+    await stopAll(workers);
     await cluster.stop();
     await cluster.deleteStreams().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-export interface BullResult extends Timed {
-  latency: Latencies;
+/** A no-op SDK worker on a sidecar's Runner socket. */
+function startNoopWorker(socket: string, language: WorkerLanguage, concurrency: number): ChildProcess {
+  const env = {
+    ...process.env,
+    TASKFRAME_SOCKET: socket,
+    BENCH_CONCURRENCY: String(concurrency),
+    PYTHONPATH: packagePath("sdks/python"),
+  };
+  const [command, args] =
+    language === "python"
+      ? ["python3", [packagePath("bench/workers/noop.py")]]
+      : [process.execPath, [packagePath("bench/workers/noop.mjs")]];
+  return spawn(command, args, { env, stdio: ["ignore", "ignore", "inherit"], cwd: packagePath(".") });
 }
 
-/** The peer: the same no-op jobs through BullMQ on Redis (addBulk, one worker at `concurrency`). */
-export async function bullmqRun(
-  count: number,
-  options: { redisUrl: string; concurrency: number },
-): Promise<BullResult> {
+/** SIGTERM, then waits: workers drain and exit before the sidecar they talk to stops. */
+async function stopAll(children: readonly ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          child.once("exit", () => resolve());
+          child.kill("SIGTERM");
+        }),
+    ),
+  );
+}
+
+/** What Postgres recorded between `start` and `end` (its own clock). */
+async function countWindow(sql: postgres.Sql, start: Date, end: Date): Promise<SustainedResult> {
+  const [counts] = await sql<{ submitted: number; started: number; finished: number }[]>`
+    select count(*) filter (where created_at >= ${start} and created_at < ${end})::int as submitted,
+           count(*) filter (where started_at >= ${start} and started_at < ${end})::int as started,
+           count(*) filter (where finished_at >= ${start} and finished_at < ${end})::int as finished
+    from tasks`;
+  const latencies = await sql<{ start_ms: number; end_ms: number | null }[]>`
+    select (extract(epoch from started_at - created_at) * 1000)::float8 as start_ms,
+           (extract(epoch from finished_at - created_at) * 1000)::float8 as end_ms
+    from tasks where created_at >= ${start} and created_at < ${end} and started_at is not null`;
+  return {
+    windowSeconds: (end.getTime() - start.getTime()) / 1000,
+    submitted: counts!.submitted,
+    started: counts!.started,
+    finished: counts!.finished,
+    submitToStart: percentiles(latencies.map((l) => l.start_ms)),
+    submitToEnd: percentiles(latencies.flatMap((l) => (l.end_ms === null ? [] : [l.end_ms]))),
+  };
+}
+
+/** The peer: the same no-op jobs through BullMQ on Redis (addBulk, one worker at `concurrency`), sustained the same way. */
+export async function bullmqRun(options: {
+  redisUrl: string;
+  concurrency: number;
+  sustain: SustainOptions;
+  progress: (text: string) => void;
+}): Promise<SustainedResult> {
   const redis = new URL(options.redisUrl);
   const connection = { host: redis.hostname, port: Number(redis.port || 6379) };
   const name = `taskframe-bench-${randomBytes(4).toString("hex")}`;
   const queue = new Queue(name, { connection });
-  const samples: number[] = [];
-  let finish: () => void = () => {};
-  const finished = new Promise<void>((resolve) => {
-    finish = resolve;
-  });
+  let window: { start: number; end: number } | undefined;
+  const inWindow = (t: number) => window !== undefined && t >= window.start && t < window.end;
+  let added = 0;
+  let finished = 0;
+  let started = 0;
+  const toStart: number[] = [];
+  const toEnd: number[] = [];
+  let pending = 0;
   const worker = new BullWorker(
     name,
     async (job) => {
-      samples.push((job.processedOn ?? Date.now()) - job.timestamp);
-      if (samples.length === count) finish();
+      const startedAt = job.processedOn ?? Date.now();
+      if (inWindow(startedAt)) started += 1;
+      if (inWindow(job.timestamp)) toStart.push(startedAt - job.timestamp);
     },
     { connection, concurrency: options.concurrency, removeOnComplete: { count: 0 } },
   );
+  worker.on("completed", (job) => {
+    pending -= 1;
+    const end = job.finishedOn ?? Date.now();
+    if (inWindow(end)) finished += 1;
+    if (inWindow(job.timestamp)) toEnd.push(end - job.timestamp);
+  });
+  const jobs = Array.from({ length: options.sustain.batch }, (_, i) => ({ name: "noop", data: { i } }));
   try {
-    const started = performance.now();
-    for (let i = 0; i < count; i += 1_000) {
-      await queue.addBulk(
-        Array.from({ length: Math.min(1_000, count - i) }, (_, j) => ({ name: "noop", data: { i: i + j } })),
-      );
-    }
-    const submitted = performance.now();
-    await finished;
-    const totalSeconds = (performance.now() - started) / 1000;
+    await sustain(
+      options.sustain,
+      async () => {
+        const at = Date.now();
+        await queue.addBulk(jobs);
+        pending += jobs.length;
+        if (inWindow(at)) added += jobs.length;
+      },
+      async () => pending,
+      options.progress,
+      async (edge) => {
+        if (edge === "start") window = { start: Date.now(), end: Number.POSITIVE_INFINITY };
+        else if (window) window.end = Date.now();
+      },
+    );
     return {
-      tasks: count,
-      submitSeconds: (submitted - started) / 1000,
-      totalSeconds,
-      tasksPerSecond: count / totalSeconds,
-      state: "SUCCEEDED",
-      latency: latencies(samples),
+      windowSeconds: (window!.end - window!.start) / 1000,
+      submitted: added,
+      started,
+      finished,
+      submitToStart: percentiles(toStart),
+      submitToEnd: percentiles(toEnd),
     };
   } finally {
-    await worker.close();
+    await worker.close(true);
     await queue.obliterate({ force: true });
     await queue.close();
   }
@@ -168,35 +309,49 @@ export async function bullmqRun(
 export const handlersScenario: Scenario = {
   name: "handlers",
   summary:
-    "N no-op handler tasks through 1 hub + 1 sidecar (processes, over Postgres and NATS) served by\none Python and one TypeScript SDK worker, beside the same jobs through BullMQ on Redis (default 50000)",
-  async run({ tasks = 50_000, concurrency, db, nats, redis, profileDir, progress }) {
-    progress("  taskframe: 1 hub + 1 sidecar, one Python and one TypeScript worker ...");
-    const ours = await handlersRun(tasks, {
+    "no-op handler tasks through 1 hub + 1 sidecar (processes, over Postgres and NATS) served by one\n" +
+    "Python and one TypeScript SDK worker, submitted in runs of 1000 for 10 s of warm-up and then\n" +
+    "--seconds (default 60), beside BullMQ on Redis doing the same; counts what was recorded in the window",
+  async run({ seconds = DEFAULT_SUSTAIN.windowSeconds, concurrency, db, nats, redis, profileDir, progress }) {
+    const sustain = { ...DEFAULT_SUSTAIN, windowSeconds: seconds };
+    progress(
+      `  taskframe: 1 hub + 1 sidecar, Python and TypeScript workers at concurrency ${concurrency} ...`,
+    );
+    const ours = await handlersRun({
       dbUrl: db,
       natsUrl: nats,
       concurrency,
+      sustain,
+      progress,
       ...(profileDir ? { profileDir } : {}),
     });
-    progress("  BullMQ on Redis ...");
-    const bull = await bullmqRun(tasks, { redisUrl: redis, concurrency });
+    progress(`  BullMQ on Redis, one worker at concurrency ${concurrency} ...`);
+    const bull = await bullmqRun({ redisUrl: redis, concurrency, sustain, progress });
+    const row = (runner: string, result: SustainedResult, peakRss: string, what: string) => ({
+      runner,
+      tasks: result.finished,
+      seconds: result.windowSeconds,
+      peakRss,
+      note:
+        `${what}; submitted ${Math.round(result.submitted / result.windowSeconds)}/s, started ${Math.round(result.started / result.windowSeconds)}/s; ` +
+        `submit->start p50 ${ms(result.submitToStart.p50)} p99 ${ms(result.submitToStart.p99)}`,
+    });
+    const ratio = ours.finished / ours.windowSeconds / (bull.finished / bull.windowSeconds);
     return {
-      data: { taskframe: ours, bullmq: bull },
+      data: { sustain, taskframe: ours, bullmq: bull, ratioToBullmq: ratio },
       tables: [
-        throughputTable(`handlers: ${tasks} no-op handler tasks, workers at concurrency ${concurrency}`, [
-          {
-            runner: "taskframe hub + sidecar + Python & TS workers",
-            tasks: ours.tasks,
-            seconds: ours.totalSeconds,
-            peakRss: `hub ${mb(ours.hubPeakRssBytes)}; sidecar ${mb(ours.sidecarPeakRssBytes)}`,
-            note: `run ${ours.state}; submit ${ours.submitSeconds.toFixed(2)}s; submit->start p50 ${ms(ours.latency.p50)} p99 ${ms(ours.latency.p99)}; every transition in Postgres`,
-          },
-          {
-            runner: `BullMQ (Redis), 1 worker x ${concurrency}`,
-            tasks: bull.tasks,
-            seconds: bull.totalSeconds,
-            note: `addBulk ${bull.submitSeconds.toFixed(2)}s; add->start p50 ${ms(bull.latency.p50)} p99 ${ms(bull.latency.p99)}; completed jobs removed`,
-          },
-        ]),
+        throughputTable(
+          `handlers: no-op tasks finished in a ${seconds} s window after ${sustain.warmupSeconds} s of warm-up (taskframe ${ratio.toFixed(2)}x BullMQ)`,
+          [
+            row(
+              "taskframe hub + sidecar, Python & TS workers",
+              ours,
+              `hub ${mb(ours.hubPeakRssBytes[0])}; sidecar ${mb(ours.sidecarPeakRssBytes[0])}`,
+              "every transition in Postgres",
+            ),
+            row(`BullMQ (Redis), 1 worker x ${concurrency}`, bull, "", "completed jobs removed"),
+          ],
+        ),
       ],
     };
   },

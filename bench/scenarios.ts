@@ -2,6 +2,7 @@ import { catalogueScenario } from "./catalogue.js";
 import { distributedScenario } from "./distributed.js";
 import { fanoutScenario } from "./embedded-fanout.js";
 import { handlersScenario } from "./handlers.js";
+import { scalingScenario } from "./scaling.js";
 import type { Scenario } from "./scenario.js";
 
 /** Every scenario, in the order `all` runs them. */
@@ -10,4 +11,5 @@ export const scenarios: readonly Scenario[] = [
   distributedScenario,
   fanoutScenario,
   catalogueScenario,
+  scalingScenario,
 ];
