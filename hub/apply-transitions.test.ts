@@ -66,6 +66,19 @@ describe("applyTransitions", () => {
     expect(result.succeeded).toEqual([task]);
   });
 
+  it("records an outcome that carries its start as RUNNING at that time, then the outcome", () => {
+    const task = row();
+    const folded = t(TaskState.SUCCEEDED, E1, { at: 2_000, exitCode: 0 });
+    folded.startedAtUnixMs = 1_500n;
+    const result = apply(task, folded);
+    expect(trail(result)).toEqual(["PENDING>RUNNING", "RUNNING>SUCCEEDED"]);
+    expect(result.events.map((e) => [e.atMs, e.exitCode])).toEqual([
+      [1_500, null],
+      [2_000, 0],
+    ]);
+    expect(task).toMatchObject({ state: TaskState.SUCCEEDED, startedAtMs: 1_500, finishedAtMs: 2_000 });
+  });
+
   it("records the same transitions twice as once", () => {
     const task = row();
     apply(task, t(TaskState.RUNNING), t(TaskState.SUCCEEDED, E1, { at: 2_000 }));

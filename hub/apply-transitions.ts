@@ -124,7 +124,7 @@ export function applyTransitions(
     });
   }
 
-  for (const t of transitions) {
+  for (const t of withFoldedStarts(transitions)) {
     const row = rows.get(t.taskId);
     const at = Number(t.atUnixMs) || nowMs;
     const epoch = Number(t.leaseEpoch);
@@ -288,4 +288,21 @@ function describeOutcome(t: StateTransition): string {
   if (t.detail) parts.push(t.detail);
   if (parts.length <= 1) return parts.join("");
   return `${parts[0]}: ${parts.slice(1).join("; ")}`;
+}
+
+/** An outcome that carries its attempt's start (the sidecar folded the two) is applied as RUNNING, then itself. */
+function* withFoldedStarts(transitions: readonly StateTransition[]): Iterable<StateTransition> {
+  for (const t of transitions) {
+    if (t.startedAtUnixMs > 0n && t.to !== TaskState.RUNNING) {
+      yield {
+        ...t,
+        to: TaskState.RUNNING,
+        atUnixMs: t.startedAtUnixMs,
+        startedAtUnixMs: 0n,
+        detail: "",
+        exitCode: undefined,
+      };
+    }
+    yield t;
+  }
 }

@@ -8,6 +8,7 @@ import {
   type StateTransition,
 } from "../core/gen/taskframe/v1/messages_pb.js";
 import type { Logger } from "../core/logger.js";
+import { TaskState } from "../core/states.js";
 
 interface Waiter {
   resolve: () => void;
@@ -21,6 +22,8 @@ interface Waiter {
  */
 export class EventPublisher {
   #transitions: StateTransition[] = [];
+  /** Where each queued RUNNING transition sits in #transitions, by task, attempt and lease epoch. */
+  #queuedRunning = new Map<string, number>();
   #logs: LogChunk[] = [];
   #waiters: Waiter[] = [];
   #timer: NodeJS.Timeout | undefined;
@@ -33,9 +36,22 @@ export class EventPublisher {
     private readonly flushMs = 2,
   ) {}
 
-  /** Queues a transition; resolves when it has been published. */
+  /**
+   * Queues a transition; resolves when it has been published. An outcome whose
+   * RUNNING is still queued takes its place, carrying its start time: one
+   * event instead of two for attempts shorter than a flush.
+   */
   transition(transition: StateTransition): Promise<void> {
-    this.#transitions.push(transition);
+    const key = `${transition.taskId}/${transition.attempt}/${transition.leaseEpoch}`;
+    const running = transition.to === TaskState.RUNNING ? undefined : this.#queuedRunning.get(key);
+    if (running === undefined) {
+      if (transition.to === TaskState.RUNNING) this.#queuedRunning.set(key, this.#transitions.length);
+      this.#transitions.push(transition);
+    } else {
+      this.#queuedRunning.delete(key);
+      transition.startedAtUnixMs = this.#transitions[running]!.atUnixMs;
+      this.#transitions[running] = transition;
+    }
     const published = new Promise<void>((resolve) => this.#waiters.push({ resolve }));
     this.#schedule();
     return published;
@@ -76,6 +92,7 @@ export class EventPublisher {
     const batch = create(EventBatchSchema, { transitions: this.#transitions, logs: this.#logs });
     const waiters = this.#waiters;
     this.#transitions = [];
+    this.#queuedRunning.clear();
     this.#logs = [];
     this.#waiters = [];
     // Events are the record: never drop them, retry until the sink takes them.
