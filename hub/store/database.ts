@@ -44,8 +44,39 @@ export async function openDatabase(target: DatabaseTarget): Promise<Database> {
       bigint: { to: 20, from: [20], parse: (value: string) => Number(value), serialize: String },
     },
   });
-  const db = drizzlePostgres(client) as unknown as Db;
+  const db = drizzlePostgres(preparingStatements(client)) as unknown as Db;
   return createDatabase(target, db, () => client.end({ timeout: 5 }));
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: any custom types
+type Sql = postgres.Sql<any>;
+
+/**
+ * drizzle runs every query through `unsafe()`, which postgres.js does not
+ * prepare: each query with parameters then costs two round trips (describe,
+ * then execute) and a parse and plan on the server. Prepared, a query whose
+ * text was seen before on that connection is one round trip. Our hot-path
+ * queries have a fixed text (arrays travel as one parameter), and a
+ * connection's statements go with it when it is recycled (max_lifetime).
+ */
+function preparingStatements<T extends Sql>(client: T): T {
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      if (property === "unsafe") {
+        return (query: string, args?: unknown[], options?: object) =>
+          target.unsafe(query, args as postgres.ParameterOrJSON<never>[], { prepare: true, ...options });
+      }
+      if (property === "begin" || property === "savepoint") {
+        return (...args: unknown[]) =>
+          (Reflect.get(target, property) as (...a: unknown[]) => unknown)(
+            ...args.map((arg) =>
+              typeof arg === "function" ? (scoped: Sql) => arg(preparingStatements(scoped)) : arg,
+            ),
+          );
+      }
+      return Reflect.get(target, property, receiver);
+    },
+  });
 }
 
 function createDatabase(target: DatabaseTarget, db: Db, end: () => Promise<void>): Database {
