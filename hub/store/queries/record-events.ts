@@ -58,7 +58,9 @@ export async function recordEvents(
     if (transitions.length === 0 && verdicts.length === 0) return recorded;
 
     const ids = new Set([...transitions.map((t) => t.taskId), ...verdicts.map((v) => v.taskId)]);
-    const rows = await lockTasks(database, tx, [...ids]);
+    // only an attempt that did not succeed may need its retry policy, which lives in the spec
+    const failing = transitions.filter((t) => t.to !== TaskState.RUNNING && t.to !== TaskState.SUCCEEDED);
+    const rows = await lockTasks(database, tx, [...ids], [...new Set(failing.map((t) => t.taskId))]);
     const applied = applyTransitions(rows, transitions, nowMs, Math.random, verdicts);
     recorded.stop = applied.stop;
     const events = applied.events;
@@ -143,16 +145,22 @@ interface LockedRow {
   retry_at_ms: number | null;
   started_at_ms: number | null;
   finished_at_ms: number | null;
-  spec: Uint8Array;
+  spec: Uint8Array | null;
 }
 
 const ms = (column: string) => sql.raw(`(extract(epoch from ${column}) * 1000)::float8`);
 
-async function lockTasks(database: Database, tx: Tx, ids: string[]): Promise<Map<string, TaskRow>> {
+async function lockTasks(
+  database: Database,
+  tx: Tx,
+  ids: string[],
+  withSpec: string[],
+): Promise<Map<string, TaskRow>> {
   const locked = await database.rows<LockedRow>(
     sql`select id, run_id, name, state, attempt, max_attempts, lease_epoch, cancel_requested, host,
                exit_code, detail, ${ms("retry_at")} as retry_at_ms, ${ms("started_at")} as started_at_ms,
-               ${ms("finished_at")} as finished_at_ms, spec
+               ${ms("finished_at")} as finished_at_ms,
+               case when id = any(${sql.param(withSpec)}::uuid[]) then spec end as spec
         from tasks where id = any(${sql.param(ids)}::uuid[]) order by id for update`,
     tx,
   );
@@ -174,7 +182,10 @@ async function lockTasks(database: Database, tx: Tx, ids: string[]): Promise<Map
         retryAtMs: r.retry_at_ms,
         startedAtMs: r.started_at_ms,
         finishedAtMs: r.finished_at_ms,
-        retryPolicy: () => fromBinary(TaskSpecSchema, r.spec).retry,
+        retryPolicy: () => {
+          if (!r.spec) throw new Error(`task ${r.id}: its retry policy was not loaded`);
+          return fromBinary(TaskSpecSchema, r.spec).retry;
+        },
       } satisfies TaskRow,
     ]),
   );
