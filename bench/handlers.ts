@@ -29,7 +29,16 @@ export interface SustainedResult {
   submitToEnd: Percentiles;
 }
 
+/** What each finished task cost Postgres, for the capacity model (docs/performance.md). */
+export interface StoragePerTask {
+  /** WAL written during the window per task finished in it. */
+  walBytes: number;
+  /** Table and index bytes per task at the end, by table. */
+  tableBytes: Record<string, number>;
+}
+
 export interface HandlersResult extends SustainedResult {
+  storage: StoragePerTask;
   hubs: number;
   sidecars: number;
   hubPeakRssBytes: number[];
@@ -157,6 +166,7 @@ export async function handlersRun(options: {
       ),
     });
     const window: { start?: Date; end?: Date } = {};
+    const wal: { start?: string; end?: string } = {};
     await sustain(
       options.sustain,
       async () => {
@@ -169,12 +179,16 @@ export async function handlersRun(options: {
       },
       options.progress,
       async (edge) => {
-        const [row] = await sql<{ now: Date }[]>`select clock_timestamp() as now`;
+        const [row] = await sql<{ now: Date; wal: string }[]>`
+          select clock_timestamp() as now, pg_current_wal_lsn()::text as wal`;
         window[edge] = row!.now;
+        wal[edge] = row!.wal;
       },
     );
+    const counted = await countWindow(sql, window.start!, window.end!);
     return {
-      ...(await countWindow(sql, window.start!, window.end!)),
+      ...counted,
+      storage: await storagePerTask(sql, wal, counted.finished),
       hubs,
       sidecars,
       hubPeakRssBytes: cluster.hubs.map((h) => peakRssBytes(h.child.pid!) ?? 0),
@@ -217,6 +231,25 @@ async function stopAll(children: readonly ChildProcess[]): Promise<void> {
         }),
     ),
   );
+}
+
+/** WAL per task finished in the window, and table bytes per task at the end. */
+async function storagePerTask(
+  sql: postgres.Sql,
+  wal: { start?: string; end?: string },
+  finishedInWindow: number,
+): Promise<StoragePerTask> {
+  const [diff] = await sql<{ bytes: string; tasks: number }[]>`
+    select pg_wal_lsn_diff(${wal.end!}::pg_lsn, ${wal.start!}::pg_lsn)::text as bytes,
+           (select count(*)::int from tasks) as tasks`;
+  const sizes = await sql<{ name: string; bytes: string }[]>`
+    select relname as name, pg_total_relation_size(relid)::text as bytes
+    from pg_stat_user_tables where relname in ('tasks', 'task_events', 'outbox', 'runs')`;
+  const tasks = Math.max(1, diff!.tasks);
+  return {
+    walBytes: Math.round(Number(diff!.bytes) / Math.max(1, finishedInWindow)),
+    tableBytes: Object.fromEntries(sizes.map((r) => [r.name, Math.round(Number(r.bytes) / tasks)])),
+  };
 }
 
 /** What Postgres recorded between `start` and `end` (its own clock). */
@@ -352,6 +385,16 @@ export const handlersScenario: Scenario = {
             row(`BullMQ (Redis), 1 worker x ${concurrency}`, bull, "", "completed jobs removed"),
           ],
         ),
+        {
+          title: "handlers: what each task cost Postgres (for the capacity model in docs/performance.md)",
+          header: [
+            "WAL per finished task",
+            ...Object.keys(ours.storage.tableBytes).map((t) => `${t} per task`),
+          ],
+          rows: [
+            [`${ours.storage.walBytes} B`, ...Object.values(ours.storage.tableBytes).map((b) => `${b} B`)],
+          ],
+        },
       ],
     };
   },
