@@ -24,7 +24,7 @@ export interface PulledMessage {
   readonly deliveryCount: number;
   /** Messages the consumer had yet to deliver when it sent this one. */
   readonly pending: number;
-  /** Done: the server confirms, so the message is not delivered again. */
+  /** Done: not delivered again (sent without waiting for the server's confirmation). */
   ack(): Promise<void>;
   /** Redeliver now, or after `delayMs`. */
   nak(delayMs?: number): Promise<void>;
@@ -337,7 +337,19 @@ export class PullConsumer {
       streamSequence: info.streamSequence,
       deliveryCount: info.deliveryCount,
       pending: info.pending,
-      ack: () => confirm("+ACK", "ack"),
+      // Not confirmed: a lost ack (only on a dropped connection, when a confirmation could not arrive
+      // either) means a redelivery, which the sidecar recognises as ended and acks without running it;
+      // confirming every ack cost a round trip and a reply per task.
+      ack: async () => {
+        try {
+          this.#nc.publish(ackSubject, "+ACK");
+        } catch (error) {
+          throw new Error(
+            `cannot ack message ${info.streamSequence} of ${this.stream}/${this.consumer}: ${errorMessage(error)}`,
+            { cause: error },
+          );
+        }
+      },
       nak: (delayMs = 0) =>
         confirm(delayMs > 0 ? `-NAK ${JSON.stringify({ delay: nanos(delayMs) })}` : "-NAK", "nak"),
       working: () => confirm("+WPI", "extend"),
