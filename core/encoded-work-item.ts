@@ -1,4 +1,4 @@
-import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { type WorkItem, WorkItemSchema } from "./gen/taskframe/v1/messages_pb.js";
 import type { TaskSpec } from "./gen/taskframe/v1/spec_pb.js";
@@ -28,7 +28,7 @@ const SPEC_FIELD = WorkItemSchema.field.spec!.number;
  * message), without encoding the spec a second time.
  */
 export function workItemWithEncodedSpec(
-  fields: Omit<MessageInitShape<typeof WorkItemSchema>, "spec">,
+  fields: Pick<WorkItem, "taskId" | "runId" | "attempt" | "dispatch">,
   spec: TaskSpec,
   specBytes: Uint8Array,
 ): WorkItem {
