@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
@@ -14,6 +14,7 @@ import { RunSpecSchema, TaskSpecSchema } from "../core/gen/taskframe/v1/spec_pb.
 import { packagePath } from "../core/package-root.js";
 import { startLocalCluster } from "../embedded/local-cluster.js";
 import { createScratchDatabase } from "../hub/store/scratch-database.js";
+import { cpuShare, natsServerPids, postgresPids } from "./cpu-share.js";
 import { peakRssBytes } from "./machine.js";
 import { mb, ms, type Percentiles, percentiles, type Scenario, throughputTable } from "./scenario.js";
 
@@ -39,6 +40,8 @@ export interface StoragePerTask {
 
 export interface HandlersResult extends SustainedResult {
   storage: StoragePerTask;
+  /** CPU each part of the system spent per task finished in the window, in µs. */
+  cpuMicrosPerTask: Record<string, number>;
   hubs: number;
   sidecars: number;
   hubPeakRssBytes: number[];
@@ -167,6 +170,15 @@ export async function handlersRun(options: {
     });
     const window: { start?: Date; end?: Date } = {};
     const wal: { start?: string; end?: string } = {};
+    const databaseName = new URL(database.url).pathname.slice(1);
+    const cpu = cpuShare({
+      hub: () => cluster.hubs.map((h) => h.child.pid!),
+      sidecar: () => cluster.sidecars.map((c) => c.child.pid!),
+      workers: () => workers.map((w) => w.pid!),
+      nats: natsServerPids,
+      postgres: () => postgresPids(databaseName),
+    });
+    let cpuSeconds: Record<string, number> = {};
     await sustain(
       options.sustain,
       async () => {
@@ -183,12 +195,20 @@ export async function handlersRun(options: {
           select clock_timestamp() as now, pg_current_wal_lsn()::text as wal`;
         window[edge] = row!.now;
         wal[edge] = row!.wal;
+        if (edge === "start") cpu.start();
+        else cpuSeconds = cpu.end();
       },
     );
     const counted = await countWindow(sql, window.start!, window.end!);
     return {
       ...counted,
       storage: await storagePerTask(sql, wal, counted.finished),
+      cpuMicrosPerTask: Object.fromEntries(
+        Object.entries(cpuSeconds).map(([group, seconds]) => [
+          group,
+          Math.round((seconds * 1e6) / Math.max(1, counted.finished)),
+        ]),
+      ),
       hubs,
       sidecars,
       hubPeakRssBytes: cluster.hubs.map((h) => peakRssBytes(h.child.pid!) ?? 0),
@@ -385,6 +405,18 @@ export const handlersScenario: Scenario = {
             row(`BullMQ (Redis), 1 worker x ${concurrency}`, bull, "", "completed jobs removed"),
           ],
         ),
+        {
+          title:
+            "handlers: CPU per finished task, by process (µs; this box can give " +
+            `${Math.round((availableParallelism() * 1e6) / 11_574)} µs a task in all at 1B tasks/day)`,
+          header: [...Object.keys(ours.cpuMicrosPerTask), "sum"],
+          rows: [
+            [
+              ...Object.values(ours.cpuMicrosPerTask).map(String),
+              String(Object.values(ours.cpuMicrosPerTask).reduce((a, b) => a + b, 0)),
+            ],
+          ],
+        },
         {
           title: "handlers: what each task cost Postgres (for the capacity model in docs/performance.md)",
           header: [

@@ -1,15 +1,23 @@
 import { catalogueScenario } from "./catalogue.js";
 import { distributedScenario } from "./distributed.js";
+import { embeddedScenario } from "./embedded.js";
 import { fanoutScenario } from "./embedded-fanout.js";
+import { footprintScenario } from "./footprint.js";
 import { handlersScenario } from "./handlers.js";
+import { latencyScenario } from "./latency.js";
+import { rawRatesScenario } from "./raw-rates.js";
 import { scalingScenario } from "./scaling.js";
 import type { Scenario } from "./scenario.js";
 
 /** Every scenario, in the order `all` runs them. */
 export const scenarios: readonly Scenario[] = [
+  rawRatesScenario,
   handlersScenario,
+  latencyScenario,
+  scalingScenario,
+  footprintScenario,
+  embeddedScenario,
   distributedScenario,
   fanoutScenario,
   catalogueScenario,
-  scalingScenario,
 ];
