@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { packagePath } from "../core/package-root.js";
-import { defaultSlots } from "../embedded/engine.js";
+import { defaultSlots } from "../sidecar/slots.js";
 import { machineInfo } from "./machine.js";
 import { type BenchContext, renderTable, type ScenarioResult } from "./scenario.js";
 import { scenarios } from "./scenarios.js";

@@ -4,7 +4,6 @@ import { type Client, Code, ConnectError, createClient, type Transport } from "@
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
 import { DataDirLock } from "../embedded/data-dir-lock.js";
-import { EmbeddedEngine } from "../embedded/engine.js";
 import { CliError, ExitCode } from "./cli-error.js";
 import { dataDirOf, type StoreOptions } from "./options.js";
 
@@ -48,6 +47,7 @@ export async function withHubClient<T>(
       ExitCode.Usage,
     );
   }
+  const { EmbeddedEngine } = await import("../embedded/engine.js");
   const engine = await EmbeddedEngine.open({ dataDir, sidecar: false });
   try {
     return await callHub(engine.transport, action);

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { availableParallelism, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type Client, createClient, createRouterTransport, type Transport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -17,6 +17,7 @@ import type { DatabaseTarget } from "../hub/store/database.js";
 import { HubStore } from "../hub/store/hub-store.js";
 import { WorkerPool } from "../sidecar/runner/worker-pool.js";
 import { Sidecar } from "../sidecar/sidecar.js";
+import { defaultSlots } from "../sidecar/slots.js";
 import { killLeftovers } from "../sidecar/spawner/process-ledger.js";
 import { Spawner } from "../sidecar/spawner/spawner.js";
 import { DataDirLock } from "./data-dir-lock.js";
@@ -38,8 +39,6 @@ export interface EmbeddedOptions {
   workerPools?: readonly WorkerPoolSpec[];
   logger?: Logger;
 }
-
-export const defaultSlots = (): number => Math.max(8, 8 * availableParallelism());
 
 /**
  * Hub and sidecar in one process, on embedded PGlite and in-process

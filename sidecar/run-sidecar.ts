@@ -9,9 +9,9 @@ import { JetStreamEventSink } from "../core/nats/jetstream-event-bus.js";
 import { JetStreamWorkQueue } from "../core/nats/jetstream-work-queue.js";
 import { NatsControlBus } from "../core/nats/nats-control-bus.js";
 import { natsOptionsOf, queueOptionsOf } from "../core/nats-options.js";
-import { defaultSlots } from "../embedded/engine.js";
 import { WorkerPool } from "./runner/worker-pool.js";
 import { Sidecar } from "./sidecar.js";
+import { defaultSlots } from "./slots.js";
 import { killLeftovers } from "./spawner/process-ledger.js";
 import { Spawner } from "./spawner/spawner.js";
 

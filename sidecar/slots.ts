@@ -1,3 +1,8 @@
+import { availableParallelism } from "node:os";
+
+/** Tasks run at once per sidecar unless configured: 8 per core, at least 8. */
+export const defaultSlots = (): number => Math.max(8, 8 * availableParallelism());
+
 /** Counts how many tasks may run at once on this host; the lease loop waits for a free slot. */
 export class Slots {
   #used = 0;

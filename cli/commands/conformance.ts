@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import type { ReferenceKind } from "../../conformance/src/reference.js";
-import { type AdapterUnderTest, runConformance } from "../../conformance/src/runner.js";
+import type { AdapterUnderTest } from "../../conformance/src/runner.js";
 import { BUILT_IN_ADAPTERS, knownFailingFile } from "../../conformance/src/sdks.js";
 import { packagePath } from "../../core/package-root.js";
 import { CliError, ExitCode } from "../cli-error.js";
@@ -55,6 +55,7 @@ export async function conformanceCommand(
   if (adapters.length === 0) {
     throw new CliError("nothing to test: give --sdk NAME or an adapter command after --", ExitCode.Usage);
   }
+  const { runConformance } = await import("../../conformance/src/runner.js");
   const passed = await runConformance({
     suitesDir: options.suites ? resolve(options.suites) : packagePath("conformance/suites"),
     adapters,

@@ -2,7 +2,6 @@ import pc from "picocolors";
 import { loadDefinition } from "../../core/definitions/load.js";
 import { loadWorkerPools } from "../../core/definitions/worker-pools.js";
 import { createLogger } from "../../core/logger.js";
-import { EmbeddedEngine } from "../../embedded/engine.js";
 import { ExitCode } from "../cli-error.js";
 import { followRunToEnd } from "../follow-run.js";
 import { toCliError } from "../hub-client.js";
@@ -25,6 +24,7 @@ export interface RunCommandOptions {
 export async function runCommand(file: string, options: RunCommandOptions): Promise<number> {
   const spec = await loadDefinition(file, { params: options.param ?? {}, env: process.env });
   const workerPools = await loadWorkerPools(file);
+  const { EmbeddedEngine } = await import("../../embedded/engine.js");
   const engine = await EmbeddedEngine.open({
     dataDir: dataDirOf(options),
     workerPools,

@@ -6,8 +6,6 @@ import {
   type RawConfig,
   SIDECAR_KEYS,
 } from "../../core/config.js";
-import { runHub } from "../../hub/run-hub.js";
-import { runSidecar } from "../../sidecar/run-sidecar.js";
 import { ExitCode } from "../cli-error.js";
 
 /** Flags shared by the hub and the sidecar: NATS, its auth and the queue's settings. */
@@ -65,6 +63,8 @@ export function addServiceCommands(program: Command, setExit: (code: number) => 
     )
     .action(async (options: Record<string, unknown>) => {
       const config = loadHubConfig(rawConfig(options, HUB_KEYS), configFile(options));
+      // loaded on use: a sidecar process never loads the hub (or its database drivers), and the other way round
+      const { runHub } = await import("../../hub/run-hub.js");
       await runHub(config);
       setExit(ExitCode.Ok);
     });
@@ -97,6 +97,7 @@ export function addServiceCommands(program: Command, setExit: (code: number) => 
     )
     .action(async (options: Record<string, unknown>) => {
       const config = loadSidecarConfig(rawConfig(options, SIDECAR_KEYS), configFile(options));
+      const { runSidecar } = await import("../../sidecar/run-sidecar.js");
       await runSidecar(config);
       setExit(ExitCode.Ok);
     });
