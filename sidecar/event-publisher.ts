@@ -15,10 +15,11 @@ interface Waiter {
 }
 
 /**
- * Batches a sidecar's events: transitions and log chunks queued within
- * `flushMs` travel in one EventBatch, in order, one batch in flight at a
- * time. A transition's promise resolves once its batch is accepted by the
- * sink, which is when the sidecar may ack the work it describes.
+ * Batches a sidecar's events: one batch in flight at a time, and what queues
+ * up meanwhile (or within `flushMs`, when set) travels in the next
+ * EventBatch, in order. Under load batches grow by themselves; when idle an
+ * event leaves at once. A transition's promise resolves once its batch is
+ * accepted by the sink, which is when the sidecar may ack the work it describes.
  */
 export class EventPublisher {
   #transitions: StateTransition[] = [];
@@ -26,14 +27,14 @@ export class EventPublisher {
   #queuedRunning = new Map<string, number>();
   #logs: LogChunk[] = [];
   #waiters: Waiter[] = [];
-  #timer: NodeJS.Timeout | undefined;
+  #timer: { cancel(): void } | undefined;
   #flushing: Promise<void> | undefined;
   #closed = false;
 
   constructor(
     private readonly sink: EventSink,
     private readonly logger: Logger,
-    private readonly flushMs = 2,
+    private readonly flushMs = 0,
   ) {}
 
   /**
@@ -65,8 +66,7 @@ export class EventPublisher {
 
   /** Publishes everything queued so far. */
   async flush(): Promise<void> {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancelTimer();
     while (this.#flushing) await this.#flushing;
     if (this.#transitions.length === 0 && this.#logs.length === 0) return;
     this.#flushing = this.#publishQueued().finally(() => {
@@ -82,10 +82,22 @@ export class EventPublisher {
 
   #schedule(): void {
     if (this.#timer || this.#closed) return;
-    this.#timer = setTimeout(() => {
+    const fire = () => {
       this.#timer = undefined;
       void this.flush();
-    }, this.flushMs);
+    };
+    if (this.flushMs > 0) {
+      const timeout = setTimeout(fire, this.flushMs);
+      this.#timer = { cancel: () => clearTimeout(timeout) };
+    } else {
+      const immediate = setImmediate(fire);
+      this.#timer = { cancel: () => clearImmediate(immediate) };
+    }
+  }
+
+  #cancelTimer(): void {
+    this.#timer?.cancel();
+    this.#timer = undefined;
   }
 
   async #publishQueued(): Promise<void> {

@@ -34,8 +34,6 @@ export interface WorkerOptions {
 
 export const SDK_VERSION = "0.1.0";
 
-/** Reports leave in batches: what accumulates within this many ms travels in one call. */
-const FLUSH_MS = 5;
 
 interface Running {
   readonly assignment: Assignment;
@@ -58,7 +56,7 @@ export class Worker {
   #workerId = "";
   #completions: Completion[] = [];
   #lines: LogLine[] = [];
-  #flushTimer: NodeJS.Timeout | undefined;
+  #flushScheduled = false;
   #flushing: Promise<void> = Promise.resolve();
 
   constructor(options: WorkerOptions) {
@@ -217,10 +215,13 @@ export class Worker {
   }
 
   #scheduleFlush(): void {
-    this.#flushTimer ??= setTimeout(() => {
-      this.#flushTimer = undefined;
+    // one call of each kind is in flight at a time: what finishes meanwhile goes in the next one
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
       void this.#flush();
-    }, FLUSH_MS);
+    });
   }
 
   /** Sends what is queued, one call of each kind at a time: logs before the results they precede. */
