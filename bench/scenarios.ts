@@ -1,6 +1,7 @@
 import { catalogueScenario } from "./catalogue.js";
 import { distributedScenario } from "./distributed.js";
 import { embeddedScenario } from "./embedded.js";
+import { execScenario } from "./exec.js";
 import { fanoutScenario } from "./embedded-fanout.js";
 import { footprintScenario } from "./footprint.js";
 import { handlersScenario } from "./handlers.js";
@@ -14,6 +15,7 @@ export const scenarios: readonly Scenario[] = [
   rawRatesScenario,
   handlersScenario,
   latencyScenario,
+  execScenario,
   scalingScenario,
   footprintScenario,
   embeddedScenario,

@@ -258,7 +258,12 @@ function checkDuration(name: string, value: number | undefined): void {
     throw new RangeError(`${name} must be a non-negative number, got ${value}`);
 }
 
-async function describeSpawnError(error: unknown, command: string, cwd: string): Promise<SpawnFailure> {
+/** What a failed spawn means for this command and cwd, from the error's errno code (ENOENT, EACCES...). */
+export async function describeSpawnError(
+  error: unknown,
+  command: string,
+  cwd: string,
+): Promise<SpawnFailure> {
   const code = errorCode(error) ?? "UNKNOWN";
   const start = `cannot start ${JSON.stringify(command)}`;
   // spawn reports a bad working directory with the same codes as a bad command

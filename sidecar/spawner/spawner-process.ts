@@ -117,6 +117,7 @@ async function main(): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (running.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
   events.flush();
+  ledger?.close();
   process.exit(0);
 }
 

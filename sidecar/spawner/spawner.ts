@@ -1,4 +1,5 @@
 import { type ChildProcessByStdio, spawn } from "node:child_process";
+import { accessSync, constants } from "node:fs";
 import { extname } from "node:path";
 import type { Readable, Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -12,7 +13,13 @@ import {
 } from "../../core/gen/taskframe/v1/spawner_pb.js";
 import { LogStream } from "../../core/gen/taskframe/v1/state_pb.js";
 import { type Logger, silentLogger } from "../../core/logger.js";
-import type { ProcessOutcome, RunProcessOptions } from "../process-runner.js";
+import { packagePath } from "../../core/package-root.js";
+import {
+  describeSpawnError,
+  type ProcessOutcome,
+  type RunProcessOptions,
+  runProcess,
+} from "../process-runner.js";
 import { FrameWriter } from "./frames.js";
 
 /** What runs a task process: `runProcess` itself, or a Spawner's `run`. */
@@ -28,11 +35,27 @@ interface Pending {
 
 type Helper = ChildProcessByStdio<Writable, Readable, null>;
 
+/** Where `npm install` builds the native helper (sidecar/spawner/native/build.mjs). */
+export const INSTALLED_NATIVE_HELPER = packagePath("sidecar", "spawner", "native", "taskframe-spawner");
+
+export interface SpawnerOptions {
+  logger?: Logger;
+  /** Where the helper writes down the process groups it runs (see ProcessLedger). */
+  ledgerDir?: string;
+  /**
+   * The native helper to use (taskframe-spawner.c, same protocol): by default
+   * the installed one, when it was built; `false`, or TASKFRAME_SPAWNER_HELPER=node
+   * in the environment, for spawner-process.ts on Node.
+   */
+  nativeHelper?: string | false;
+}
+
 /**
- * Starts task processes through a lean helper process (spawner-process.ts),
- * so that fork() is cheap whatever the size of this one. The helper is
- * started on first use and again if it dies; tasks it was running when it
- * died fail with a clear error (and are retried by policy).
+ * Starts task processes through a lean helper process, so that fork() is
+ * cheap whatever the size of this one: the native helper when it was built
+ * at install (a spawn costs a fraction of Node's), else spawner-process.ts.
+ * The helper is started on first use and again if it dies; tasks it was
+ * running when it died fail with a clear error (and are retried by policy).
  */
 export class Spawner implements AsyncDisposable {
   #helper: Helper | undefined;
@@ -40,14 +63,21 @@ export class Spawner implements AsyncDisposable {
   #pending = new Map<number, Pending>();
   #nextId = 1;
   #closed = false;
+  #native: string | undefined;
+  /** Helpers that sent at least one event. */
+  readonly #heard = new WeakSet<Helper>();
 
   readonly #logger: Logger;
   readonly #ledgerDir: string | undefined;
 
-  /** `ledgerDir`: where the helper writes down the process groups it runs (see ProcessLedger). */
-  constructor(options: { logger?: Logger; ledgerDir?: string } = {}) {
+  constructor(options: SpawnerOptions = {}) {
     this.#logger = options.logger ?? silentLogger;
     this.#ledgerDir = options.ledgerDir;
+    const wanted =
+      process.env.TASKFRAME_SPAWNER_HELPER === "node"
+        ? false
+        : (options.nativeHelper ?? (isExecutable(INSTALLED_NATIVE_HELPER) ? INSTALLED_NATIVE_HELPER : false));
+    this.#native = wanted === false ? undefined : wanted;
   }
 
   /** The helper's pid while it runs (for measurements). */
@@ -55,8 +85,16 @@ export class Spawner implements AsyncDisposable {
     return this.#helper?.pid;
   }
 
+  /** Which helper starts the processes: the native one, or spawner-process.ts. */
+  get helperKind(): "native" | "node" {
+    return this.#native === undefined ? "node" : "native";
+  }
+
   readonly run: ProcessLauncher = (options) => {
     if (this.#closed) return Promise.reject(new Error("the spawner is closed"));
+    // runProcess refuses these before it forks anything, with Node's own error
+    if (!spawnable(options))
+      return runProcess(options).then((outcome) => ({ ...outcome, droppedOutputBytes: 0 }));
     const requests = this.#ensureHelper();
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffff_ffff ? 1 : this.#nextId + 1;
@@ -104,29 +142,56 @@ export class Spawner implements AsyncDisposable {
 
   #ensureHelper(): FrameWriter<typeof SpawnerRequestSchema> {
     if (this.#helper && this.#requests) return this.#requests;
-    const entry = fileURLToPath(
-      new URL(`./spawner-process${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
-    );
-    // from source (tests), the helper is TypeScript too
-    const loader = entry.endsWith(".ts") ? ["--import", "tsx"] : [];
     const env = this.#ledgerDir ? { ...process.env, TASKFRAME_SPAWNER_LEDGER: this.#ledgerDir } : process.env;
-    const helper: Helper = spawn(process.execPath, [...loader, entry], {
-      env,
-      stdio: ["pipe", "pipe", "inherit"],
-    });
+    const native = this.#native;
+    let helper: Helper;
+    if (native !== undefined) {
+      helper = spawn(native, [], { env, stdio: ["pipe", "pipe", "inherit"] });
+      // one that cannot start, or ends before it said a word (not a helper, built for another
+      // machine...), is not tried again: Node's spawn from now on
+      const giveUp = (why: string) => {
+        if (this.#native !== native || this.#closed) return;
+        this.#logger.warn(`the native spawner helper ${native} ${why}; using spawner-process.ts`);
+        this.#native = undefined;
+      };
+      helper.once("error", (error) => giveUp(`cannot start (${errorMessage(error)})`));
+      helper.once("close", (code, signal) => {
+        if (!this.#heard.has(helper)) giveUp(`ended before it answered (${signal ?? `code ${code}`})`);
+      });
+    } else {
+      const entry = fileURLToPath(
+        new URL(`./spawner-process${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
+      );
+      // from source (tests), the helper is TypeScript too
+      const loader = entry.endsWith(".ts") ? ["--import", "tsx"] : [];
+      // e.g. "--cpu-prof --cpu-prof-dir=DIR" to profile the helper (NODE_OPTIONS refuses --cpu-prof)
+      const nodeArgs = process.env.TASKFRAME_SPAWNER_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+      helper = spawn(process.execPath, [...nodeArgs, ...loader, entry], {
+        env,
+        stdio: ["pipe", "pipe", "inherit"],
+      });
+    }
     this.#helper = helper;
     this.#requests = new FrameWriter(SpawnerRequestSchema, helper.stdin);
     helper.stdin.on("error", () => {}); // reported through "close"
     helper.on("close", (code, signal) =>
       this.#lost(helper, `the spawner exited (${signal ?? `code ${code}`})`),
     );
-    void this.#readEvents(helper);
+    void this.#readEvents(helper, native !== undefined);
     return this.#requests;
   }
 
-  async #readEvents(helper: Helper): Promise<void> {
+  /** The native helper sends an errno name and strerror text: described here as runProcess would. */
+  async #settleSpawnError(id: number, pending: Pending, exit: ProcessExit): Promise<void> {
+    const error = Object.assign(new Error(exit.spawnErrorMessage), { code: exit.spawnErrorCode });
+    const spawnError = await describeSpawnError(error, pending.options.command, pending.options.cwd);
+    this.#settle(id, { ...outcomeOf(exit), spawnError });
+  }
+
+  async #readEvents(helper: Helper, native: boolean): Promise<void> {
     try {
       for await (const event of sizeDelimitedDecodeStream(SpawnerEventSchema, helper.stdout)) {
+        this.#heard.add(helper);
         const pending = this.#pending.get(event.id);
         if (!pending) continue;
         if (event.event.case === "output") {
@@ -136,7 +201,9 @@ export class Spawner implements AsyncDisposable {
             Buffer.from(data.buffer, data.byteOffset, data.length),
           );
         } else if (event.event.case === "exit") {
-          this.#settle(event.id, outcomeOf(event.event.value));
+          const exit = event.event.value;
+          if (exit.spawnErrorCode && native) void this.#settleSpawnError(event.id, pending, exit);
+          else this.#settle(event.id, outcomeOf(exit));
         }
       }
     } catch (error) {
@@ -171,6 +238,27 @@ export class Spawner implements AsyncDisposable {
         droppedOutputBytes: 0,
       });
     }
+  }
+}
+
+/** Whether a process can be asked for at all: Node's spawn refuses an empty command and null bytes. */
+function spawnable(options: RunProcessOptions): boolean {
+  const clean = (text: string) => !text.includes("\0");
+  return (
+    options.command !== "" &&
+    clean(options.command) &&
+    clean(options.cwd) &&
+    options.args.every(clean) &&
+    Object.entries(options.env).every(([key, value]) => clean(key) && clean(value))
+  );
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
   }
 }
 

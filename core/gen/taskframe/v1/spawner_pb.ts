@@ -220,6 +220,9 @@ export type ProcessExit = Message<"taskframe.v1.ProcessExit"> & {
   spawnErrorCode: string;
 
   /**
+   * What went wrong: described for the user by spawner-process.ts; the bare
+   * strerror text from the native helper, which the sidecar then describes.
+   *
    * @generated from field: string spawn_error_message = 7;
    */
   spawnErrorMessage: string;
