@@ -1,8 +1,8 @@
 import { catalogueScenario } from "./catalogue.js";
 import { distributedScenario } from "./distributed.js";
 import { embeddedScenario } from "./embedded.js";
-import { execScenario } from "./exec.js";
 import { fanoutScenario } from "./embedded-fanout.js";
+import { execScenario } from "./exec.js";
 import { footprintScenario } from "./footprint.js";
 import { handlersScenario } from "./handlers.js";
 import { latencyScenario } from "./latency.js";
