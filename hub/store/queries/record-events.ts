@@ -359,27 +359,25 @@ export async function finishRuns(
   return rows.filter((r) => r.remaining_tasks === 0).map((r) => ({ runId: r.id, state: r.state }));
 }
 
+/**
+ * Audit rows as parallel arrays (`unnest`), one parameter per column: about
+ * half the bytes of a JSON row set, and nothing for Postgres to parse but
+ * array literals.
+ */
 export async function insertEvents(tx: Pick<Db, "execute">, events: readonly AuditRow[]): Promise<void> {
   for (const chunk of chunked(events, 1, 5_000)) {
-    const rows = chunk.map((e) => ({
-      run_id: e.runId,
-      task_id: e.taskId,
-      attempt: e.attempt,
-      from_state: e.from,
-      to_state: e.to,
-      at: toIso(e.atMs),
-      host: e.host,
-      lease_epoch: e.leaseEpoch,
-      exit_code: e.exitCode,
-      detail: e.detail,
-      rejected: e.rejected,
-    }));
+    const column = <T>(pick: (event: AuditRow) => T) => sql.param(chunk.map(pick));
     await tx.execute(sql`
       insert into task_events (run_id, task_id, attempt, from_state, to_state, at, host, lease_epoch, exit_code,
         detail, rejected)
-      select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as e(run_id uuid, task_id uuid,
-        attempt int, from_state smallint, to_state smallint, at timestamptz, host text, lease_epoch bigint,
-        exit_code int, detail text, rejected boolean)`);
+      select run_id, task_id, attempt, from_state, to_state, to_timestamp(at_ms / 1000.0), host, lease_epoch,
+        exit_code, detail, rejected <> 0
+      from unnest(${column((e) => e.runId)}::uuid[], ${column((e) => e.taskId)}::uuid[],
+        ${column((e) => e.attempt)}::int[], ${column((e) => e.from)}::smallint[], ${column((e) => e.to)}::smallint[],
+        ${column((e) => e.atMs)}::float8[], ${column((e) => e.host)}::text[], ${column((e) => e.leaseEpoch)}::bigint[],
+        ${column((e) => e.exitCode)}::int[], ${column((e) => e.detail)}::text[],
+        ${column((e) => (e.rejected ? 1 : 0))}::smallint[])
+        as e(run_id, task_id, attempt, from_state, to_state, at_ms, host, lease_epoch, exit_code, detail, rejected)`);
   }
 }
 
