@@ -46,12 +46,26 @@ const DONE = 2;
  */
 export function findCycle(tasks: readonly DagNode[]): string[] | undefined {
   const { names, offsets, targets } = buildGraph(tasks);
-  const state = new Uint8Array(names.length);
+  return findCycleByIndex(names.length, offsets, targets, (node) => names[node]!);
+}
+
+/**
+ * `findCycle` over a graph already indexed: node i needs targets[offsets[i]] ..
+ * targets[offsets[i + 1] - 1] (every target below `count`). For callers that index their
+ * nodes anyway (the hub's check of a submitted run), so that the names are hashed once.
+ */
+export function findCycleByIndex(
+  count: number,
+  offsets: Int32Array,
+  targets: Int32Array,
+  nameOf: (node: number) => string,
+): string[] | undefined {
+  const state = new Uint8Array(count);
   // Explicit DFS stack: node index and how many of its edges have been followed.
-  const stackNode = new Int32Array(names.length);
-  const stackEdge = new Int32Array(names.length);
-  const stackPos = new Int32Array(names.length);
-  for (let root = 0; root < names.length; root++) {
+  const stackNode = new Int32Array(count);
+  const stackEdge = new Int32Array(count);
+  const stackPos = new Int32Array(count);
+  for (let root = 0; root < count; root++) {
     if (state[root] !== UNVISITED) continue;
     let depth = 0;
     stackNode[0] = root;
@@ -70,8 +84,8 @@ export function findCycle(tasks: readonly DagNode[]): string[] | undefined {
       const next = targets[edge]!;
       if (state[next] === ON_STACK) {
         const cycle: string[] = [];
-        for (let i = stackPos[next]!; i <= depth; i++) cycle.push(names[stackNode[i]!]!);
-        cycle.push(names[next]!);
+        for (let i = stackPos[next]!; i <= depth; i++) cycle.push(nameOf(stackNode[i]!));
+        cycle.push(nameOf(next));
         return cycle;
       }
       if (state[next] === UNVISITED) {
