@@ -177,40 +177,47 @@ async function* watchRun(
   ];
   try {
     let run = await store.getRun(runId);
-    const tasks = new Map((await store.listTasks(runId)).map((t) => [t.id, taskToProto(t)]));
+    const tasks = new WatchedTasks((await store.listTasks(runId)).map(taskToProto));
     yield create(WatchRunResponseSchema, { run: runToProto(run), tasks: [...tasks.values()] });
     let lastRefresh = Date.now();
+    let refreshEveryMs = WATCH_REFRESH_MS;
     while (run.state === RunState.RUNNING && !context.signal.aborted) {
       if (pending.size === 0 && !finished) {
-        waiter = waitForWake(context.signal, WATCH_REFRESH_MS);
+        waiter = waitForWake(context.signal, refreshEveryMs);
         await waiter.promise;
         waiter = undefined;
       }
-      const changed: Task[] = [];
+      const changed = new Set<Task>();
       for (const change of pending.values()) {
         const task = tasks.get(change.taskId);
         if (!task) continue;
-        mergeChange(task, change);
-        changed.push(task);
+        tasks.update(task, () => mergeChange(task, change));
+        changed.add(task);
       }
       pending.clear();
-      const refresh = finished || Date.now() - lastRefresh >= WATCH_REFRESH_MS;
+      const refresh = finished || Date.now() - lastRefresh >= refreshEveryMs;
       if (refresh) {
-        lastRefresh = Date.now();
+        const started = Date.now();
         run = await store.getRun(runId);
-        const open = [...tasks.values()].filter((t) => !isTerminal(t.state)).map((t) => t.id);
+        const open = tasks.openIds();
         if (open.length > 0) {
           for (const fresh of await store.listTasks(runId, { ids: open, withNeeds: false })) {
             const held = tasks.get(fresh.id);
-            if (!held) continue;
+            if (!held || (held.state === fresh.state && held.attempt === fresh.attempt)) continue;
             const proto = taskToProto({ ...fresh, needs: held.needs, after: held.after });
-            if (held.state !== proto.state || held.attempt !== proto.attempt) changed.push(proto);
-            tasks.set(fresh.id, proto);
+            tasks.update(held, () => {
+              Object.assign(held, proto);
+              held.exitCode = proto.exitCode;
+            });
+            changed.add(held);
           }
         }
+        lastRefresh = Date.now();
+        // a refresh reads every open task: on a big run, no more than a twentieth of the time
+        refreshEveryMs = Math.max(WATCH_REFRESH_MS, 20 * (lastRefresh - started));
       }
-      if (changed.length > 0 || refresh) {
-        yield create(WatchRunResponseSchema, { run: countedRun(run, tasks), tasks: dedupe(changed, tasks) });
+      if (changed.size > 0 || refresh) {
+        yield create(WatchRunResponseSchema, { run: tasks.countedRun(run), tasks: [...changed] });
       }
     }
   } finally {
@@ -219,23 +226,63 @@ async function* watchRun(
   }
 }
 
-/** The run with counts from the tasks the watcher holds (they are fresher than the run row). */
-function countedRun(run: Parameters<typeof runToProto>[0], tasks: ReadonlyMap<string, Task>): Run {
-  const proto = runToProto(run);
-  const counts = new Map<TaskState, number>();
-  for (const task of tasks.values()) counts.set(task.state, (counts.get(task.state) ?? 0) + 1);
-  proto.counts = [...counts]
-    .sort(([a], [b]) => a - b)
-    .map(([state, count]) => ({
-      $typeName: "taskframe.v1.StateCount",
-      state,
-      count,
-    }));
-  return proto;
-}
+/**
+ * The tasks a watcher holds, by id, with counts by state kept as they change (a run's counts are
+ * in every message: counting a million tasks each time cost more than the rest of the watch).
+ */
+class WatchedTasks {
+  readonly #byId = new Map<string, Task>();
+  readonly #counts = new Map<TaskState, number>();
+  #open = 0;
 
-function dedupe(changed: Task[], tasks: ReadonlyMap<string, Task>): Task[] {
-  return [...new Set(changed.map((t) => t.id))].map((id) => tasks.get(id)!);
+  constructor(tasks: readonly Task[]) {
+    for (const task of tasks) {
+      this.#byId.set(task.id, task);
+      this.#count(task, 1);
+    }
+  }
+
+  get(id: string): Task | undefined {
+    return this.#byId.get(id);
+  }
+
+  values(): IterableIterator<Task> {
+    return this.#byId.values();
+  }
+
+  /** Changes a held task in place, keeping the counts. */
+  update(task: Task, change: () => void): void {
+    this.#count(task, -1);
+    change();
+    this.#count(task, 1);
+  }
+
+  /** Tasks not yet ended. */
+  openIds(): string[] {
+    const ids: string[] = [];
+    if (this.#open === 0) return ids;
+    for (const task of this.#byId.values()) if (!isTerminal(task.state)) ids.push(task.id);
+    return ids;
+  }
+
+  /** The run with counts from the tasks held (they are fresher than the run row). */
+  countedRun(run: Parameters<typeof runToProto>[0]): Run {
+    const proto = runToProto(run);
+    proto.counts = [...this.#counts]
+      .filter(([, count]) => count > 0)
+      .sort(([a], [b]) => a - b)
+      .map(([state, count]) => ({
+        $typeName: "taskframe.v1.StateCount",
+        state,
+        count,
+      }));
+    return proto;
+  }
+
+  #count(task: Task, delta: number): void {
+    this.#counts.set(task.state, (this.#counts.get(task.state) ?? 0) + delta);
+    if (!isTerminal(task.state)) this.#open += delta;
+  }
 }
 
 async function* followLogs(
