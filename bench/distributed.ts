@@ -62,6 +62,7 @@ export async function distributedRun(
 }
 
 export const distributedScenario: Scenario = {
+  inAll: false,
   name: "distributed",
   summary:
     "N independent /bin/true tasks through 1 hub + 2 sidecars (processes, over Postgres and NATS),\nthe same through embedded mode, and xargs -P / make -j (default 20000)",

@@ -31,6 +31,7 @@ export async function embeddedRun(count: number, shape: Shape, slots: number): P
 }
 
 export const fanoutScenario: Scenario = {
+  inAll: false,
   name: "fanout",
   summary:
     "a fan-out of N /bin/true tasks between a root and a sink in embedded mode (task run),\nbeside xargs -P and make -j (default 10000)",

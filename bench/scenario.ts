@@ -11,6 +11,8 @@ export interface BenchContext {
   db: string;
   nats: string;
   redis: string;
+  /** Run as part of `all`: scenarios that would take many minutes at their full size use a smaller default. */
+  partOfAll: boolean;
   /** --profile DIR: write CPU profiles of the hub and sidecar processes here. */
   profileDir: string | undefined;
   progress: (text: string) => void;
@@ -34,6 +36,8 @@ export interface Scenario {
   /** One paragraph for --help. */
   summary: string;
   run(context: BenchContext): Promise<ScenarioResult>;
+  /** false: only run when named (superseded by another scenario, kept for comparisons). */
+  inAll?: boolean;
 }
 
 /** A runner's throughput: the common row of most scenarios. */

@@ -1,4 +1,5 @@
 import { catalogueScenario } from "./catalogue.js";
+import { dagScenario } from "./dag.js";
 import { distributedScenario } from "./distributed.js";
 import { embeddedScenario } from "./embedded.js";
 import { fanoutScenario } from "./embedded-fanout.js";
@@ -9,6 +10,7 @@ import { latencyScenario } from "./latency.js";
 import { rawRatesScenario } from "./raw-rates.js";
 import { scalingScenario } from "./scaling.js";
 import type { Scenario } from "./scenario.js";
+import { spawnScenario } from "./spawn.js";
 
 /** Every scenario, in the order `all` runs them. */
 export const scenarios: readonly Scenario[] = [
@@ -16,6 +18,8 @@ export const scenarios: readonly Scenario[] = [
   handlersScenario,
   latencyScenario,
   execScenario,
+  dagScenario,
+  spawnScenario,
   scalingScenario,
   footprintScenario,
   embeddedScenario,
