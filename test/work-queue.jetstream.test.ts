@@ -92,6 +92,35 @@ describe("JetStreamWorkQueue beyond the contract", () => {
     }
   });
 
+  it("delivers a task whose dependencies alone exceed a message, without them", async () => {
+    const namespace = newNamespace();
+    const queue = await JetStreamWorkQueue.open(nc, { namespace, storage: "memory", ackWaitMs: 10_000 });
+    try {
+      const consumer = queue.consumer("wide");
+      const needs = Array.from({ length: 100_000 }, (_, i) => `upstream-task-number-${i}`);
+      const item = create(WorkItemSchema, {
+        taskId: "sink",
+        runId: "run",
+        attempt: 1,
+        dispatch: 1,
+        spec: {
+          pool: "wide",
+          name: "sink",
+          needs,
+          target: { case: "exec", value: { command: "/bin/true" } },
+        },
+      });
+      await queue.publish([item]);
+      const [lease] = await consumer.fetch(1, { maxWaitMs: 5_000 });
+      expect(lease?.item.taskId).toBe("sink");
+      expect(lease?.item.spec?.needs).toEqual([]);
+      expect(lease?.item.spec?.target).toMatchObject({ case: "exec", value: { command: "/bin/true" } });
+      await lease!.ack();
+    } finally {
+      await queue.close();
+    }
+  });
+
   it("refuses pools whose names differ only in case (they would share a stream)", async () => {
     const queue = await JetStreamWorkQueue.open(nc, { namespace: newNamespace(), storage: "memory" });
     try {

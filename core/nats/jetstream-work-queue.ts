@@ -117,16 +117,24 @@ export class JetStreamWorkQueue implements WorkQueue {
     return this.#closing.signal.aborted;
   }
 
-  /** The item as one message; a handler input too large for one is left out for the sidecar to fetch. */
+  /**
+   * The item as one message. Too large for one, it goes without the task's
+   * dependencies (the hub resolved them; a task with a million `needs` names
+   * them all) and then without a handler input (the sidecar fetches it).
+   */
   #encode(item: WorkItem): Uint8Array {
     const encoded = encodedWorkItem(item);
-    const maxPayload = this.#nc.info?.max_payload || 1024 * 1024;
-    const target = item.spec?.target;
-    if (encoded.length <= maxPayload - 4 * 1024 || target?.case !== "handler") return encoded;
-    const elided = clone(WorkItemSchema, item);
-    elided.inputElided = true;
-    if (elided.spec?.target.case === "handler") elided.spec.target.value.input = new Uint8Array();
-    return toBinary(WorkItemSchema, elided);
+    const limit = (this.#nc.info?.max_payload || 1024 * 1024) - 4 * 1024;
+    if (encoded.length <= limit || !item.spec) return encoded;
+    const slim = clone(WorkItemSchema, item);
+    const spec = slim.spec!;
+    spec.needs = [];
+    spec.after = [];
+    const withoutDependencies = toBinary(WorkItemSchema, slim);
+    if (withoutDependencies.length <= limit || spec.target.case !== "handler") return withoutDependencies;
+    slim.inputElided = true;
+    spec.target.value.input = new Uint8Array();
+    return toBinary(WorkItemSchema, slim);
   }
 
   async publish(items: readonly WorkItem[]): Promise<void> {
