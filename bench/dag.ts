@@ -19,6 +19,7 @@ import { packagePath } from "../core/package-root.js";
 import { RunState } from "../core/states.js";
 import { startLocalCluster } from "../embedded/local-cluster.js";
 import { createScratchDatabase } from "../hub/store/scratch-database.js";
+import { stopChild } from "./local-handlers.js";
 import { peakRssBytes } from "./machine.js";
 import { type BenchContext, mb, ms, percentiles, type Scenario, type Table } from "./scenario.js";
 
@@ -118,16 +119,7 @@ export async function startNoopCluster(
   let sql: postgres.Sql | undefined;
   const stop = async () => {
     // workers drain first: they exit before the sidecar they talk to
-    await Promise.all(
-      workers.map(
-        (child) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null || child.signalCode !== null) return resolve();
-            child.once("exit", () => resolve());
-            child.kill("SIGTERM");
-          }),
-      ),
-    );
+    await Promise.all(workers.map((child) => stopChild(child)));
     await sql?.end();
     await cluster?.stop();
     await cluster?.deleteStreams().catch(() => {});

@@ -15,6 +15,7 @@ import { packagePath } from "../core/package-root.js";
 import { startLocalCluster } from "../embedded/local-cluster.js";
 import { createScratchDatabase } from "../hub/store/scratch-database.js";
 import { cpuShare, natsServerPids, postgresPids } from "./cpu-share.js";
+import { stopChild } from "./local-handlers.js";
 import { peakRssBytes } from "./machine.js";
 import { mb, ms, type Percentiles, percentiles, type Scenario, throughputTable } from "./scenario.js";
 
@@ -217,7 +218,8 @@ export async function handlersRun(options: {
     };
   } finally {
     await sql.end();
-    await stopAll(workers);
+    // workers drain first: they exit before the sidecar they talk to
+    await Promise.all(workers.map((child) => stopChild(child)));
     await cluster.stop();
     await cluster.deleteStreams().catch(() => {});
     rmSync(dir, { recursive: true, force: true });
@@ -237,20 +239,6 @@ function startNoopWorker(socket: string, language: WorkerLanguage, concurrency: 
       ? ["python3", [packagePath("bench/workers/noop.py")]]
       : [process.execPath, [packagePath("bench/workers/noop.mjs")]];
   return spawn(command, args, { env, stdio: ["ignore", "ignore", "inherit"], cwd: packagePath(".") });
-}
-
-/** SIGTERM, then waits: workers drain and exit before the sidecar they talk to stops. */
-async function stopAll(children: readonly ChildProcess[]): Promise<void> {
-  await Promise.all(
-    children.map(
-      (child) =>
-        new Promise<void>((resolve) => {
-          if (child.exitCode !== null || child.signalCode !== null) return resolve();
-          child.once("exit", () => resolve());
-          child.kill("SIGTERM");
-        }),
-    ),
-  );
 }
 
 /** WAL per task finished in the window, and table bytes per task at the end. */
