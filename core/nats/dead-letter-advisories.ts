@@ -126,7 +126,7 @@ export class DeadLetterAdvisories {
         const stop = keepWorking([message], ACK_WAIT_MS / 3);
         let resumed = false;
         try {
-          yield { advisory, done: () => message.ack() };
+          yield { advisory, done: () => message.ackConfirmed() };
           resumed = true;
         } finally {
           stop();

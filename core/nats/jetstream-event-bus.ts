@@ -258,7 +258,8 @@ export class JetStreamEventSource implements EventSource {
         transitions: batches.flatMap((b) => b.transitions),
         logs: batches.flatMap((b) => b.logs),
         ack: async () => {
-          await Promise.all(messages.map((m) => m.ack()));
+          // confirmed: a recorded batch must be gone from the backlog the moment this resolves
+          await Promise.all(messages.map((m) => m.ackConfirmed()));
           acked = true;
           stopExtending();
         },

@@ -26,6 +26,8 @@ export interface PulledMessage {
   readonly pending: number;
   /** Done: not delivered again (sent without waiting for the server's confirmation). */
   ack(): Promise<void>;
+  /** Done, and resolves once the server has confirmed it (for callers that count on it at once). */
+  ackConfirmed(): Promise<void>;
   /** Redeliver now, or after `delayMs`. */
   nak(delayMs?: number): Promise<void>;
   /** Still working on it: restarts the ack timer. */
@@ -350,6 +352,7 @@ export class PullConsumer {
           );
         }
       },
+      ackConfirmed: () => confirm("+ACK", "ack"),
       nak: (delayMs = 0) =>
         confirm(delayMs > 0 ? `-NAK ${JSON.stringify({ delay: nanos(delayMs) })}` : "-NAK", "nak"),
       working: () => confirm("+WPI", "extend"),
