@@ -28,7 +28,27 @@ export interface RunProcessOptions {
   onOutput(stream: ProcessOutputStream, data: Buffer): void;
   /** Called once the process exists, with its pid (which is also its process group id). */
   onSpawn?(pid: number): void;
+  /** Confinement applied between fork and exec (the native spawner's; see SpawnProcess in spawner.proto). */
+  confine?: Confinement;
 }
+
+export interface Confinement {
+  /** The child writes its pid to each (the cgroup.procs of the task's cgroups). */
+  cgroupProcsFiles: readonly string[];
+  /** A compiled seccomp filter, opened as fd 3 in the child (for `bwrap --seccomp 3`). */
+  seccompFilterPath?: string;
+  /** RLIMIT_CORE=0. */
+  noCoreDumps: boolean;
+  /**
+   * The account to switch to before exec. runProcess (Node's spawn) sets uid
+   * and gid only: libuv drops every supplementary group, `groups` included.
+   */
+  account?: { uid: number; gid: number; groups: readonly number[] };
+}
+
+/** What runProcess reports for confinement only the native spawner helper can apply. */
+export const CONFINEMENT_NEEDS_NATIVE_HELPER =
+  "cgroups and seccomp need the native spawner helper (built at install with a C compiler)";
 
 export interface SpawnFailure {
   /** errno code: ENOENT, EACCES, ENOTDIR... */
@@ -63,6 +83,15 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessOut
   const notStarted = { pid: undefined, exitCode: null, signal: null, timedOut: false, startedAtMs };
 
   if (options.signal?.aborted) return { ...notStarted, cancelled: true, durationMs: 0 };
+  const { confine } = options;
+  // noCoreDumps is left out: Node's spawn cannot set a limit, and it only guards the host
+  if (confine && (confine.cgroupProcsFiles.length > 0 || confine.seccompFilterPath)) {
+    const spawnError = {
+      code: "ENOTSUP",
+      message: `cannot start ${JSON.stringify(options.command)}: ${CONFINEMENT_NEEDS_NATIVE_HELPER}`,
+    };
+    return { ...notStarted, cancelled: false, spawnError, durationMs: performance.now() - startedAt };
+  }
   let child: ChildProcess;
   try {
     child = spawn(options.command, [...options.args], {
@@ -71,6 +100,7 @@ export async function runProcess(options: RunProcessOptions): Promise<ProcessOut
       detached: true,
       shell: false,
       stdio: ["ignore", "pipe", "pipe"],
+      ...(confine?.account ? { uid: confine.account.uid, gid: confine.account.gid } : {}),
     });
   } catch (error) {
     // some failures (ENOTDIR for cwd) are thrown rather than emitted

@@ -61,8 +61,22 @@ const spawnRequest = fc
     timeoutMs: u64,
     killGraceMs: u64,
     outputLimitBytes: u64,
+    cgroupProcsFiles: fc.array(text, { maxLength: 3 }),
+    seccompFilterPath: text,
+    noCoreDumps: fc.boolean(),
+    // optional: absent, or present with any value, 0 included
+    uid: fc.option(u32, { nil: undefined }),
+    gid: fc.option(u32, { nil: undefined }),
+    groups: fc.array(u32, { maxLength: 5 }),
   })
-  .map((value) => create(SpawnerRequestSchema, { request: { case: "spawn", value } }));
+  .map(({ uid, gid, ...value }) =>
+    create(SpawnerRequestSchema, {
+      request: {
+        case: "spawn",
+        value: { ...value, ...(uid === undefined ? {} : { uid }), ...(gid === undefined ? {} : { gid }) },
+      },
+    }),
+  );
 const stopRequest = u32.map((id) =>
   create(SpawnerRequestSchema, { request: { case: "stop", value: { id } } }),
 );
@@ -81,7 +95,9 @@ const anyRequest = fc.oneof(
  * strictly: every message within its bounds, known fields with their own
  * wire type, map entries holding nothing but key and value.
  */
-type Shape = { [field: number]: WireType | Shape; closed?: boolean };
+type Shape = { [field: number]: WireType | Shape | typeof UINT32S; closed?: boolean };
+/** A repeated uint32: varints one by one, or packed. */
+const UINT32S = "uint32s";
 const ENTRY: Shape = { 1: WireType.LengthDelimited, 2: WireType.LengthDelimited, closed: true };
 const SPAWN: Shape = {
   1: WireType.Varint,
@@ -92,8 +108,28 @@ const SPAWN: Shape = {
   6: WireType.Varint,
   7: WireType.Varint,
   8: WireType.Varint,
+  9: WireType.LengthDelimited,
+  10: WireType.LengthDelimited,
+  11: WireType.Varint,
+  12: WireType.Varint,
+  13: WireType.Varint,
+  14: UINT32S,
 };
 const REQUEST: Shape = { 1: SPAWN, 2: { 1: WireType.Varint } };
+
+/*
+ * Where the varint at `pos` ends, if it ends before `end` as the helper reads
+ * it: at most ten bytes, the tenth holding bit 63 alone (protobuf-es reads on
+ * past `end`, and takes any tenth byte).
+ */
+function varintEnd(data: Uint8Array, pos: number, end: number): number | undefined {
+  for (let i = 0; i < 10 && pos + i < end; i++) {
+    const byte = data[pos + i]!;
+    if (i === 9 && byte > 1) return undefined;
+    if (!(byte & 0x80)) return pos + i + 1;
+  }
+  return undefined;
+}
 
 function readStrictly(data: Uint8Array, shape: Shape): boolean {
   const reader = new BinaryReader(data);
@@ -101,9 +137,22 @@ function readStrictly(data: Uint8Array, shape: Shape): boolean {
     while (reader.pos < reader.len) {
       const [no, type] = reader.tag();
       const expected = shape[no];
+      if (type === WireType.Varint && varintEnd(data, reader.pos, reader.len) === undefined) return false;
       if (expected === undefined) {
         if (shape.closed) return false;
         reader.skip(type, no);
+      } else if (expected === UINT32S) {
+        if (type === WireType.LengthDelimited) {
+          const packed = reader.bytes();
+          for (let at: number | undefined = 0; at < packed.length; ) {
+            at = varintEnd(packed, at, packed.length);
+            if (at === undefined) return false;
+          }
+        } else if (type === WireType.Varint) {
+          reader.skip(type, no);
+        } else {
+          return false;
+        }
       } else if (typeof expected === "object") {
         if (type !== WireType.LengthDelimited || !readStrictly(reader.bytes(), expected)) return false;
       } else {
@@ -297,6 +346,59 @@ describe.skipIf(!nativeSpawnerSupported)("the native spawner's protobuf reader",
         )(w),
       ),
     ],
+    [
+      "confinement: repeated fields appended across parts, groups packed and not, uid and gid of 0",
+      bytes((w) =>
+        field(
+          1,
+          bytes(
+            (s) =>
+              s
+                .tag(9, WireType.LengthDelimited)
+                .string("/sys/fs/cgroup/memory/t/cgroup.procs")
+                .tag(14, WireType.Varint)
+                .uint32(7)
+                .tag(13, WireType.Varint)
+                .uint32(0)
+                .tag(11, WireType.Varint)
+                .uint64(2n ** 40n), // a bool is any non-zero varint
+          ),
+        )(
+          field(
+            1,
+            bytes((s) =>
+              s
+                .tag(9, WireType.LengthDelimited)
+                .string("/sys/fs/cgroup/pids/t/cgroup.procs")
+                .tag(10, WireType.LengthDelimited)
+                .string("/etc/filter.bpf")
+                .tag(12, WireType.Varint)
+                .uint32(0)
+                .tag(14, WireType.LengthDelimited)
+                .bytes(bytes((p) => p.uint32(65534).uint32(0).uint32(0xffff_ffff)))
+                .tag(14, WireType.LengthDelimited)
+                .bytes(new Uint8Array()),
+            ),
+          )(w),
+        ),
+      ),
+    ],
+    [
+      "a uid and gid past 32 bits, replaced by later values; no_core_dumps set then cleared",
+      spawnBody((s) =>
+        s
+          .tag(12, WireType.Varint)
+          .uint64(2n ** 33n + 5n)
+          .tag(13, WireType.Varint)
+          .uint32(1)
+          .tag(11, WireType.Varint)
+          .bool(true)
+          .tag(13, WireType.Varint)
+          .uint64(2n ** 63n + 9n)
+          .tag(11, WireType.Varint)
+          .bool(false),
+      ),
+    ],
     ["an empty frame", new Uint8Array()],
     ["a field number at the top of the range", bytes((w) => w.tag(2 ** 29 - 1, WireType.Varint).uint32(1))],
   ];
@@ -345,6 +447,18 @@ describe.skipIf(!nativeSpawnerSupported)("the native spawner's protobuf reader",
     ["a frame whose size is cut short", new Uint8Array([0x80])],
     ["a frame size past 64 MiB", new Uint8Array([0x80, 0x80, 0x80, 0x40])],
     ["a nested message past its end", frame(bytes(field(1, new Uint8Array([0x2a, 0x09, 0x41]))))],
+    [
+      "packed groups cut short",
+      frame(spawnBody((s) => s.tag(14, WireType.LengthDelimited).bytes(new Uint8Array([0x05, 0x80])))),
+    ],
+    [
+      "a packed group id of eleven bytes",
+      frame(
+        spawnBody((s) =>
+          s.tag(14, WireType.LengthDelimited).bytes(new Uint8Array([...Array(10).fill(0xff), 0x01])),
+        ),
+      ),
+    ],
     [
       "a map entry past its end",
       frame(spawnBody((s) => s.tag(4, WireType.LengthDelimited).bytes(new Uint8Array([0x0a, 0x05])))),

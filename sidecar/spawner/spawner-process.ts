@@ -7,7 +7,7 @@ import {
   type SpawnProcess,
 } from "../../core/gen/taskframe/v1/spawner_pb.js";
 import { LogStream } from "../../core/gen/taskframe/v1/state_pb.js";
-import { runProcess } from "../process-runner.js";
+import { type Confinement, runProcess } from "../process-runner.js";
 import { FrameWriter } from "./frames.js";
 import { ProcessLedger } from "./process-ledger.js";
 
@@ -40,6 +40,7 @@ function start(request: SpawnProcess): void {
     timeoutMs: Number(request.timeoutMs),
     killGraceMs: Number(request.killGraceMs),
     signal: stop.signal,
+    confine: confinementOf(request),
     onSpawn(pid) {
       ledger?.record(pid);
       spawned = pid;
@@ -97,6 +98,32 @@ function start(request: SpawnProcess): void {
       running.delete(request.id);
       if (spawned !== undefined) ledger?.forget(spawned);
     });
+}
+
+/**
+ * The request's confinement, for runProcess: it reports ENOTSUP for cgroups
+ * and seccomp, sets uid and gid through Node's spawn (supplementary groups
+ * dropped), and leaves noCoreDumps out.
+ */
+function confinementOf(request: SpawnProcess): Confinement | undefined {
+  const { cgroupProcsFiles, seccompFilterPath, noCoreDumps, uid, gid, groups } = request;
+  if (
+    cgroupProcsFiles.length === 0 &&
+    !seccompFilterPath &&
+    !noCoreDumps &&
+    uid === undefined &&
+    gid === undefined
+  )
+    return undefined;
+  return {
+    cgroupProcsFiles,
+    ...(seccompFilterPath ? { seccompFilterPath } : {}),
+    noCoreDumps,
+    // the sidecar sends both or neither; one alone keeps the helper's for the other, as Node's spawn does
+    ...(uid !== undefined || gid !== undefined
+      ? { account: { uid: uid ?? process.getuid!(), gid: gid ?? process.getgid!(), groups } }
+      : {}),
+  };
 }
 
 async function main(): Promise<void> {

@@ -1,4 +1,4 @@
-import { type ChildProcessByStdio, spawn } from "node:child_process";
+import { type ChildProcessByStdio, execFile, spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import { extname } from "node:path";
 import type { Readable, Writable } from "node:stream";
@@ -90,11 +90,24 @@ export class Spawner implements AsyncDisposable {
     return this.#native === undefined ? "node" : "native";
   }
 
+  /**
+   * Whether the native helper starts the processes, so that confinement (cgroups, seccomp) can be
+   * applied. It can turn false later, should the native helper turn out not to work.
+   */
+  get native(): boolean {
+    return this.#native !== undefined;
+  }
+
   readonly run: ProcessLauncher = (options) => {
     if (this.#closed) return Promise.reject(new Error("the spawner is closed"));
-    // runProcess refuses these before it forks anything, with Node's own error
+    // runProcess refuses these before it forks anything, with Node's own error (not its ENOTSUP for
+    // confinement it cannot apply: nothing would run anyway)
     if (!spawnable(options))
-      return runProcess(options).then((outcome) => ({ ...outcome, droppedOutputBytes: 0 }));
+      return runProcess({ ...options, confine: undefined }).then((outcome) => ({
+        ...outcome,
+        droppedOutputBytes: 0,
+      }));
+    const { confine } = options;
     const requests = this.#ensureHelper();
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffff_ffff ? 1 : this.#nextId + 1;
@@ -116,6 +129,16 @@ export class Spawner implements AsyncDisposable {
               timeoutMs: BigInt(options.timeoutMs ?? 0),
               killGraceMs: BigInt(options.killGraceMs ?? 5_000),
               outputLimitBytes: BigInt(options.outputLimitBytes ?? 0),
+              cgroupProcsFiles: [...(confine?.cgroupProcsFiles ?? [])],
+              seccompFilterPath: confine?.seccompFilterPath ?? "",
+              noCoreDumps: confine?.noCoreDumps ?? false,
+              ...(confine?.account
+                ? {
+                    uid: confine.account.uid,
+                    gid: confine.account.gid,
+                    groups: [...confine.account.groups],
+                  }
+                : {}),
             },
           },
         }),
@@ -181,10 +204,22 @@ export class Spawner implements AsyncDisposable {
     return this.#requests;
   }
 
-  /** The native helper sends an errno name and strerror text: described here as runProcess would. */
+  /**
+   * The native helper sends an errno name and strerror text for exec and chdir: described here as
+   * runProcess would. A confinement step that failed comes described ("cannot join cgroup ...: ...").
+   */
   async #settleSpawnError(id: number, pending: Pending, exit: ProcessExit): Promise<void> {
-    const error = Object.assign(new Error(exit.spawnErrorMessage), { code: exit.spawnErrorCode });
-    const spawnError = await describeSpawnError(error, pending.options.command, pending.options.cwd);
+    const { command, cwd } = pending.options;
+    const spawnError = exit.spawnErrorMessage.startsWith("cannot ")
+      ? {
+          code: exit.spawnErrorCode,
+          message: `cannot start ${JSON.stringify(command)}: ${exit.spawnErrorMessage}`,
+        }
+      : await describeSpawnError(
+          Object.assign(new Error(exit.spawnErrorMessage), { code: exit.spawnErrorCode }),
+          command,
+          cwd,
+        );
     this.#settle(id, { ...outcomeOf(exit), spawnError });
   }
 
@@ -239,6 +274,34 @@ export class Spawner implements AsyncDisposable {
       });
     }
   }
+}
+
+/**
+ * Writes the seccomp filter for confined tasks (`bwrap --seccomp 3`) to `path`,
+ * compiled by the native helper with libseccomp (see write_seccomp_filter in
+ * taskframe-spawner.c). Rejects with the helper's stderr when it fails
+ * (libseccomp.so.2 missing...), or when the native helper was not built.
+ */
+export async function writeSeccompFilter(
+  path: string,
+  nativeHelper: string = INSTALLED_NATIVE_HELPER,
+): Promise<void> {
+  if (!isExecutable(nativeHelper)) {
+    throw new Error(
+      `cannot write a seccomp filter: the native spawner helper ${nativeHelper} was not built (it is built at install with a C compiler)`,
+    );
+  }
+  await new Promise<void>((resolve, reject) => {
+    execFile(
+      nativeHelper,
+      ["--write-seccomp-filter", path],
+      { encoding: "utf8" },
+      (error, _stdout, stderr) => {
+        if (!error) resolve();
+        else reject(new Error(stderr.trim() || `cannot write a seccomp filter: ${errorMessage(error)}`));
+      },
+    );
+  });
 }
 
 /** Whether a process can be asked for at all: Node's spawn refuses an empty command and null bytes. */

@@ -15,28 +15,55 @@
  * process-ledger.ts defines.
  * When stdin closes, every task is stopped and the helper exits.
  *
- * Spawn errors are reported as errno names (ENOENT...) with strerror text;
- * the sidecar turns them into the messages runProcess gives.
+ * A task without confinement starts through posix_spawn (the fast path). A
+ * confined one (cgroup_procs_files, seccomp_filter_path, no_core_dumps, uid
+ * or gid set) is forked, and the child, in this order: resets its signal
+ * mask and dispositions, starts its session, sets up stdin/stdout/stderr,
+ * writes its pid to each cgroup.procs file, sets RLIMIT_CORE to 0, opens the
+ * seccomp filter as fd 3 (inherited by exec, for `bwrap --seccomp 3`),
+ * switches account (setgroups: the given groups, none when empty; setgid;
+ * setuid, then checks that setuid(0) fails), changes to the cwd, searches
+ * PATH as that account, marks every other fd close-on-exec, and execs.
+ * Whatever fails reports the step and errno through a close-on-exec pipe
+ * the parent reads until exec closes it.
+ *
+ * Spawn errors are reported as errno names (ENOENT...). The message is the
+ * bare strerror text when exec failed, or chdir as the helper's own account
+ * (the sidecar turns it into the messages runProcess gives), and
+ * "cannot <step>: <strerror>" when a confinement step did ("cannot join
+ * cgroup PATH: No such file or directory", "cannot switch to uid 1234:
+ * Operation not permitted", "cannot enter the working directory DIR as uid
+ * 65534: Permission denied").
  *
  * Linux with glibc >= 2.29 (posix_spawn_file_actions_addchdir_np). Built at
  * install by build.mjs; without it the sidecar uses spawner-process.ts.
  *
- *   taskframe-spawner            the helper
+ *   taskframe-spawner                              the helper
+ *   taskframe-spawner --write-seccomp-filter PATH  writes the tasks' seccomp
+ *                       filter (see write_seccomp_filter) to PATH; needs
+ *                       libseccomp.so.2 at run time (exit 3 without it)
  *   taskframe-spawner --echo     test mode: decodes SpawnerRequest frames and
  *                                writes each back, re-encoded
  */
 #define _GNU_SOURCE
+#include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,6 +103,15 @@ typedef struct {
   uint64_t timeout_ms;
   uint64_t kill_grace_ms;
   uint64_t output_limit_bytes;
+  /* confinement */
+  slice *cgroups;
+  size_t ncgroups, cgroups_cap;
+  slice seccomp_path;
+  int no_core_dumps;
+  int has_uid, has_gid;
+  uint32_t uid, gid;
+  uint32_t *groups;
+  size_t ngroups, groups_cap;
 } spawn_request;
 
 typedef struct {
@@ -171,20 +207,32 @@ static int decode_env_entry(const uint8_t *data, size_t len, env_entry *e) {
   return 0;
 }
 
-/* Decodes (merges) a SpawnProcess into `s`: scalars replace, args append, env keys replace. */
+static void add_group(spawn_request *s, uint64_t v) {
+  s->groups = grow(s->groups, &s->groups_cap, s->ngroups + 1, sizeof *s->groups);
+  s->groups[s->ngroups++] = (uint32_t)v;
+}
+
+/*
+ * Decodes (merges) a SpawnProcess into `s`: scalars replace, repeated fields
+ * append (groups packed or not), env keys replace.
+ */
 static int decode_spawn(const uint8_t *data, size_t len, spawn_request *s) {
   wire_reader r = {data, data + len};
   while (r.p < r.end) {
     uint32_t field, type;
     uint64_t v;
     if (wire_tag(&r, &field, &type) != 0) return -1;
-    if (type == WIRE_VARINT && (field == 1 || (field >= 6 && field <= 8))) {
+    if (type == WIRE_VARINT && (field == 1 || (field >= 6 && field <= 8) || (field >= 11 && field <= 14))) {
       if (wire_varint(&r, &v) != 0) return -1;
       if (field == 1) s->id = (uint32_t)v;
       else if (field == 6) s->timeout_ms = v;
       else if (field == 7) s->kill_grace_ms = v;
-      else s->output_limit_bytes = v;
-    } else if (type == WIRE_LEN && field >= 2 && field <= 5) {
+      else if (field == 8) s->output_limit_bytes = v;
+      else if (field == 11) s->no_core_dumps = v != 0;
+      else if (field == 12) s->has_uid = 1, s->uid = (uint32_t)v;
+      else if (field == 13) s->has_gid = 1, s->gid = (uint32_t)v;
+      else add_group(s, v);
+    } else if (type == WIRE_LEN && ((field >= 2 && field <= 5) || (field >= 9 && field <= 10) || field == 14)) {
       slice value;
       if (wire_len(&r, &value.data, &value.len) != 0) return -1;
       if (field == 2) {
@@ -194,6 +242,18 @@ static int decode_spawn(const uint8_t *data, size_t len, spawn_request *s) {
       } else if (field == 3) {
         s->args = grow(s->args, &s->args_cap, s->nargs + 1, sizeof *s->args);
         s->args[s->nargs++] = value;
+      } else if (field == 9) {
+        s->cgroups = grow(s->cgroups, &s->cgroups_cap, s->ncgroups + 1, sizeof *s->cgroups);
+        s->cgroups[s->ncgroups++] = value;
+      } else if (field == 10) {
+        s->seccomp_path = value;
+      } else if (field == 14) {
+        /* packed: varints back to back, the last one ending with the field */
+        wire_reader packed = {value.data, value.data + value.len};
+        while (packed.p < packed.end) {
+          if (wire_varint(&packed, &v) != 0) return -1;
+          add_group(s, v);
+        }
       } else {
         env_entry e;
         if (decode_env_entry(value.data, value.len, &e) != 0) return -1;
@@ -215,14 +275,17 @@ static int decode_spawn(const uint8_t *data, size_t len, spawn_request *s) {
 }
 
 static void reset_spawn(spawn_request *s) {
-  slice *args = s->args;
-  env_entry *env = s->env;
-  size_t args_cap = s->args_cap, env_cap = s->env_cap;
+  spawn_request kept = *s;
   memset(s, 0, sizeof *s);
-  s->args = args;
-  s->args_cap = args_cap;
-  s->env = env;
-  s->env_cap = env_cap;
+  /* the arrays are kept for the next request */
+  s->args = kept.args;
+  s->args_cap = kept.args_cap;
+  s->env = kept.env;
+  s->env_cap = kept.env_cap;
+  s->cgroups = kept.cgroups;
+  s->cgroups_cap = kept.cgroups_cap;
+  s->groups = kept.groups;
+  s->groups_cap = kept.groups_cap;
 }
 
 /* Decodes one SpawnerRequest; the oneof keeps its last case, a repeated case merges. */
@@ -340,6 +403,8 @@ static const char *errno_name(int err) {
       {ENFILE, "ENFILE"}, {ELOOP, "ELOOP"},     {EPERM, "EPERM"},     {ETXTBSY, "ETXTBSY"},
       {EISDIR, "EISDIR"}, {EINVAL, "EINVAL"},   {EIO, "EIO"},         {ELIBBAD, "ELIBBAD"},
       {ENXIO, "ENXIO"},   {EFAULT, "EFAULT"},   {ENODEV, "ENODEV"},   {ENAMETOOLONG, "ENAMETOOLONG"},
+      {EBUSY, "EBUSY"},   {ENOSPC, "ENOSPC"},   {EROFS, "EROFS"},     {ESRCH, "ESRCH"},
+      {ENOSYS, "ENOSYS"}, {ENOTSUP, "ENOTSUP"}, {EBADF, "EBADF"},     {EEXIST, "EEXIST"},
   };
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (names[i].err == err) return names[i].name;
@@ -628,17 +693,353 @@ static void spawn_failed(const spawn_request *s, int64_t started_unix, double st
   send_exit(&e);
 }
 
+/* ---- the fast path: posix_spawn ---- */
+
+/* Starts argv (argv[0] free for "/bin/sh") with posix_spawn; returns 0 or an errno. */
+static int spawn_fast(char *command, const char *cwd, char **argv, char **envp, const char *path_env,
+                      int out_w, int err_w, pid_t *pid) {
+  char **args = argv + 1;
+  int err = 0;
+  char *file = strchr(command, '/') ? command : search_path(command, path_env ? path_env : DEFAULT_PATH, cwd, &err);
+  if (!file) return err;
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  sigset_t none, all;
+  sigemptyset(&none);
+  fill_every_signal(&all);
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, devnull, STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, out_w, STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, err_w, STDERR_FILENO);
+  if (cwd[0] != '\0') posix_spawn_file_actions_addchdir_np(&actions, cwd);
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  err = posix_spawn(pid, file, &actions, &attr, args, envp);
+  if (err == ENOEXEC) {
+    /* as execvp: a file without #! is a shell script */
+    argv[0] = "/bin/sh";
+    args[0] = file;
+    err = posix_spawn(pid, "/bin/sh", &actions, &attr, argv, envp);
+    args[0] = command;
+  }
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&actions);
+  if (file != command) free(file);
+  return err;
+}
+
+/* ---- the confined path: fork, confine, exec ---- */
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* The fd a seccomp filter is passed on (bwrap --seccomp 3). */
+#define SECCOMP_FD 3
+
+typedef struct {
+  char **cgroups;
+  size_t ncgroups;
+  char *seccomp; /* NULL: none */
+  int no_core_dumps;
+  int has_uid, has_gid;
+  uid_t uid;
+  gid_t gid;
+  gid_t *groups;
+  size_t ngroups;
+} confinement;
+
+/* What the confined child was doing when it failed. */
+enum {
+  STEP_EXEC = 1,
+  STEP_CHDIR,
+  STEP_SIGNALS,
+  STEP_SESSION,
+  STEP_STDIO,
+  STEP_CGROUP,
+  STEP_CORE,
+  STEP_SECCOMP,
+  STEP_GROUPS,
+  STEP_GID,
+  STEP_UID,
+  STEP_ROOT,
+  STEP_FDS,
+};
+
+/* Sent by the child on its report pipe when a step fails; nothing is sent when exec succeeds. */
+typedef struct {
+  int32_t step;
+  int32_t err;
+  int32_t index; /* which cgroup file */
+} child_report;
+
+static int is_confined(const spawn_request *s) {
+  return s->ncgroups || s->seccomp_path.len || s->no_core_dumps || s->has_uid || s->has_gid;
+}
+
+static __attribute__((noreturn)) void child_failed(int report, int step, int err, int index) {
+  child_report r = {step, err, index};
+  ssize_t n = write(report, &r, sizeof r);
+  (void)n; /* the parent then sees the pipe close without a report: reported as an exit */
+  _exit(127);
+}
+
+/* Marks every fd from `first` up close-on-exec (the report pipe already is). */
+static int close_on_exec_from(int first) {
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, (unsigned)first, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return 0;
+#endif
+  /* before Linux 5.11: each open fd, as /proc lists them */
+  DIR *dir = opendir("/proc/self/fd");
+  if (!dir) return -1;
+  struct dirent *entry;
+  while ((entry = readdir(dir)) != NULL) {
+    if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+    int fd = atoi(entry->d_name);
+    if (fd >= first && fd != dirfd(dir) && fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 && errno != EBADF) {
+      int err = errno;
+      closedir(dir);
+      errno = err;
+      return -1;
+    }
+  }
+  closedir(dir);
+  return 0;
+}
+
+/* The child of a confined spawn: each step in the order spawner.proto gives, then exec. */
+static __attribute__((noreturn)) void confined_child(const confinement *c, int report, int out_w, int err_w,
+                                                     char *command, const char *cwd, char **argv, char **envp,
+                                                     const char *path_env) {
+  /* out of the way of fds 0-3 */
+  if (report <= SECCOMP_FD) {
+    int moved = fcntl(report, F_DUPFD_CLOEXEC, SECCOMP_FD + 1);
+    if (moved < 0) child_failed(report, STEP_FDS, errno, 0);
+    report = moved;
+  }
+
+  /*
+   * As posix_spawn's SETSIGDEF (every signal) and SETSIGMASK (none) do: raw
+   * system calls, since glibc refuses to touch its own two signals. A zeroed
+   * kernel sigaction is SIG_DFL, no flags, an empty mask, whatever the layout.
+   */
+  uint64_t default_action[8] = {0}, no_signals[4] = {0};
+  for (int sig = 1; sig < _NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP) syscall(SYS_rt_sigaction, sig, default_action, NULL, _NSIG / 8);
+  if (syscall(SYS_rt_sigprocmask, SIG_SETMASK, no_signals, NULL, _NSIG / 8) != 0)
+    child_failed(report, STEP_SIGNALS, errno, 0);
+
+  if (setsid() < 0) child_failed(report, STEP_SESSION, errno, 0);
+  if (dup2(devnull, STDIN_FILENO) < 0 || dup2(out_w, STDOUT_FILENO) < 0 || dup2(err_w, STDERR_FILENO) < 0)
+    child_failed(report, STEP_STDIO, errno, 0);
+
+  char pid_line[24];
+  int pid_len = snprintf(pid_line, sizeof pid_line, "%d\n", (int)getpid());
+  for (size_t i = 0; i < c->ncgroups; i++) {
+    int fd = open(c->cgroups[i], O_WRONLY | O_CLOEXEC);
+    if (fd < 0) child_failed(report, STEP_CGROUP, errno, (int)i);
+    ssize_t n = write(fd, pid_line, (size_t)pid_len);
+    if (n != pid_len) child_failed(report, STEP_CGROUP, n < 0 ? errno : EIO, (int)i);
+    close(fd);
+  }
+
+  if (c->no_core_dumps) {
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0) child_failed(report, STEP_CORE, errno, 0);
+  }
+
+  if (c->seccomp) {
+    int fd = open(c->seccomp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) child_failed(report, STEP_SECCOMP, errno, 0);
+    struct stat st;
+    if (fstat(fd, &st) != 0) child_failed(report, STEP_SECCOMP, errno, 0);
+    if (!S_ISREG(st.st_mode)) child_failed(report, STEP_SECCOMP, S_ISDIR(st.st_mode) ? EISDIR : EINVAL, 0);
+    if (fd == SECCOMP_FD) {
+      if (fcntl(fd, F_SETFD, 0) != 0) child_failed(report, STEP_SECCOMP, errno, 0);
+    } else {
+      /* dup2 leaves the copy open across exec */
+      if (dup2(fd, SECCOMP_FD) < 0) child_failed(report, STEP_SECCOMP, errno, 0);
+      close(fd);
+    }
+  }
+
+  if (c->has_uid || c->has_gid) {
+    /* never the helper's own groups: the given ones, or none */
+    if (setgroups(c->ngroups, c->ngroups ? c->groups : NULL) != 0) child_failed(report, STEP_GROUPS, errno, 0);
+    if (c->has_gid && setgid(c->gid) != 0) child_failed(report, STEP_GID, errno, 0);
+    if (c->has_uid && setuid(c->uid) != 0) child_failed(report, STEP_UID, errno, 0);
+    /* setuid as root sets the real, effective and saved uids: there is no way back */
+    if (c->has_uid && c->uid != 0 && setuid(0) == 0) child_failed(report, STEP_ROOT, EPERM, 0);
+  }
+
+  if (cwd[0] != '\0' && chdir(cwd) != 0) child_failed(report, STEP_CHDIR, errno, 0);
+
+  /* searched here, as the account the task runs as, from its cwd */
+  int err = 0;
+  char **args = argv + 1;
+  char *file = strchr(command, '/') ? command : search_path(command, path_env ? path_env : DEFAULT_PATH, "", &err);
+  if (!file) child_failed(report, STEP_EXEC, err, 0);
+
+  if (close_on_exec_from(c->seccomp ? SECCOMP_FD + 1 : SECCOMP_FD) != 0) child_failed(report, STEP_FDS, errno, 0);
+
+  execve(file, args, envp);
+  err = errno;
+  if (err == ENOEXEC) {
+    /* as execvp: a file without #! is a shell script */
+    argv[0] = "/bin/sh";
+    args[0] = file;
+    execve("/bin/sh", argv, envp);
+    err = errno;
+  }
+  child_failed(report, STEP_EXEC, err, 0);
+}
+
+/*
+ * The message for a failed step; NULL for exec, and for chdir as the
+ * helper's own account, whose bare strerror the sidecar describes (checking
+ * the cwd itself: it cannot as another account).
+ */
+static const char *describe_step(const confinement *c, const char *cwd, const child_report *r) {
+  static char message[8192];
+  const char *text = strerror(r->err);
+  switch (r->step) {
+    case STEP_EXEC:
+      return NULL;
+    case STEP_CHDIR:
+      if (c->has_uid)
+        snprintf(message, sizeof message, "cannot enter the working directory %s as uid %u: %s", cwd,
+                 (unsigned)c->uid, text);
+      else if (c->has_gid)
+        snprintf(message, sizeof message, "cannot enter the working directory %s as gid %u: %s", cwd,
+                 (unsigned)c->gid, text);
+      else
+        return NULL;
+      break;
+    case STEP_SIGNALS:
+      snprintf(message, sizeof message, "cannot reset the signal mask: %s", text);
+      break;
+    case STEP_SESSION:
+      snprintf(message, sizeof message, "cannot start a session: %s", text);
+      break;
+    case STEP_STDIO:
+      snprintf(message, sizeof message, "cannot set up stdin, stdout and stderr: %s", text);
+      break;
+    case STEP_CGROUP:
+      snprintf(message, sizeof message, "cannot join cgroup %s: %s",
+               r->index >= 0 && (size_t)r->index < c->ncgroups ? c->cgroups[r->index] : "?", text);
+      break;
+    case STEP_CORE:
+      snprintf(message, sizeof message, "cannot disable core dumps: %s", text);
+      break;
+    case STEP_SECCOMP:
+      snprintf(message, sizeof message, "cannot open seccomp filter %s: %s", c->seccomp ? c->seccomp : "?", text);
+      break;
+    case STEP_GROUPS: {
+      size_t len = (size_t)snprintf(message, sizeof message, "cannot set the supplementary groups (");
+      for (size_t i = 0; i < c->ngroups && len < sizeof message - 64; i++)
+        len += (size_t)snprintf(message + len, sizeof message - len, "%s%u", i ? ", " : "", (unsigned)c->groups[i]);
+      snprintf(message + len, sizeof message - len, "%s): %s", c->ngroups ? "" : "none", text);
+      break;
+    }
+    case STEP_GID:
+      snprintf(message, sizeof message, "cannot switch to gid %u: %s", (unsigned)c->gid, text);
+      break;
+    case STEP_UID:
+      snprintf(message, sizeof message, "cannot switch to uid %u: %s", (unsigned)c->uid, text);
+      break;
+    case STEP_ROOT:
+      snprintf(message, sizeof message, "cannot drop root: uid %u can still switch back to uid 0", (unsigned)c->uid);
+      break;
+    case STEP_FDS:
+      snprintf(message, sizeof message, "cannot close the inherited file descriptors: %s", text);
+      break;
+    default:
+      snprintf(message, sizeof message, "cannot set up the process (step %d): %s", (int)r->step, text);
+  }
+  return message;
+}
+
+/*
+ * Forks a confined child and waits until it has exec'd (its report pipe
+ * closes) or failed (a report arrives). Returns 0 or an errno; *why is set to
+ * a step's message when a confinement step failed.
+ */
+static int spawn_confined(const spawn_request *s, char *command, const char *cwd, char **argv, char **envp,
+                          const char *path_env, int out_w, int err_w, pid_t *pid, const char **why) {
+  confinement c = {0};
+  c.ncgroups = s->ncgroups;
+  c.cgroups = xmalloc(s->ncgroups * sizeof *c.cgroups);
+  for (size_t i = 0; i < s->ncgroups; i++) c.cgroups[i] = cstring(s->cgroups[i]);
+  c.seccomp = s->seccomp_path.len ? cstring(s->seccomp_path) : NULL;
+  c.no_core_dumps = s->no_core_dumps;
+  c.has_uid = s->has_uid;
+  c.has_gid = s->has_gid;
+  c.uid = (uid_t)s->uid;
+  c.gid = (gid_t)s->gid;
+  c.ngroups = s->ngroups;
+  c.groups = xmalloc(s->ngroups * sizeof *c.groups);
+  for (size_t i = 0; i < s->ngroups; i++) c.groups[i] = (gid_t)s->groups[i];
+
+  int err = 0;
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) != 0) {
+    err = errno;
+  } else {
+    pid_t child = fork();
+    if (child == 0) {
+      close(report[0]);
+      confined_child(&c, report[1], out_w, err_w, command, cwd, argv, envp, path_env);
+    }
+    if (child < 0) err = errno;
+    close(report[1]);
+    child_report r;
+    size_t got = 0;
+    while (child > 0 && got < sizeof r) {
+      ssize_t n = read(report[0], (char *)&r + got, sizeof r - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += (size_t)n;
+    }
+    close(report[0]);
+    if (child > 0 && got == 0) {
+      *pid = child;
+    } else if (child > 0) {
+      /* it failed and exits at once: reaped here, never seen by reap() */
+      int status;
+      while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+      }
+      if (got == sizeof r && r.err != 0) {
+        err = r.err;
+        *why = describe_step(&c, cwd, &r);
+      } else {
+        err = EIO;
+        *why = "cannot set up the process: its report was cut short";
+      }
+    }
+  }
+
+  for (size_t i = 0; i < c.ncgroups; i++) free(c.cgroups[i]);
+  free(c.cgroups);
+  free(c.seccomp);
+  free(c.groups);
+  return err;
+}
+
 static void start(const spawn_request *s) {
   int64_t started_unix = unix_ms();
   double started = now_ms();
   /* the sidecar sends none of these to this helper (runProcess reports them); refuse them anyway */
-  int invalid = s->command.len == 0 || has_nul(s->command) || has_nul(s->cwd);
+  int invalid = s->command.len == 0 || has_nul(s->command) || has_nul(s->cwd) || has_nul(s->seccomp_path);
   for (size_t i = 0; i < s->nargs && !invalid; i++) invalid = has_nul(s->args[i]);
   for (size_t i = 0; i < s->nenv && !invalid; i++)
     invalid = has_nul(s->env[i].key) || has_nul(s->env[i].value);
+  for (size_t i = 0; i < s->ncgroups && !invalid; i++) invalid = has_nul(s->cgroups[i]);
   if (invalid) {
     spawn_failed(s, started_unix, started, "ERR_INVALID_ARG_VALUE",
-                 "the command is empty, or an argument, the environment or the cwd holds a null byte");
+                 "the command is empty, or an argument, the environment, the cwd or a confinement path holds a "
+                 "null byte");
     return;
   }
 
@@ -665,41 +1066,16 @@ static void start(const spawn_request *s) {
   envp[s->nenv] = NULL;
 
   int err = 0;
-  char *file = strchr(command, '/') ? command : search_path(command, path_env ? path_env : DEFAULT_PATH, cwd, &err);
+  const char *why = NULL;
   int out_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1};
   pid_t pid = -1;
-  if (file) {
-    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) err = errno;
-  }
-  if (file && !err) {
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attr;
-    sigset_t none, all;
-    sigemptyset(&none);
-    fill_every_signal(&all);
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, devnull, STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
-    if (cwd[0] != '\0') posix_spawn_file_actions_addchdir_np(&actions, cwd);
-    posix_spawnattr_init(&attr);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    err = posix_spawn(&pid, file, &actions, &attr, args, envp);
-    if (err == ENOEXEC) {
-      /* as execvp: a file without #! is a shell script */
-      argv[0] = "/bin/sh";
-      args[0] = file;
-      err = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, envp);
-      args[0] = command;
-    }
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&actions);
-  }
+  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) err = errno;
+  if (!err && is_confined(s))
+    err = spawn_confined(s, command, cwd, argv, envp, path_env, out_pipe[1], err_pipe[1], &pid, &why);
+  else if (!err)
+    err = spawn_fast(command, cwd, argv, envp, path_env, out_pipe[1], err_pipe[1], &pid);
   if (out_pipe[1] >= 0) close(out_pipe[1]);
   if (err_pipe[1] >= 0) close(err_pipe[1]);
-  if (file != command) free(file);
   free(command);
   free(cwd);
   for (size_t i = 0; i < s->nargs; i++) free(args[i + 1]);
@@ -710,7 +1086,7 @@ static void start(const spawn_request *s) {
   if (err) {
     if (out_pipe[0] >= 0) close(out_pipe[0]);
     if (err_pipe[0] >= 0) close(err_pipe[0]);
-    spawn_failed(s, started_unix, started, errno_name(err), strerror(err));
+    spawn_failed(s, started_unix, started, errno_name(err), why ? why : strerror(err));
     return;
   }
 
@@ -875,6 +1251,24 @@ static void encode_request(const request *q, wire_buf *b) {
     wire_put_uint(&body, 6, s->timeout_ms);
     wire_put_uint(&body, 7, s->kill_grace_ms);
     wire_put_uint(&body, 8, s->output_limit_bytes);
+    for (size_t i = 0; i < s->ncgroups; i++) wire_put_bytes(&body, 9, s->cgroups[i].data, s->cgroups[i].len);
+    wire_put_string(&body, 10, (const char *)s->seccomp_path.data, s->seccomp_path.len);
+    wire_put_uint(&body, 11, (uint64_t)s->no_core_dumps);
+    /* optional: written even when 0 */
+    if (s->has_uid) {
+      wire_put_tag(&body, 12, WIRE_VARINT);
+      wire_put_varint(&body, s->uid);
+    }
+    if (s->has_gid) {
+      wire_put_tag(&body, 13, WIRE_VARINT);
+      wire_put_varint(&body, s->gid);
+    }
+    if (s->ngroups) {
+      /* packed, as protobuf-es writes it */
+      entry.len = 0;
+      for (size_t i = 0; i < s->ngroups; i++) wire_put_varint(&entry, s->groups[i]);
+      wire_put_message(&body, 14, &entry);
+    }
     wire_put_message(b, REQ_SPAWN, &body);
   } else if (q->kind == REQ_STOP) {
     wire_put_uint(&body, 1, q->stop_id);
@@ -911,12 +1305,165 @@ static int echo(void) {
   return 0;
 }
 
+/* ---- the seccomp filter of confined tasks ---- */
+
+/*
+ * libseccomp's stable ABI (seccomp.h of libseccomp 2.x), declared here so
+ * that building the helper needs no libseccomp headers: the library is
+ * loaded at run time by the one mode that uses it.
+ */
+typedef void *scmp_filter_ctx;
+enum { SCMP_CMP_EQ = 4, SCMP_CMP_MASKED_EQ = 7 };
+struct scmp_arg_cmp {
+  unsigned int arg; /* argument number, from 0 */
+  int op;           /* enum scmp_compare */
+  uint64_t datum_a; /* SCMP_CMP_MASKED_EQ: the mask */
+  uint64_t datum_b; /* SCMP_CMP_MASKED_EQ: the value, once masked */
+};
+#define SCMP_ACT_KILL_PROCESS 0x80000000U
+#define SCMP_ACT_KILL_THREAD 0x00000000U
+#define SCMP_ACT_ERRNO(x) (0x00050000U | ((uint32_t)(x) & 0x0000ffffU))
+#define SCMP_ACT_ALLOW 0x7fff0000U
+#define SCMP_FLTATR_ACT_BADARCH 2
+
+/*
+ * dlopen is in libc from glibc 2.34, in libdl before: weak, so that the
+ * helper still builds (without -ldl) on glibc 2.29..2.33, where this mode
+ * then reports that it cannot load libseccomp.
+ */
+#pragma weak dlopen
+#pragma weak dlsym
+
+/* Refused with EPERM: what a task has no business doing on a shared host. */
+static const char *const denied_syscalls[] = {
+    "mount",          "umount2",        "pivot_root",        "setns",           "unshare",
+    "keyctl",         "add_key",        "request_key",       "bpf",             "perf_event_open",
+    "ptrace",         "process_vm_readv", "process_vm_writev", "kexec_load",    "kexec_file_load",
+    "init_module",    "finit_module",   "delete_module",     "open_by_handle_at", "userfaultfd",
+    "io_uring_setup", "io_uring_enter", "io_uring_register", "acct",            "swapon",
+    "swapoff",        "reboot",         "syslog",            "quotactl",        "lookup_dcookie",
+    "fsopen",         "fsmount",        "move_mount",        "open_tree",       "fsconfig",
+    "fspick",         "mount_setattr",
+};
+
+/*
+ * Compiles the filter given to `bwrap --seccomp 3` for confined tasks and
+ * writes it (a BPF program, seccomp_export_bpf) to `path`, mode 0644:
+ * everything allowed but the syscalls above (EPERM); clone with
+ * CLONE_NEWUSER (EPERM); clone3 (ENOSYS, so that glibc falls back to clone,
+ * whose flags the filter can see); ioctl TIOCSTI (EPERM; compared on the low
+ * 32 bits, as the kernel reads the command). Syscalls this libseccomp does not
+ * know are left out. A syscall of another ABI than the native one (i386 on
+ * x86-64, x32) kills the task: libseccomp's default for a filter with the
+ * native architecture alone, checked here.
+ * Returns the exit status: 0, 1 (failed), 3 (no libseccomp).
+ */
+static int write_seccomp_filter(const char *path) {
+  void *lib = dlopen ? dlopen("libseccomp.so.2", RTLD_NOW | RTLD_LOCAL) : NULL;
+  if (!lib) {
+    fputs("libseccomp.so.2 not found: install libseccomp2\n", stderr);
+    return 3;
+  }
+  scmp_filter_ctx (*init)(uint32_t) = (scmp_filter_ctx(*)(uint32_t))dlsym(lib, "seccomp_init");
+  int (*rule_add)(scmp_filter_ctx, uint32_t, int, unsigned int, ...) =
+      (int (*)(scmp_filter_ctx, uint32_t, int, unsigned int, ...))dlsym(lib, "seccomp_rule_add");
+  int (*resolve)(const char *) = (int (*)(const char *))dlsym(lib, "seccomp_syscall_resolve_name");
+  int (*attr_get)(scmp_filter_ctx, int, uint32_t *) =
+      (int (*)(scmp_filter_ctx, int, uint32_t *))dlsym(lib, "seccomp_attr_get");
+  int (*export_bpf)(scmp_filter_ctx, int) = (int (*)(scmp_filter_ctx, int))dlsym(lib, "seccomp_export_bpf");
+  void (*release)(scmp_filter_ctx) = (void (*)(scmp_filter_ctx))dlsym(lib, "seccomp_release");
+  if (!init || !rule_add || !resolve || !attr_get || !export_bpf || !release) {
+    fputs("libseccomp.so.2 not found: install libseccomp2 (the library found lacks a function)\n", stderr);
+    return 3;
+  }
+
+  scmp_filter_ctx ctx = init(SCMP_ACT_ALLOW);
+  if (!ctx) {
+    fputs("taskframe-spawner: seccomp_init failed\n", stderr);
+    return 1;
+  }
+  int rc = 0;
+  const char *failed = NULL;
+  uint32_t bad_arch = SCMP_ACT_ALLOW;
+  if ((rc = attr_get(ctx, SCMP_FLTATR_ACT_BADARCH, &bad_arch)) < 0) {
+    failed = "seccomp_attr_get";
+  } else if (bad_arch != SCMP_ACT_KILL_THREAD && bad_arch != SCMP_ACT_KILL_PROCESS) {
+    fprintf(stderr, "taskframe-spawner: libseccomp's action for other ABIs is 0x%08x, not a kill\n", bad_arch);
+    release(ctx);
+    return 1;
+  }
+  for (size_t i = 0; !failed && i < sizeof denied_syscalls / sizeof denied_syscalls[0]; i++) {
+    int nr = resolve(denied_syscalls[i]);
+    /* unknown (__NR_SCMP_ERROR), or not a syscall of this architecture (a negative pseudo number) */
+    if (nr < 0) continue;
+    if ((rc = rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0)) < 0) failed = denied_syscalls[i];
+  }
+  int nr;
+  if (!failed && (nr = resolve("clone")) >= 0) {
+    /* the flags are the first argument on the architectures this helper runs on (not s390) */
+    struct scmp_arg_cmp new_user = {0, SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER};
+    if ((rc = rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, new_user)) < 0) failed = "clone";
+  }
+  if (!failed && (nr = resolve("clone3")) >= 0) {
+    if ((rc = rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0)) < 0) failed = "clone3";
+  }
+  if (!failed && (nr = resolve("ioctl")) >= 0) {
+    struct scmp_arg_cmp sti = {1, SCMP_CMP_MASKED_EQ, 0xffffffffU, TIOCSTI};
+    if ((rc = rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, sti)) < 0) failed = "ioctl";
+  }
+  if (failed) {
+    fprintf(stderr, "taskframe-spawner: cannot add the seccomp rule for %s: %s\n", failed, strerror(-rc));
+    release(ctx);
+    return 1;
+  }
+
+  /* written aside and renamed: nobody reads half a filter */
+  size_t len = strlen(path);
+  char *partial = xmalloc(len + 32);
+  snprintf(partial, len + 32, "%s.%d.tmp", path, (int)getpid());
+  int fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const char *doing = "create";
+  int err = 0;
+  if (fd < 0) {
+    err = errno;
+  } else {
+    if (fchmod(fd, 0644) != 0) {
+      err = errno;
+      doing = "chmod";
+    } else if ((rc = export_bpf(ctx, fd)) < 0) {
+      err = -rc;
+      doing = "export";
+    } else if (fsync(fd) != 0) {
+      err = errno;
+      doing = "sync";
+    }
+    if (close(fd) != 0 && !err) {
+      err = errno;
+      doing = "close";
+    }
+    if (!err && rename(partial, path) != 0) {
+      err = errno;
+      doing = "rename";
+    }
+    if (err) unlink(partial);
+  }
+  release(ctx);
+  if (err) {
+    fprintf(stderr, "taskframe-spawner: cannot write the seccomp filter %s (%s): %s\n", path, doing, strerror(err));
+    free(partial);
+    return 1;
+  }
+  free(partial);
+  return 0;
+}
+
 /* ---- the helper ---- */
 
 int main(int argc, char **argv) {
   if (argc == 2 && strcmp(argv[1], "--echo") == 0) return echo();
+  if (argc == 3 && strcmp(argv[1], "--write-seccomp-filter") == 0) return write_seccomp_filter(argv[2]);
   if (argc != 1) {
-    fputs("usage: taskframe-spawner [--echo]\n", stderr);
+    fputs("usage: taskframe-spawner [--echo | --write-seccomp-filter PATH]\n", stderr);
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);

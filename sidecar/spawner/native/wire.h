@@ -4,7 +4,7 @@
  * unknown fields of every wire type, groups included) and an appending
  * writer. The messages themselves are defined in
  * proto/taskframe/v1/spawner.proto; taskframe-spawner.c maps their fields.
- * Tested against protobuf-es by sidecar/spawner/native-helper.test.ts.
+ * Tested against protobuf-es by sidecar/spawner/native-wire.test.ts.
  */
 #ifndef TASKFRAME_WIRE_H
 #define TASKFRAME_WIRE_H

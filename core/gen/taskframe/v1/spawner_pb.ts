@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskframe/v1/spawner.proto.
  */
 export const file_taskframe_v1_spawner: GenFile = /*@__PURE__*/
-  fileDesc("Chp0YXNrZnJhbWUvdjEvc3Bhd25lci5wcm90bxIMdGFza2ZyYW1lLnYxInMKDlNwYXduZXJSZXF1ZXN0EisKBXNwYXduGAEgASgLMhoudGFza2ZyYW1lLnYxLlNwYXduUHJvY2Vzc0gAEikKBHN0b3AYAiABKAsyGS50YXNrZnJhbWUudjEuU3RvcFByb2Nlc3NIAEIJCgdyZXF1ZXN0IusBCgxTcGF3blByb2Nlc3MSCgoCaWQYASABKA0SDwoHY29tbWFuZBgCIAEoCRIMCgRhcmdzGAMgAygJEjAKA2VudhgEIAMoCzIjLnRhc2tmcmFtZS52MS5TcGF3blByb2Nlc3MuRW52RW50cnkSCwoDY3dkGAUgASgJEhIKCnRpbWVvdXRfbXMYBiABKAQSFQoNa2lsbF9ncmFjZV9tcxgHIAEoBBIaChJvdXRwdXRfbGltaXRfYnl0ZXMYCCABKAQaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIZCgtTdG9wUHJvY2VzcxIKCgJpZBgBIAEoDSJ9CgxTcGF3bmVyRXZlbnQSCgoCaWQYASABKA0SLQoGb3V0cHV0GAIgASgLMhsudGFza2ZyYW1lLnYxLlByb2Nlc3NPdXRwdXRIABIpCgRleGl0GAMgASgLMhkudGFza2ZyYW1lLnYxLlByb2Nlc3NFeGl0SABCBwoFZXZlbnQiRgoNUHJvY2Vzc091dHB1dBInCgZzdHJlYW0YASABKA4yFy50YXNrZnJhbWUudjEuTG9nU3RyZWFtEgwKBGRhdGEYAiABKAwiiQIKC1Byb2Nlc3NFeGl0EhAKA3BpZBgBIAEoDUgAiAEBEhYKCWV4aXRfY29kZRgCIAEoBUgBiAEBEg4KBnNpZ25hbBgDIAEoCRIRCgl0aW1lZF9vdXQYBCABKAgSEQoJY2FuY2VsbGVkGAUgASgIEhgKEHNwYXduX2Vycm9yX2NvZGUYBiABKAkSGwoTc3Bhd25fZXJyb3JfbWVzc2FnZRgHIAEoCRIaChJzdGFydGVkX2F0X3VuaXhfbXMYCCABKAMSEwoLZHVyYXRpb25fbXMYCSABKAESHAoUZHJvcHBlZF9vdXRwdXRfYnl0ZXMYCiABKARCBgoEX3BpZEIMCgpfZXhpdF9jb2RlYgZwcm90bzM", [file_taskframe_v1_state]);
+  fileDesc("Chp0YXNrZnJhbWUvdjEvc3Bhd25lci5wcm90bxIMdGFza2ZyYW1lLnYxInMKDlNwYXduZXJSZXF1ZXN0EisKBXNwYXduGAEgASgLMhoudGFza2ZyYW1lLnYxLlNwYXduUHJvY2Vzc0gAEikKBHN0b3AYAiABKAsyGS50YXNrZnJhbWUudjEuU3RvcFByb2Nlc3NIAEIJCgdyZXF1ZXN0Iv8CCgxTcGF3blByb2Nlc3MSCgoCaWQYASABKA0SDwoHY29tbWFuZBgCIAEoCRIMCgRhcmdzGAMgAygJEjAKA2VudhgEIAMoCzIjLnRhc2tmcmFtZS52MS5TcGF3blByb2Nlc3MuRW52RW50cnkSCwoDY3dkGAUgASgJEhIKCnRpbWVvdXRfbXMYBiABKAQSFQoNa2lsbF9ncmFjZV9tcxgHIAEoBBIaChJvdXRwdXRfbGltaXRfYnl0ZXMYCCABKAQSGgoSY2dyb3VwX3Byb2NzX2ZpbGVzGAkgAygJEhsKE3NlY2NvbXBfZmlsdGVyX3BhdGgYCiABKAkSFQoNbm9fY29yZV9kdW1wcxgLIAEoCBIQCgN1aWQYDCABKA1IAIgBARIQCgNnaWQYDSABKA1IAYgBARIOCgZncm91cHMYDiADKA0aKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIGCgRfdWlkQgYKBF9naWQiGQoLU3RvcFByb2Nlc3MSCgoCaWQYASABKA0ifQoMU3Bhd25lckV2ZW50EgoKAmlkGAEgASgNEi0KBm91dHB1dBgCIAEoCzIbLnRhc2tmcmFtZS52MS5Qcm9jZXNzT3V0cHV0SAASKQoEZXhpdBgDIAEoCzIZLnRhc2tmcmFtZS52MS5Qcm9jZXNzRXhpdEgAQgcKBWV2ZW50IkYKDVByb2Nlc3NPdXRwdXQSJwoGc3RyZWFtGAEgASgOMhcudGFza2ZyYW1lLnYxLkxvZ1N0cmVhbRIMCgRkYXRhGAIgASgMIokCCgtQcm9jZXNzRXhpdBIQCgNwaWQYASABKA1IAIgBARIWCglleGl0X2NvZGUYAiABKAVIAYgBARIOCgZzaWduYWwYAyABKAkSEQoJdGltZWRfb3V0GAQgASgIEhEKCWNhbmNlbGxlZBgFIAEoCBIYChBzcGF3bl9lcnJvcl9jb2RlGAYgASgJEhsKE3NwYXduX2Vycm9yX21lc3NhZ2UYByABKAkSGgoSc3RhcnRlZF9hdF91bml4X21zGAggASgDEhMKC2R1cmF0aW9uX21zGAkgASgBEhwKFGRyb3BwZWRfb3V0cHV0X2J5dGVzGAogASgEQgYKBF9waWRCDAoKX2V4aXRfY29kZWIGcHJvdG8z", [file_taskframe_v1_state]);
 
 /**
  * @generated from message taskframe.v1.SpawnerRequest
@@ -97,6 +97,55 @@ export type SpawnProcess = Message<"taskframe.v1.SpawnProcess"> & {
    * @generated from field: uint64 output_limit_bytes = 8;
    */
   outputLimitBytes: bigint;
+
+  /**
+   * Confinement, applied in the child between fork and exec by the native
+   * helper (which forks instead of posix_spawn when any is set). The Node
+   * helper reports ENOTSUP for cgroup_procs_files and seccomp_filter_path,
+   * ignores no_core_dumps, and sets uid and gid through Node's spawn, which
+   * drops every supplementary group. In this order, the child
+   * writes its pid to each of these files (the cgroup.procs of the task's
+   * cgroups, which must exist), so that everything it starts is counted and
+   * limited;
+   *
+   * @generated from field: repeated string cgroup_procs_files = 9;
+   */
+  cgroupProcsFiles: string[];
+
+  /**
+   * opens this compiled seccomp filter (a regular file) as fd 3, left open
+   * across exec (for `bwrap --seccomp 3`); every other fd above 2 is closed;
+   *
+   * @generated from field: string seccomp_filter_path = 10;
+   */
+  seccompFilterPath: string;
+
+  /**
+   * sets RLIMIT_CORE to 0, soft and hard (no core dumps of task memory on the host);
+   *
+   * @generated from field: bool no_core_dumps = 11;
+   */
+  noCoreDumps: boolean;
+
+  /**
+   * then, when uid or gid is set, switches to this account before exec:
+   * setgroups(groups), none when empty (never the helper's own), setgid,
+   * setuid, and a check that setuid(0) fails. PATH is searched and the cwd
+   * entered as that account.
+   *
+   * @generated from field: optional uint32 uid = 12;
+   */
+  uid?: number | undefined;
+
+  /**
+   * @generated from field: optional uint32 gid = 13;
+   */
+  gid?: number | undefined;
+
+  /**
+   * @generated from field: repeated uint32 groups = 14;
+   */
+  groups: number[];
 };
 
 /**
@@ -220,8 +269,13 @@ export type ProcessExit = Message<"taskframe.v1.ProcessExit"> & {
   spawnErrorCode: string;
 
   /**
-   * What went wrong: described for the user by spawner-process.ts; the bare
-   * strerror text from the native helper, which the sidecar then describes.
+   * What went wrong: described for the user by spawner-process.ts. From the
+   * native helper, the bare strerror text when exec failed, or chdir as the
+   * helper's own account, which the sidecar then describes; "cannot <step>:
+   * <strerror>" when a confinement step did ("cannot join cgroup PATH: No
+   * such file or directory", "cannot switch to uid 1234: Operation not
+   * permitted", "cannot enter the working directory DIR as uid 65534:
+   * Permission denied").
    *
    * @generated from field: string spawn_error_message = 7;
    */

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskframe/v1/spec.proto.
  */
 export const file_taskframe_v1_spec: GenFile = /*@__PURE__*/
-  fileDesc("Chd0YXNrZnJhbWUvdjEvc3BlYy5wcm90bxIMdGFza2ZyYW1lLnYxIqEECghUYXNrU3BlYxIMCgRuYW1lGAEgASgJEigKBGV4ZWMYAiABKAsyGC50YXNrZnJhbWUudjEuRXhlY1RhcmdldEgAEi4KB2hhbmRsZXIYAyABKAsyGy50YXNrZnJhbWUudjEuSGFuZGxlclRhcmdldEgAEigKBXJldHJ5GAQgASgLMhkudGFza2ZyYW1lLnYxLlJldHJ5UG9saWN5EhIKCnRpbWVvdXRfbXMYBSABKAQSLAoGbGltaXRzGAYgASgLMhwudGFza2ZyYW1lLnYxLlJlc291cmNlTGltaXRzEjIKBmxhYmVscxgHIAMoCzIiLnRhc2tmcmFtZS52MS5UYXNrU3BlYy5MYWJlbHNFbnRyeRIMCgRwb29sGAggASgJEg0KBW5lZWRzGAkgAygJEg0KBWFmdGVyGAogAygJEiMKBmNoZWNrcxgLIAMoCzITLnRhc2tmcmFtZS52MS5DaGVjaxImCgljb25kaXRpb24YDCABKAsyEy50YXNrZnJhbWUudjEuQ2hlY2sSDAoEdXNlchgNIAEoCRINCgVncm91cBgOIAEoCRIqCgdpbnN0YWxsGA8gASgLMhkudGFza2ZyYW1lLnYxLkluc3RhbGxTcGVjEhIKCmRlZmluZWRfYXQYECABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZ0YXJnZXQiNAoFQ2hlY2sSDAoEbmFtZRgBIAEoCRIPCgdjb21tYW5kGAIgASgJEgwKBGFyZ3MYAyADKAkiQgoLSW5zdGFsbFNwZWMSCwoDcGlwGAEgAygJEgsKA25wbRgCIAMoCRILCgNhcHQYAyADKAkSDAoEZnJvbRgEIAEoCSKUAQoKRXhlY1RhcmdldBIPCgdjb21tYW5kGAEgASgJEgwKBGFyZ3MYAiADKAkSLgoDZW52GAMgAygLMiEudGFza2ZyYW1lLnYxLkV4ZWNUYXJnZXQuRW52RW50cnkSCwoDY3dkGAQgASgJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiRQoNSGFuZGxlclRhcmdldBIPCgdoYW5kbGVyGAEgASgJEg0KBWlucHV0GAIgASgMEhQKDGNvbnRlbnRfdHlwZRgDIAEoCSKEAQoLUmV0cnlQb2xpY3kSDwoHcmV0cmllcxgBIAEoDRITCgtpbnRlcnZhbF9tcxgCIAEoBBImCgdiYWNrb2ZmGAMgASgOMhUudGFza2ZyYW1lLnYxLkJhY2tvZmYSFwoPbWF4X2ludGVydmFsX21zGAQgASgEEg4KBmppdHRlchgFIAEoASI6Cg5SZXNvdXJjZUxpbWl0cxIUCgxtZW1vcnlfYnl0ZXMYASABKAQSEgoKZGlza19ieXRlcxgCIAEoBCKwAQoHUnVuU3BlYxIMCgRuYW1lGAEgASgJEiUKBXRhc2tzGAIgAygLMhYudGFza2ZyYW1lLnYxLlRhc2tTcGVjEg4KBnNvdXJjZRgDIAEoCRIxCgZsYWJlbHMYBCADKAsyIS50YXNrZnJhbWUudjEuUnVuU3BlYy5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBKk4KB0JhY2tvZmYSFwoTQkFDS09GRl9VTlNQRUNJRklFRBAAEhEKDUJBQ0tPRkZfRklYRUQQARIXChNCQUNLT0ZGX0VYUE9ORU5USUFMEAJiBnByb3RvMw");
+  fileDesc("Chd0YXNrZnJhbWUvdjEvc3BlYy5wcm90bxIMdGFza2ZyYW1lLnYxIsgECghUYXNrU3BlYxIMCgRuYW1lGAEgASgJEigKBGV4ZWMYAiABKAsyGC50YXNrZnJhbWUudjEuRXhlY1RhcmdldEgAEi4KB2hhbmRsZXIYAyABKAsyGy50YXNrZnJhbWUudjEuSGFuZGxlclRhcmdldEgAEigKBXJldHJ5GAQgASgLMhkudGFza2ZyYW1lLnYxLlJldHJ5UG9saWN5EhIKCnRpbWVvdXRfbXMYBSABKAQSLAoGbGltaXRzGAYgASgLMhwudGFza2ZyYW1lLnYxLlJlc291cmNlTGltaXRzEjIKBmxhYmVscxgHIAMoCzIiLnRhc2tmcmFtZS52MS5UYXNrU3BlYy5MYWJlbHNFbnRyeRIMCgRwb29sGAggASgJEg0KBW5lZWRzGAkgAygJEg0KBWFmdGVyGAogAygJEiMKBmNoZWNrcxgLIAMoCzITLnRhc2tmcmFtZS52MS5DaGVjaxImCgljb25kaXRpb24YDCABKAsyEy50YXNrZnJhbWUudjEuQ2hlY2sSDAoEdXNlchgNIAEoCRINCgVncm91cBgOIAEoCRIqCgdpbnN0YWxsGA8gASgLMhkudGFza2ZyYW1lLnYxLkluc3RhbGxTcGVjEhIKCmRlZmluZWRfYXQYECABKAkSFwoPcHJpdmF0ZV9uZXR3b3JrGBEgASgIEgwKBGphaWwYEiABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZ0YXJnZXQiNAoFQ2hlY2sSDAoEbmFtZRgBIAEoCRIPCgdjb21tYW5kGAIgASgJEgwKBGFyZ3MYAyADKAkibQoLSW5zdGFsbFNwZWMSCwoDcGlwGAEgAygJEgsKA25wbRgCIAMoCRILCgNhcHQYAyADKAkSDAoEZnJvbRgEIAEoCRIpCglhcnRpZmFjdHMYBSADKAsyFi50YXNrZnJhbWUudjEuQXJ0aWZhY3QiJwoIQXJ0aWZhY3QSCwoDdXJsGAEgASgJEg4KBnNoYTI1NhgCIAEoCSKUAQoKRXhlY1RhcmdldBIPCgdjb21tYW5kGAEgASgJEgwKBGFyZ3MYAiADKAkSLgoDZW52GAMgAygLMiEudGFza2ZyYW1lLnYxLkV4ZWNUYXJnZXQuRW52RW50cnkSCwoDY3dkGAQgASgJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiRQoNSGFuZGxlclRhcmdldBIPCgdoYW5kbGVyGAEgASgJEg0KBWlucHV0GAIgASgMEhQKDGNvbnRlbnRfdHlwZRgDIAEoCSKEAQoLUmV0cnlQb2xpY3kSDwoHcmV0cmllcxgBIAEoDRITCgtpbnRlcnZhbF9tcxgCIAEoBBImCgdiYWNrb2ZmGAMgASgOMhUudGFza2ZyYW1lLnYxLkJhY2tvZmYSFwoPbWF4X2ludGVydmFsX21zGAQgASgEEg4KBmppdHRlchgFIAEoASJcCg5SZXNvdXJjZUxpbWl0cxIUCgxtZW1vcnlfYnl0ZXMYASABKAQSEgoKZGlza19ieXRlcxgCIAEoBBIMCgRwaWRzGAMgASgNEhIKCmNwdV9taWxsaXMYBCABKA0isAEKB1J1blNwZWMSDAoEbmFtZRgBIAEoCRIlCgV0YXNrcxgCIAMoCzIWLnRhc2tmcmFtZS52MS5UYXNrU3BlYxIOCgZzb3VyY2UYAyABKAkSMQoGbGFiZWxzGAQgAygLMiEudGFza2ZyYW1lLnYxLlJ1blNwZWMuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASpOCgdCYWNrb2ZmEhcKE0JBQ0tPRkZfVU5TUEVDSUZJRUQQABIRCg1CQUNLT0ZGX0ZJWEVEEAESFwoTQkFDS09GRl9FWFBPTkVOVElBTBACYgZwcm90bzM");
 
 /**
  * One task as the hub stores it and a sidecar runs it. Compiled from YAML
@@ -130,6 +130,23 @@ export type TaskSpec = Message<"taskframe.v1.TaskSpec"> & {
    * @generated from field: string defined_at = 16;
    */
   definedAt: string;
+
+  /**
+   * Run in an empty network namespace, with only a loopback interface
+   * (INI `PrivateNetwork=yes`). Always so under the `strict` jail profile.
+   *
+   * @generated from field: bool private_network = 17;
+   */
+  privateNetwork: boolean;
+
+  /**
+   * The jail profile the task asks for (INI `Jail=`): empty for its pool's,
+   * or "standard" / "strict". A task can ask for a stricter profile than its
+   * pool's, never a looser one: the sidecar refuses it (CHECK_FAILED).
+   *
+   * @generated from field: string jail = 18;
+   */
+  jail: string;
 };
 
 /**
@@ -198,6 +215,13 @@ export type InstallSpec = Message<"taskframe.v1.InstallSpec"> & {
    * @generated from field: string from = 4;
    */
   from: string;
+
+  /**
+   * Files pinned by their sha256: a binary, or a tarball to unpack.
+   *
+   * @generated from field: repeated taskframe.v1.Artifact artifacts = 5;
+   */
+  artifacts: Artifact[];
 };
 
 /**
@@ -206,6 +230,35 @@ export type InstallSpec = Message<"taskframe.v1.InstallSpec"> & {
  */
 export const InstallSpecSchema: GenMessage<InstallSpec> = /*@__PURE__*/
   messageDesc(file_taskframe_v1_spec, 2);
+
+/**
+ * A file the sidecar fetches, checks against its sha256 and keeps in its
+ * install cache (INI `[Install] Artifact=URL sha256=HEX`).
+ *
+ * @generated from message taskframe.v1.Artifact
+ */
+export type Artifact = Message<"taskframe.v1.Artifact"> & {
+  /**
+   * An absolute path, a file:// URL or an http(s):// URL.
+   *
+   * @generated from field: string url = 1;
+   */
+  url: string;
+
+  /**
+   * The file's sha256, 64 hex digits; the install fails on a mismatch.
+   *
+   * @generated from field: string sha256 = 2;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message taskframe.v1.Artifact.
+ * Use `create(ArtifactSchema)` to create a new message.
+ */
+export const ArtifactSchema: GenMessage<Artifact> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_spec, 3);
 
 /**
  * Run an executable with an argv; never through a shell unless the user
@@ -244,7 +297,7 @@ export type ExecTarget = Message<"taskframe.v1.ExecTarget"> & {
  * Use `create(ExecTargetSchema)` to create a new message.
  */
 export const ExecTargetSchema: GenMessage<ExecTarget> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_spec, 3);
+  messageDesc(file_taskframe_v1_spec, 4);
 
 /**
  * Hand the task to a long-lived SDK worker that registered `handler`.
@@ -273,7 +326,7 @@ export type HandlerTarget = Message<"taskframe.v1.HandlerTarget"> & {
  * Use `create(HandlerTargetSchema)` to create a new message.
  */
 export const HandlerTargetSchema: GenMessage<HandlerTarget> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_spec, 4);
+  messageDesc(file_taskframe_v1_spec, 5);
 
 /**
  * @generated from message taskframe.v1.RetryPolicy
@@ -316,7 +369,7 @@ export type RetryPolicy = Message<"taskframe.v1.RetryPolicy"> & {
  * Use `create(RetryPolicySchema)` to create a new message.
  */
 export const RetryPolicySchema: GenMessage<RetryPolicy> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_spec, 5);
+  messageDesc(file_taskframe_v1_spec, 6);
 
 /**
  * @generated from message taskframe.v1.ResourceLimits
@@ -330,9 +383,26 @@ export type ResourceLimits = Message<"taskframe.v1.ResourceLimits"> & {
   memoryBytes: bigint;
 
   /**
+   * Size of the task's private /tmp (its scratch space); 0: the pool's default.
+   *
    * @generated from field: uint64 disk_bytes = 2;
    */
   diskBytes: bigint;
+
+  /**
+   * Processes and threads at once (INI `LimitPids=`); 0: the pool's default.
+   *
+   * @generated from field: uint32 pids = 3;
+   */
+  pids: number;
+
+  /**
+   * CPU time per second of wall time in thousandths of a CPU (INI
+   * `LimitCPU=150%` is 1500); 0: no quota.
+   *
+   * @generated from field: uint32 cpu_millis = 4;
+   */
+  cpuMillis: number;
 };
 
 /**
@@ -340,7 +410,7 @@ export type ResourceLimits = Message<"taskframe.v1.ResourceLimits"> & {
  * Use `create(ResourceLimitsSchema)` to create a new message.
  */
 export const ResourceLimitsSchema: GenMessage<ResourceLimits> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_spec, 6);
+  messageDesc(file_taskframe_v1_spec, 7);
 
 /**
  * A DAG of tasks submitted together.
@@ -376,7 +446,7 @@ export type RunSpec = Message<"taskframe.v1.RunSpec"> & {
  * Use `create(RunSpecSchema)` to create a new message.
  */
 export const RunSpecSchema: GenMessage<RunSpec> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_spec, 7);
+  messageDesc(file_taskframe_v1_spec, 8);
 
 /**
  * @generated from enum taskframe.v1.Backoff
