@@ -18,6 +18,14 @@ const OUTPUTS =
   "order them with `needs:`";
 const RETRY =
   "use `retries: N` (extra attempts), `retry_interval:`, `retry_backoff:` and `retry_max_interval:`";
+const LIMITS =
+  'use `limits:` with `memory:`, `disk:`, `pids:` and `cpu:`, e.g. `limits: { memory: 2G, cpu: "150%" }`';
+const MEMORY = "use `limits: { memory: 2G }`";
+const CPU = 'use `limits: { cpu: "150%" }` (a percentage of one CPU)';
+const PIDS = "use `limits: { pids: 256 }` (processes and threads)";
+const NETWORK = "use `private_network: true` to run the task without network (only a loopback interface)";
+const JAIL =
+  "every `run:` task runs in its pool's jail; ask for a stricter one with `jail: strict` (never a looser one)";
 const NEEDS = "use `needs:` (tasks that must succeed first) or `after:` (ordering only)";
 const RUN = "use `run:` with a command string or a list of argv words";
 const SHELL = "`run:` never goes through a shell; write `run: [sh, -c, '...']` for shell syntax";
@@ -49,7 +57,20 @@ export const TASK_KEY_HINTS: KeyHints = {
   services: HOST,
   "runs-on": "use `pool:` (the sidecar pool that may run the task)",
   outputs: OUTPUTS,
-  artifacts: OUTPUTS,
+  artifacts: `${OUTPUTS}; to fetch a pinned file before the task runs, use \`install: { artifacts: [{ url, sha256 }] }\``,
+  resources: LIMITS,
+  memory: MEMORY,
+  mem_limit: MEMORY,
+  cpu: CPU,
+  cpus: CPU,
+  cpu_limit: CPU,
+  pids: PIDS,
+  pids_limit: PIDS,
+  network: NETWORK,
+  network_mode: NETWORK,
+  privileged: JAIL,
+  security_opt: JAIL,
+  securityContext: JAIL,
   retry: RETRY,
   retryStrategy: RETRY,
   retry_strategy: RETRY,

@@ -2,6 +2,15 @@ import { z } from "zod";
 import { parseDurationMs } from "./duration.js";
 import { describeValue } from "./field-path.js";
 import { splitCommandTemplate } from "./pipeline-expressions.js";
+import {
+  parseArtifactUrl,
+  parseCpuMillis,
+  parseJail,
+  parsePids,
+  parseSha256,
+} from "./units/jail-settings.js";
+import { parseSizeBytes } from "./units/size.js";
+import { parsePackage } from "./units/unit-values.js";
 
 /** Zod error option producing "expected WHAT, got VALUE" (or "missing; expected WHAT"). */
 const expecting = (what: string, whenMissing = what) => ({
@@ -34,6 +43,80 @@ const duration = z
       return z.NEVER;
     }
   });
+
+/** A zod transform that reads a value with one of the parsers shared with INI units. */
+const parsedBy =
+  <In, Out>(parse: (value: In) => Out) =>
+  (value: In, ctx: z.core.$RefinementCtx<In>): Out => {
+    try {
+      return parse(value);
+    } catch (error) {
+      ctx.addIssue({ code: "custom", message: error instanceof Error ? error.message : String(error) });
+      return z.NEVER;
+    }
+  };
+
+const size = z
+  .union(
+    [z.string(), z.number()],
+    expecting('a size such as "512M" or "8G" (powers of 1024), a number of bytes, or "infinity"'),
+  )
+  .transform(parsedBy((value: string | number) => parseSizeBytes(String(value))));
+
+/** `limits:` of a `run:` task (or of `defaults:`); each as the INI unit key of the same limit. */
+const limits = z.strictObject(
+  {
+    memory: size.optional(),
+    disk: size.optional(),
+    pids: z
+      .union([z.string(), z.number()], expecting('a number of processes, or "infinity"'))
+      .transform(parsedBy(parsePids))
+      .optional(),
+    cpu: z
+      .union([z.string(), z.number()], expecting('a percentage of one CPU such as "150%", or "infinity"'))
+      .transform(parsedBy((value: string | number) => parseCpuMillis(value)))
+      .optional(),
+  },
+  expecting("a map of limits: memory, disk, pids, cpu"),
+);
+
+const packageList = z.array(
+  z.string(expecting("a package name")).transform(parsedBy(parsePackage)),
+  expecting("a list of package names, such as [jq, curl]"),
+);
+
+const artifact = z.strictObject(
+  {
+    url: z
+      .string(
+        expecting("an absolute path, a file:// URL or an http(s):// URL", "the `url:` to fetch it from"),
+      )
+      .transform(parsedBy(parseArtifactUrl)),
+    sha256: z
+      .string({
+        error: (issue: { input?: unknown }) =>
+          issue.input === undefined
+            ? "missing; expected the file's `sha256:` (64 hex digits): an artifact is pinned by its checksum"
+            : typeof issue.input === "number"
+              ? "expected 64 hex digits, got a number: quote the sha256 so that YAML reads it as text"
+              : `expected 64 hex digits, got ${describeValue(issue.input)}`,
+      })
+      .transform(parsedBy(parseSha256)),
+  },
+  expecting("an artifact: { url, sha256 }"),
+);
+
+/** `install:` of a `run:` task; as an INI unit's [Install]. */
+const install = z.strictObject(
+  {
+    pip: packageList.optional(),
+    npm: packageList.optional(),
+    apt: packageList.optional(),
+    from: z.string(expecting("a file path")).min(1, expecting("a file path")).optional(),
+    artifacts: z.array(artifact, expecting("a list of artifacts: { url, sha256 }")).optional(),
+  },
+  expecting("a map of what to install: pip, npm, apt, from, artifacts"),
+);
 
 const argvWords = z
   .array(scalarText, expecting("a command string or a list of argv words"))
@@ -100,6 +183,13 @@ const execShape = {
 
 const accountShape = { user: account("a user").optional(), group: account("a group").optional() };
 
+/** What a `run:` task (or `defaults:`) asks of the sidecar's jail. */
+const jailShape = {
+  limits: limits.optional(),
+  private_network: z.boolean(expecting("true or false")).optional(),
+  jail: z.string(expecting('"standard" or "strict"')).transform(parsedBy(parseJail)).optional(),
+};
+
 const edgesShape = {
   needs: nameList.optional(),
   after: nameList.optional(),
@@ -148,6 +238,8 @@ const runTaskShape = {
   checks: z.array(check, expecting("a list of check commands")).optional(),
   ...policyShape,
   ...accountShape,
+  ...jailShape,
+  install: install.optional(),
 };
 
 const handlerTaskShape = {
@@ -175,7 +267,7 @@ const TASK = "a task: a map with `run:`, `handler:` or `unit:`";
 
 export const settingsSchema = z.strictObject({ ...policyShape, ...execShape }, expecting("a map"));
 export const defaultsSchema = z.strictObject(
-  { ...policyShape, ...execShape, ...accountShape },
+  { ...policyShape, ...execShape, ...accountShape, ...jailShape },
   expecting("a map of settings for every task"),
 );
 export const runTaskSchema = z.strictObject(runTaskShape, expecting(TASK));
@@ -217,6 +309,8 @@ export type DefaultSettings = z.output<typeof defaultsSchema>;
 export type RunTaskFields = z.output<typeof runTaskSchema>;
 export type HandlerTaskFields = z.output<typeof handlerTaskSchema>;
 export type UnitTaskFields = z.output<typeof unitTaskSchema>;
+export type LimitFields = z.output<typeof limits>;
+export type InstallFields = z.output<typeof install>;
 export type CheckFields = z.output<typeof check>;
 export type ForEachFields = z.output<typeof forEach>;
 

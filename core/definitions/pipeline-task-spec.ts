@@ -1,15 +1,25 @@
 import { isAbsolute, resolve } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import {
+  ArtifactSchema,
   type Check,
   CheckSchema,
   HandlerTargetSchema,
+  InstallSpecSchema,
+  ResourceLimitsSchema,
   type TaskSpec,
   TaskSpecSchema,
 } from "../gen/taskframe/v1/spec_pb.js";
 import type { FieldPath } from "./field-path.js";
 import { encodeInput } from "./pipeline-handler.js";
-import type { CheckFields, DefaultSettings, HandlerTaskFields, RunTaskFields } from "./pipeline-schema.js";
+import type {
+  CheckFields,
+  DefaultSettings,
+  HandlerTaskFields,
+  InstallFields,
+  LimitFields,
+  RunTaskFields,
+} from "./pipeline-schema.js";
 import type { Substituter } from "./pipeline-scope.js";
 import { NameAllocator, nameFromCommand } from "./task-names.js";
 import { execTaskSpec, mergeSettings, retryPolicy } from "./task-spec.js";
@@ -62,6 +72,7 @@ export function runTaskSpec(
   spec.user = sub.optional(fields.user, [...path, "user"]) ?? defaults.user ?? "";
   spec.group = sub.optional(fields.group, [...path, "group"]) ?? defaults.group ?? "";
   spec.checks = checks(context, fields.checks ?? [], [...path, "checks"], sub);
+  setJailSettings(spec, defaults, fields, baseDir);
   if (fields.condition) {
     spec.condition = toCheck("condition", sub.words(fields.condition, [...path, "condition"]), baseDir);
   }
@@ -105,6 +116,43 @@ export function handlerTaskSpec(
     timeoutMs: BigInt(settings.timeout ?? 0),
     labels: settings.labels ?? {},
     pool: settings.pool ?? "",
+  });
+}
+
+/**
+ * `limits:` (each limit from the task, else from `defaults:`), `private_network:`, `jail:` and
+ * `install:` (the task's own). Without `limits:` anywhere the spec has none, which is the same as
+ * every limit at 0: the pool's defaults, no memory limit and no CPU quota.
+ */
+function setJailSettings(
+  spec: TaskSpec,
+  defaults: DefaultSettings,
+  fields: RunTaskFields,
+  baseDir: string,
+): void {
+  const limits: LimitFields | undefined =
+    defaults.limits || fields.limits ? { ...defaults.limits, ...fields.limits } : undefined;
+  if (limits) {
+    spec.limits = create(ResourceLimitsSchema, {
+      memoryBytes: limits.memory ?? 0n,
+      diskBytes: limits.disk ?? 0n,
+      pids: limits.pids ?? 0,
+      cpuMillis: limits.cpu ?? 0,
+    });
+  }
+  spec.privateNetwork = fields.private_network ?? defaults.private_network ?? false;
+  spec.jail = fields.jail ?? defaults.jail ?? "";
+  if (fields.install) spec.install = installSpec(fields.install, baseDir);
+}
+
+/** `install:` as an INI unit's [Install]: `from:` is relative to the pipeline file's directory. */
+function installSpec(install: InstallFields, baseDir: string) {
+  return create(InstallSpecSchema, {
+    pip: install.pip ?? [],
+    npm: install.npm ?? [],
+    apt: install.apt ?? [],
+    from: install.from === undefined ? "" : resolve(baseDir, install.from),
+    artifacts: (install.artifacts ?? []).map((artifact) => create(ArtifactSchema, artifact)),
   });
 }
 

@@ -1,4 +1,4 @@
-import type { z } from "zod";
+import { z } from "zod";
 import { DefinitionErrors } from "../errors.js";
 import type { FieldPath } from "./field-path.js";
 import { closestMatch } from "./suggest.js";
@@ -31,8 +31,9 @@ export function checkMap<S extends z.ZodObject>(
 ): z.output<S> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const expectedKeys = Object.keys(schema.shape);
-  const all = result.error.issues.flatMap((issue) => toProblems(issue, path, expectedKeys, hints));
+  const all = result.error.issues.flatMap((issue) =>
+    toProblems(issue, path, keysAt(schema, issue.path), hints),
+  );
   // `rn: x` is reported as "did you mean 'run'?"; that `run` is then missing goes without saying.
   const suggested = new Set(all.flatMap((problem) => (problem.suggestion ? [problem.suggestion] : [])));
   const problems = all
@@ -49,15 +50,39 @@ export function checkMap<S extends z.ZodObject>(
   return source.fail(path, "invalid value");
 }
 
+/** The keys of the map whose schema is at `path` inside `schema`, or none when that cannot be told. */
+function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
+  let current: z.ZodType | undefined = schema;
+  for (const key of path) {
+    current = unwrapped(current);
+    if (current instanceof z.ZodObject && typeof key === "string") current = current.shape[key];
+    else if (current instanceof z.ZodArray && typeof key === "number") current = current.element as z.ZodType;
+    else return [];
+    if (current === undefined) return [];
+  }
+  current = unwrapped(current);
+  return current instanceof z.ZodObject ? Object.keys(current.shape) : [];
+}
+
+/** The schema under `.optional()` and `.transform()`. */
+function unwrapped(schema: z.ZodType): z.ZodType {
+  let current = schema;
+  for (;;) {
+    if (current instanceof z.ZodOptional) current = current.unwrap() as z.ZodType;
+    else if (current instanceof z.ZodPipe) current = current.in as z.ZodType;
+    else return current;
+  }
+}
+
 function toProblems(
   issue: z.core.$ZodIssue,
   base: FieldPath,
-  expectedKeys: string[],
+  /** The keys of the map the issue is in, when known. */
+  known: string[],
   hints: KeyHints,
 ): Problem[] {
   const path = [...base, ...issue.path.filter((key) => typeof key !== "symbol")];
   if (issue.code === "unrecognized_keys") {
-    const known = issue.path.length === 0 ? expectedKeys : [];
     return issue.keys.map((key) => {
       const hint = hints[key];
       const suggestion = hint ? undefined : closestMatch(key, known);

@@ -210,6 +210,76 @@ describe("importSystemd", () => {
     }
   });
 
+  it("converts TasksMax=, CPUQuota= and PrivateNetwork=, and says why the jail's other keys are left", async () => {
+    const { text, notConverted } = importSystemd({
+      file: SERVICE,
+      text: unit(
+        "[Service]",
+        "ExecStart=/usr/bin/job",
+        "TasksMax=32",
+        "TasksMax=512",
+        "CPUQuota=250%",
+        "PrivateNetwork=true",
+        "PrivateTmp=yes",
+        "LimitCPU=60",
+        "ProtectSystem=strict",
+      ),
+    });
+    expect(text).toBe(
+      unit(
+        "# Converted from backup.service by `task import-systemd`.",
+        "",
+        "[Service]",
+        "LimitPids=512",
+        "LimitCPU=250%",
+        "PrivateNetwork=yes",
+        "",
+        "[Command]",
+        'command="/usr/bin/job"',
+        "",
+        "# not converted: PrivateTmp=yes",
+        "#   (every jailed task has a private /tmp; its size is LimitDisk=)",
+        "# not converted: LimitCPU=60",
+        "#   (systemd's LimitCPU= is CPU seconds; Taskframe's LimitCPU= is a share of one CPU, as CPUQuota=)",
+        "# not converted: ProtectSystem=strict",
+        "#   (every task runs in its pool's jail; Jail=strict asks for a stricter one)",
+      ),
+    );
+    expect(notConverted).toBe(3);
+    const dir = await mkdtemp(join(tmpdir(), "taskframe-import-"));
+    try {
+      await writeFile(join(dir, "job.task"), text);
+      const [task] = (await loadUnitRun(join(dir, "job.task"))).tasks;
+      expect(task?.limits).toMatchObject({ pids: 512, cpuMillis: 2500 });
+      expect(task?.privateNetwork).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.each([
+    ["TasksMax=infinity", "LimitPids=infinity", undefined],
+    ["TasksMax=15%", undefined, "percentages of the host's pid limit are not supported"],
+    ["TasksMax=0", undefined, "LimitPids= takes a number of processes from 1 to 4194304, or infinity"],
+    ["CPUQuota=12.5%", undefined, "LimitCPU= takes a whole percentage of one CPU, from 1% to 100000%"],
+    ["CPUQuota=0%", undefined, "LimitCPU= takes a whole percentage"],
+    ["PrivateNetwork=off", "PrivateNetwork=no", undefined],
+    ["PrivateNetwork=sometimes", undefined, "expected a boolean such as yes or no"],
+    ["TasksMax=", undefined, undefined],
+  ])("%s", (line, converted, reason) => {
+    const { text, notConverted } = importSystemd({
+      file: SERVICE,
+      text: unit("[Service]", "ExecStart=/usr/bin/job", line),
+    });
+    if (converted) expect(text).toContain(`[Service]\n${converted}\n`);
+    else expect(text).not.toContain("[Service]");
+    if (reason) {
+      expect(text).toContain(`# not converted: ${line}\n#   (`);
+      expect(text).toContain(reason);
+    }
+    expect(notConverted).toBe(reason ? 1 : 0);
+  });
+
   it("refuses, at their lines, what would change meaning if converted", () => {
     expect(
       problemsOf(unit("[Service]", "ExecStart=-/usr/bin/job", "Environment=TASKFRAME_RUN_ID=1 broken")),

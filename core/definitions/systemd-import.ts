@@ -11,6 +11,8 @@ import {
   type SystemdEntry,
   type SystemdUnit,
 } from "./systemd-unit-file.js";
+import { MAX_CPU_PERCENT, PIDS_INFINITY } from "./units/jail-settings.js";
+import { parseBoolean } from "./units/unit-values.js";
 import { splitCommandLine } from "./words.js";
 
 /** A file given to `task import-systemd`: its path (for messages) and text. */
@@ -31,6 +33,17 @@ const KEPT_TYPES = new Set(["simple", "exec", "oneshot"]);
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const ACCOUNT = /^(?:[A-Za-z_][A-Za-z0-9_.-]{0,255}\$?|\d{1,10})$/;
 const SIZE = /^(?:\d+(?:\.\d+)?[KMGTPE]?|infinity)$/;
+/** Why some [Service] keys are not converted, when it is not obvious. */
+const JAIL_REASON = "every task runs in its pool's jail; Jail=strict asks for a stricter one";
+const SERVICE_REASONS: Readonly<Record<string, string>> = {
+  PrivateTmp: "every jailed task has a private /tmp; its size is LimitDisk=",
+  LimitCPU: "systemd's LimitCPU= is CPU seconds; Taskframe's LimitCPU= is a share of one CPU, as CPUQuota=",
+  LimitNPROC: "a limit of the user's processes; LimitPids= limits the task's (as TasksMax=)",
+  ProtectSystem: JAIL_REASON,
+  ProtectHome: JAIL_REASON,
+  NoNewPrivileges: JAIL_REASON,
+  DynamicUser: JAIL_REASON,
+};
 const RESTART_ON_FAILURE = new Set(["on-failure", "always", "on-abnormal", "on-abort", "on-watchdog"]);
 
 /** A value as a Taskframe unit reads it back: in double quotes, `\` and `"` escaped. */
@@ -160,7 +173,12 @@ function convertService(writer: UnitWriter, unit: SystemdUnit): void {
   convertAccounts(writer, unit);
   convertWorkingDirectory(writer, unit);
   convertLimits(writer, unit, type?.value);
+  convertJail(writer, unit);
   convertRestart(writer, unit);
+  for (const entry of unit.entries) {
+    const reason = entry.section === "Service" ? SERVICE_REASONS[entry.key] : undefined;
+    if (reason) writer.skip(entry, reason);
+  }
   writer.skipTheRest(unit, {
     Install: "systemd's [Install] says what pulls the unit in at boot; Taskframe's [Install] lists packages",
   });
@@ -295,6 +313,50 @@ function convertLimits(writer: UnitWriter, unit: SystemdUnit, type: string | und
     if (SIZE.test(memory.value)) writer.set("Service", `LimitMem=${memory.value}`);
     else
       writer.skip(memory, "expected a size such as 512M or 8G, or infinity; percentages are not supported");
+  }
+}
+
+/** The entries of a key in [Service], all marked handled; the last non-empty one, if any. */
+function serviceKey(writer: UnitWriter, unit: SystemdUnit, key: string): SystemdEntry | undefined {
+  const entry = lastValue(unit, "Service", key);
+  writer.done(...unit.entries.filter((e) => e.section === "Service" && e.key === key && e !== entry));
+  if (entry) writer.done(entry);
+  return entry;
+}
+
+/** TasksMax=, CPUQuota= and PrivateNetwork=: what the sidecar's jail enforces. */
+function convertJail(writer: UnitWriter, unit: SystemdUnit): void {
+  const tasks = serviceKey(writer, unit, "TasksMax");
+  if (tasks) {
+    const count = /^\d+$/.test(tasks.value) ? Number(tasks.value) : undefined;
+    if (tasks.value === "infinity" || (count !== undefined && count >= 1 && count <= PIDS_INFINITY)) {
+      writer.set("Service", `LimitPids=${tasks.value}`);
+    } else {
+      writer.skip(
+        tasks,
+        tasks.value.endsWith("%")
+          ? "LimitPids= is a number of processes: percentages of the host's pid limit are not supported"
+          : `LimitPids= takes a number of processes from 1 to ${PIDS_INFINITY}, or infinity`,
+      );
+    }
+  }
+  const quota = serviceKey(writer, unit, "CPUQuota");
+  if (quota) {
+    const percent = /^(\d+)%$/.exec(quota.value);
+    const value = percent ? Number(percent[1]) : undefined;
+    if (value !== undefined && value >= 1 && value <= MAX_CPU_PERCENT) {
+      writer.set("Service", `LimitCPU=${value}%`);
+    } else {
+      writer.skip(quota, `LimitCPU= takes a whole percentage of one CPU, from 1% to ${MAX_CPU_PERCENT}%`);
+    }
+  }
+  const network = serviceKey(writer, unit, "PrivateNetwork");
+  if (network) {
+    try {
+      writer.set("Service", `PrivateNetwork=${parseBoolean(network.value) ? "yes" : "no"}`);
+    } catch {
+      writer.skip(network, "expected a boolean such as yes or no");
+    }
   }
 }
 

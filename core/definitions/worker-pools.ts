@@ -4,6 +4,8 @@ import { z } from "zod";
 import { DefinitionError, DefinitionErrors, errorMessage } from "../errors.js";
 import { isPlainMap } from "./field-path.js";
 import { parseIni } from "./units/ini-parser.js";
+import { parseCpuMillis, parsePids } from "./units/jail-settings.js";
+import { parseSizeBytes } from "./units/size.js";
 import { splitCommandLine } from "./words.js";
 import { parseYamlSource } from "./yaml-source.js";
 
@@ -16,7 +18,32 @@ export interface WorkerPoolSpec {
   instances: number;
   env: Record<string, string>;
   cwd: string;
+  /** The account its workers run as (the sidecar's jail default when empty). */
+  user?: string;
+  group?: string;
+  /** Per worker process, enforced by the sidecar's jail like a task's. */
+  limits?: WorkerLimits;
 }
+
+export interface WorkerLimits {
+  memoryBytes: bigint;
+  diskBytes: bigint;
+  pids: number;
+  cpuMillis: number;
+}
+
+const NO_LIMITS: WorkerLimits = { memoryBytes: 0n, diskBytes: 0n, pids: 0, cpuMillis: 0 };
+
+/** A zod field from one of the definitions' own parsers, so that pools and tasks say the same things. */
+const parsedBy = <T>(parse: (text: string) => T) =>
+  z.union([z.string(), z.number()]).transform((value, context) => {
+    try {
+      return parse(String(value));
+    } catch (error) {
+      context.addIssue({ code: "custom", message: errorMessage(error) });
+      return z.NEVER;
+    }
+  });
 
 const POOL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -27,6 +54,16 @@ const poolSchema = z.strictObject({
   instances: z.number({ error: "expected a number of processes" }).int().min(1).max(256).default(1),
   env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
   cwd: z.string().min(1).optional(),
+  user: z.string().min(1).optional(),
+  group: z.string().min(1).optional(),
+  limits: z
+    .strictObject({
+      memory: parsedBy(parseSizeBytes).optional(),
+      disk: parsedBy(parseSizeBytes).optional(),
+      pids: parsedBy(parsePids).optional(),
+      cpu: parsedBy((text) => parseCpuMillis(text)).optional(),
+    })
+    .optional(),
 });
 
 /**
@@ -92,6 +129,14 @@ export async function loadWorkerPools(path: string): Promise<WorkerPoolSpec[]> {
       instances: parsed.data.instances,
       env: parsed.data.env,
       cwd: parsed.data.cwd ? resolve(baseDir, parsed.data.cwd) : baseDir,
+      user: parsed.data.user ?? "",
+      group: parsed.data.group ?? "",
+      limits: {
+        memoryBytes: parsed.data.limits?.memory ?? 0n,
+        diskBytes: parsed.data.limits?.disk ?? 0n,
+        pids: parsed.data.limits?.pids ?? 0,
+        cpuMillis: parsed.data.limits?.cpu ?? 0,
+      },
     });
   }
   DefinitionErrors.throwIfAny(problems);
@@ -104,7 +149,26 @@ const isDirectory = (path: string) =>
     () => false,
   );
 
-const WORKER_KEYS = ["Command", "Instances", "Environment", "WorkingDirectory"] as const;
+const WORKER_KEYS = [
+  "Command",
+  "Instances",
+  "Environment",
+  "WorkingDirectory",
+  "User",
+  "Group",
+  "LimitMem",
+  "LimitDisk",
+  "LimitPids",
+  "LimitCPU",
+] as const;
+
+/** `[Worker]` keys that take a limit, with the parser the task units use for them. */
+const LIMIT_KEYS: [string, keyof WorkerLimits, (text: string) => bigint | number][] = [
+  ["LimitMem", "memoryBytes", parseSizeBytes],
+  ["LimitDisk", "diskBytes", parseSizeBytes],
+  ["LimitPids", "pids", parsePids],
+  ["LimitCPU", "cpuMillis", (text) => parseCpuMillis(text)],
+];
 
 /**
  * A worker pool as an INI unit, `NAME.worker` (the pool is NAME):
@@ -114,6 +178,8 @@ const WORKER_KEYS = ["Command", "Instances", "Environment", "WorkingDirectory"] 
  *   Instances=4
  *   Environment=PYTHONPATH=../sdks/python LOG_LEVEL=info
  *   WorkingDirectory=.
+ *   User=worker            # the jail and limits work as for tasks
+ *   LimitMem=2G
  */
 export async function loadWorkerUnit(path: string): Promise<WorkerPoolSpec> {
   let text: string;
@@ -187,6 +253,16 @@ export async function loadWorkerUnit(path: string): Promise<WorkerPoolSpec> {
       else env[assignment.slice(0, eq)] = assignment.slice(eq + 1);
     }
   }
+  const limits: WorkerLimits = { ...NO_LIMITS };
+  for (const [key, field, parse] of LIMIT_KEYS) {
+    const value = last(key);
+    if (!value) continue;
+    try {
+      (limits as unknown as Record<string, bigint | number>)[field] = parse(value.text);
+    } catch (error) {
+      at(value.line, value.column, `${key}=${value.text}: ${errorMessage(error)}`);
+    }
+  }
   DefinitionErrors.throwIfAny(problems);
   const [program = "", ...args] = words;
   const cwd = last("WorkingDirectory")?.text;
@@ -197,5 +273,8 @@ export async function loadWorkerUnit(path: string): Promise<WorkerPoolSpec> {
     instances,
     env,
     cwd: cwd ? resolve(baseDir, cwd) : baseDir,
+    user: last("User")?.text ?? "",
+    group: last("Group")?.text ?? "",
+    limits,
   };
 }

@@ -307,6 +307,125 @@ describe("pipeline errors: values", () => {
   });
 });
 
+describe("pipeline errors: limits, private_network, jail and install", () => {
+  const HEX = "a".repeat(64);
+  const task = (...lines: string[]) =>
+    yaml("tasks:", "  a:", "    run: ./a.sh", ...lines.map((l) => `    ${l}`));
+
+  it.each([
+    [
+      "limits: { pids: 0 }",
+      "4:21",
+      "tasks.a.limits.pids",
+      `expected a number of processes from 1 to 4194304, or "infinity", got 0; leave it out for the pool's default, or write "infinity" for as many as the pool allows`,
+    ],
+    [
+      "limits: { pids: 5000000 }",
+      "4:21",
+      "tasks.a.limits.pids",
+      `expected at most 4194304 processes (Linux's largest pid_max), got 5000000; "infinity" is as many as the pool allows`,
+    ],
+    [
+      "limits: { pids: [1] }",
+      "4:21",
+      "tasks.a.limits.pids",
+      'expected a number of processes, or "infinity", got a list',
+    ],
+    [
+      "limits: { cpu: 1.5 }",
+      "4:20",
+      "tasks.a.limits.cpu",
+      `expected a percentage of one CPU such as "50%", "150%" or "200%" (1% to 100000%), or "infinity", got 1.5 (add "%": "150%" is 1.5 CPUs)`,
+    ],
+    ["limits: { cpu: 0% }", "4:20", "tasks.a.limits.cpu", `got "0%"; for no quota write "infinity"`],
+    [
+      "limits: { memory: 8GB }",
+      "4:23",
+      "tasks.a.limits.memory",
+      `expected a size such as "512M", "8G", "1.5G", "100K", a number of bytes, or "infinity", got "8GB" (sizes are powers of 1024 written without "B": "8G")`,
+    ],
+    [
+      "limits: { pid: 4 }",
+      "4:15",
+      "tasks.a.limits.pid",
+      "unknown key 'pid'; did you mean 'pids'? (expected one of: memory, disk, pids, cpu)",
+    ],
+    ["limits: 4", "4:13", "tasks.a.limits", "expected a map of limits: memory, disk, pids, cpu, got 4"],
+    ["private_network: yes", "4:22", "tasks.a.private_network", 'expected true or false, got "yes"'],
+    [
+      "jail: none",
+      "4:11",
+      "tasks.a.jail",
+      `expected "standard" or "strict", got "none": a task can ask for a stricter jail than its pool's, never a looser one; only the operator chooses "none", for a whole pool`,
+    ],
+    [
+      "install: { apt: jq }",
+      "4:21",
+      "tasks.a.install.apt",
+      'expected a list of package names, such as [jq, curl], got "jq"',
+    ],
+    [
+      "install: { pip: [-e, x] }",
+      "4:22",
+      "tasks.a.install.pip[0]",
+      'expected a package name, got "-e": installer options are not allowed',
+    ],
+    [
+      "install: { artifact: [] }",
+      "4:16",
+      "tasks.a.install.artifact",
+      "unknown key 'artifact'; did you mean 'artifacts'? (expected one of: pip, npm, apt, from, artifacts)",
+    ],
+    [
+      "install: { artifacts: [{ url: https://example.com/x }] }",
+      "4:28",
+      "tasks.a.install.artifacts[0].sha256",
+      "missing; expected the file's `sha256:` (64 hex digits): an artifact is pinned by its checksum",
+    ],
+    [
+      `install: { artifacts: [{ url: x.tgz, sha256: ${HEX} }] }`,
+      "4:35",
+      "tasks.a.install.artifacts[0].url",
+      'expected an absolute path, a file:// URL or an http(s):// URL, got "x.tgz" (a path must be absolute)',
+    ],
+    [
+      "install: { artifacts: [{ url: /opt/x, sha256: abc }] }",
+      "4:51",
+      "tasks.a.install.artifacts[0].sha256",
+      `expected 64 hex digits (the file's sha256, as sha256sum prints it), got "abc" (3 digits)`,
+    ],
+    [
+      `install: { artifacts: [{ url: /opt/x, sha256: ${"1".repeat(64)} }] }`,
+      "4:51",
+      "tasks.a.install.artifacts[0].sha256",
+      "expected 64 hex digits, got a number: quote the sha256 so that YAML reads it as text",
+    ],
+    [
+      `install: { artifacts: [{ url: /opt/x, sha256: ${HEX}, size: 3 }] }`,
+      "4:117",
+      "tasks.a.install.artifacts[0].size",
+      "unknown key 'size' (expected one of: url, sha256)",
+    ],
+  ])("%s", async (line, where, path, expected) => {
+    await expectProblem(task(line), where, path, expected);
+  });
+
+  it("checks them in defaults too", async () => {
+    await expectProblem(
+      yaml("defaults: { limits: { cpu: 50 } }", "steps: [./a.sh]"),
+      "1:28",
+      "defaults.limits.cpu",
+      'got 50 (add "%": "5000%" is 50 CPUs)',
+    );
+    await expectProblem(
+      yaml("defaults: { install: { apt: [jq] } }", "steps: [./a.sh]"),
+      "1:13",
+      "defaults.install",
+      "unknown key 'install'",
+    );
+  });
+});
+
 describe("pipeline errors: names and needs", () => {
   it("points at a need that names no task, suggesting the closest and listing the few known", async () => {
     await expectProblem(

@@ -9,6 +9,7 @@ import { compilePipeline, type PipelineOptions } from "./yaml-pipeline.js";
 
 const FILE = "/srv/pipes/etl.yaml";
 const yaml = (...lines: string[]): string => `${lines.join("\n")}\n`;
+const unitText = yaml;
 const compile = (text: string, options: PipelineOptions = {}, file = FILE) =>
   compilePipeline(text, file, options);
 
@@ -126,6 +127,127 @@ describe("condition, checks, user and group", () => {
     ]);
     expect([load.user, load.group]).toEqual(["etl", "ops"]);
     expect(load.definedAt).toBe(`${FILE}:3`);
+  });
+});
+
+describe("limits, private_network, jail and install", () => {
+  const HEX = "0123456789abcdef".repeat(4);
+
+  it("compiles them into the task spec, each limit from the task else from defaults", async () => {
+    const spec = await compile(
+      yaml(
+        "defaults:",
+        "  limits: { memory: 2G, pids: 128, cpu: 50% }",
+        "  jail: standard",
+        "tasks:",
+        "  build:",
+        "    run: make",
+        "    limits: { pids: 512, cpu: 150%, disk: 1G }",
+        "    private_network: true",
+        "    jail: strict",
+        "    install:",
+        "      apt: [jq, curl]",
+        "      pip: [requests]",
+        "      from: deps/deps.json",
+        "      artifacts:",
+        `        - { url: https://example.com/yq.tar.gz, sha256: ${HEX.toUpperCase()} }`,
+        `        - url: /opt/tools/jq`,
+        `          sha256: "${HEX}"`,
+        "  lint: { run: ./lint.sh, limits: { pids: infinity, cpu: infinity } }",
+        "  plain: { run: ./plain.sh }",
+      ),
+    );
+    const build = task(spec, "build");
+    expect(build.limits).toMatchObject({
+      memoryBytes: 2n * 1024n ** 3n,
+      diskBytes: 1024n ** 3n,
+      pids: 512,
+      cpuMillis: 1500,
+    });
+    expect([build.privateNetwork, build.jail]).toEqual([true, "strict"]);
+    expect(build.install).toMatchObject({
+      apt: ["jq", "curl"],
+      pip: ["requests"],
+      npm: [],
+      from: "/srv/pipes/deps/deps.json",
+    });
+    expect(build.install?.artifacts.map(({ url, sha256 }) => [url, sha256])).toEqual([
+      ["https://example.com/yq.tar.gz", HEX],
+      ["/opt/tools/jq", HEX],
+    ]);
+    expect(task(spec, "lint").limits).toMatchObject({
+      memoryBytes: 2n * 1024n ** 3n,
+      pids: 4_194_304,
+      cpuMillis: 0,
+    });
+    const plain = task(spec, "plain");
+    expect(plain.limits).toMatchObject({ memoryBytes: 2n * 1024n ** 3n, pids: 128, cpuMillis: 500 });
+    expect([plain.privateNetwork, plain.jail, plain.install]).toEqual([false, "standard", undefined]);
+  });
+
+  it("leaves the spec's limits unset without limits: anywhere", async () => {
+    const spec = await compile(yaml("tasks:", "  a: { run: ./a.sh }"));
+    const a = task(spec, "a");
+    expect([a.limits, a.privateNetwork, a.jail, a.install]).toEqual([undefined, false, "", undefined]);
+  });
+
+  it("fills the same fields as the unit keys of the same names", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "taskframe-jail-"));
+    try {
+      await writeFile(
+        join(dir, "u.task"),
+        unitText(
+          "[Service]",
+          "LimitMem=2G",
+          "LimitDisk=512M",
+          "LimitPids=64",
+          "LimitCPU=250%",
+          "PrivateNetwork=yes",
+          "Jail=strict",
+          "[Install]",
+          `Artifact=https://example.com/x sha256=${HEX}`,
+          "[Command]",
+          "command=./run.sh",
+        ),
+      );
+      const spec = await compile(
+        yaml(
+          "tasks:",
+          "  y:",
+          "    run: ./run.sh",
+          "    limits: { memory: 2G, disk: 512M, pids: 64, cpu: 250% }",
+          "    private_network: true",
+          "    jail: strict",
+          `    install: { artifacts: [{ url: "https://example.com/x", sha256: "${HEX}" }] }`,
+          "  u: { unit: u.task }",
+        ),
+        { loadUnitClosure },
+        join(dir, "p.yaml"),
+      );
+      const [y, u] = [task(spec, "y"), task(spec, "u")];
+      expect(y.limits).toEqual(u.limits);
+      expect([y.privateNetwork, y.jail]).toEqual([u.privateNetwork, u.jail]);
+      expect(y.install?.artifacts).toEqual(u.install?.artifacts);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("takes them for run: tasks only, and substitutes nothing in them", async () => {
+    expect(
+      await problemsOf(
+        yaml(
+          "tasks:",
+          "  h: { handler: resize, limits: { pids: 4 } }",
+          `  r: { run: ./r.sh, jail: "\${{ params.j }}" }`,
+        ),
+      ),
+    ).toEqual([
+      expect.stringContaining(
+        `${FILE}:2:25: tasks.h.limits: unknown key 'limits': applies to \`run:\` tasks, not to \`handler:\` tasks`,
+      ),
+      `${FILE}:3:27: tasks.r.jail: \${{ ... }} is substituted only in \`run:\`, \`args:\`, \`env:\`, \`cwd:\`, \`user:\`, \`group:\`, \`checks:\`, \`condition:\`, \`labels:\`, \`pool:\`, \`for_each:\` of a \`run:\` task; it cannot be used here`,
+    ]);
   });
 });
 
@@ -392,6 +514,13 @@ describe("keys from other tools", () => {
     ["image: ubuntu", "not supported: Taskframe runs executables on the host"],
     ["outputs: {}", "not supported in this version"],
     ["artifacts: {}", "not supported in this version"],
+    ["artifacts: []", "use `install: { artifacts: [{ url, sha256 }] }`"],
+    ["resources: { limits: {} }", "use `limits:` with `memory:`, `disk:`, `pids:` and `cpu:`"],
+    ["mem_limit: 2g", "use `limits: { memory: 2G }`"],
+    ["cpus: 1.5", 'use `limits: { cpu: "150%" }` (a percentage of one CPU)'],
+    ["pids_limit: 100", "use `limits: { pids: 256 }`"],
+    ["network_mode: none", "use `private_network: true`"],
+    ["privileged: true", "ask for a stricter one with `jail: strict` (never a looser one)"],
     ["retry: { limit: 3 }", "use `retries: N`"],
     ["retryStrategy: { limit: 3 }", "use `retries: N`"],
     ["depends_on: [b]", "use `needs:`"],

@@ -6,6 +6,7 @@ import { DefinitionError, DefinitionErrors } from "../errors.js";
 import type { RunSpec } from "../gen/taskframe/v1/spec_pb.js";
 import { PROBLEM_LIMIT } from "./pipeline-problems.js";
 import { TASK_NAME } from "./pipeline-schema.js";
+import { MAX_CPU_PERCENT, PIDS_INFINITY } from "./units/jail-settings.js";
 import { compilePipeline } from "./yaml-pipeline.js";
 
 const FILE = "/srv/pipes/fuzz.yaml";
@@ -108,6 +109,47 @@ const taskFields = fc.record(
     retries: fc.oneof(fc.nat(10), anyValue),
     timeout: fc.oneof(fc.constantFrom("30s", "1h30m", "soon", `\${{ params.p }}`), anyValue),
     user: fc.oneof(fc.constantFrom("etl", "0", "bad user"), anyValue),
+    limits: fc.oneof(
+      fc.record(
+        {
+          memory: fc.oneof(fc.constantFrom("2G", "8GB", "infinity", 4096, -1), anyValue),
+          pids: fc.oneof(
+            fc.integer({ min: -1, max: 5_000_000 }),
+            fc.constantFrom("infinity", "15%"),
+            anyValue,
+          ),
+          cpu: fc.oneof(fc.constantFrom("150%", "0%", "12.5%", 1.5, "infinity"), anyValue),
+          pid: anyValue,
+        },
+        { requiredKeys: [] },
+      ),
+      anyValue,
+    ),
+    private_network: fc.oneof(fc.boolean(), anyValue),
+    jail: fc.oneof(fc.constantFrom("standard", "strict", "none", `\${{ params.p }}`), anyValue),
+    install: fc.oneof(
+      fc.record(
+        {
+          apt: fc.oneof(fc.array(fc.constantFrom("jq", "-y", ""), { maxLength: 2 }), anyValue),
+          from: fc.oneof(fc.constantFrom("deps.json", ""), anyValue),
+          artifacts: fc.oneof(
+            fc.array(
+              fc.record(
+                {
+                  url: fc.oneof(fc.constantFrom("/opt/x", "https://example.com/x", "x", "ftp://x"), anyValue),
+                  sha256: fc.oneof(fc.constantFrom("a".repeat(64), "abc", "1".repeat(64)), anyValue),
+                },
+                { requiredKeys: [] },
+              ),
+              { maxLength: 2 },
+            ),
+            anyValue,
+          ),
+        },
+        { requiredKeys: [] },
+      ),
+      anyValue,
+    ),
     if: anyValue,
     matrix: anyValue,
   },
@@ -238,6 +280,29 @@ describe("compilePipeline never crashes or hangs", () => {
         expect(spec.tasks).toHaveLength(fanned);
         await compilesOrExplains(text);
       }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe("limits reach the TaskSpec as written", () => {
+  it("pids: N is N processes and cpu: P% is P*10 thousandths of a CPU, as LimitPids= and LimitCPU=", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: PIDS_INFINITY }),
+        fc.integer({ min: 1, max: MAX_CPU_PERCENT }),
+        fc.option(fc.integer({ min: 1, max: 2 ** 40 }), { nil: undefined }),
+        async (pids, percent, memory) => {
+          const limits = { pids, cpu: `${percent}%`, ...(memory === undefined ? {} : { memory }) };
+          const spec = await compilePipeline(stringify({ tasks: { a: { run: "./a.sh", limits } } }), FILE);
+          expect(spec.tasks[0]?.limits).toMatchObject({
+            pids,
+            cpuMillis: percent * 10,
+            memoryBytes: BigInt(memory ?? 0),
+            diskBytes: 0n,
+          });
+        },
+      ),
       { numRuns: 200 },
     );
   });

@@ -271,7 +271,11 @@ describe("compileUnitRun", () => {
         "RestartSec=30",
         "LimitMem=1.5G",
         "LimitDisk=100K",
+        "LimitPids=256",
+        "LimitCPU=150%",
         "MaxTime=1h30m",
+        "PrivateNetwork=yes",
+        "Jail=strict",
         "[Environment]",
         "B=2",
         "A='one two'",
@@ -284,6 +288,8 @@ describe("compileUnitRun", () => {
         "apt=libpng-dev",
         "npm=",
         "From=deps.json",
+        `Artifact=https://example.com/jq-1.7.tar.gz sha256=${"AB".repeat(32)}`,
+        `Artifact="/opt/tools/yq" sha256=${"0".repeat(64)}`,
         "[Command]",
         'command=python3 "my job.py"',
         "[Args]",
@@ -303,7 +309,13 @@ describe("compileUnitRun", () => {
       },
     });
     expect(spec.retry).toMatchObject({ retries: 5, intervalMs: 30_000n });
-    expect(spec.limits).toMatchObject({ memoryBytes: 1_610_612_736n, diskBytes: 102_400n });
+    expect(spec.limits).toMatchObject({
+      memoryBytes: 1_610_612_736n,
+      diskBytes: 102_400n,
+      pids: 256,
+      cpuMillis: 1500,
+    });
+    expect([spec.privateNetwork, spec.jail]).toEqual([true, "strict"]);
     expect(spec.timeoutMs).toBe(5_400_000n);
     expect([spec.user, spec.group]).toEqual(["1000", "staff"]);
     expect(spec.checks.map((c) => [c.name, c.command, c.args])).toEqual([
@@ -316,7 +328,55 @@ describe("compileUnitRun", () => {
       npm: [],
       from: join(base, "deps.json"),
     });
-    expect(spec.definedAt).toBe(`${DIR}/full.service:22`);
+    expect(spec.install?.artifacts.map(({ url, sha256 }) => ({ url, sha256 }))).toEqual([
+      { url: "https://example.com/jq-1.7.tar.gz", sha256: "ab".repeat(32) },
+      { url: "/opt/tools/yq", sha256: "0".repeat(64) },
+    ]);
+    expect(spec.definedAt).toBe(`${DIR}/full.service:28`);
+  });
+
+  it("leaves the jail settings a unit does not set to the pool", () => {
+    const spec = compileUnitRun(catalogue({ "a.task": runs() })).tasks[0]!;
+    expect(spec.limits).toMatchObject({ memoryBytes: 0n, diskBytes: 0n, pids: 0, cpuMillis: 0 });
+    expect([spec.privateNetwork, spec.jail, spec.install]).toEqual([false, "", undefined]);
+  });
+
+  it("reads infinity as the largest process count, no CPU quota, and the systemd booleans", () => {
+    const spec = (service: string[]) =>
+      compileUnitRun(catalogue({ "a.task": unit("[Service]", ...service, "[Command]", "command=x") }))
+        .tasks[0]!;
+    expect(spec(["LimitPids=infinity", "LimitCPU=infinity"]).limits).toMatchObject({
+      pids: 4_194_304,
+      cpuMillis: 0,
+    });
+    for (const [written, value] of [
+      ["on", true],
+      ["1", true],
+      ["True", true],
+      ["off", false],
+      ["0", false],
+      ["no", false],
+    ] as const) {
+      expect(spec([`PrivateNetwork=${written}`]).privateNetwork).toBe(value);
+    }
+    expect(spec(["Jail=standard"]).jail).toBe("standard");
+  });
+
+  it("lets an empty Artifact= clear the artifacts before it, as for the package lists", () => {
+    const hex = "f".repeat(64);
+    const spec = compileUnitRun(
+      catalogue({
+        "a.task": unit(
+          "[Install]",
+          `Artifact=/opt/a sha256=${hex}`,
+          "Artifact=",
+          `Artifact=/opt/b sha256=${hex}`,
+          "[Command]",
+          "command=x",
+        ),
+      }),
+    ).tasks[0]!;
+    expect(spec.install?.artifacts.map((artifact) => artifact.url)).toEqual(["/opt/b"]);
   });
 
   it("keeps an environment variable named __proto__ as a variable", () => {

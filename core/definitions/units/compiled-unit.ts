@@ -1,3 +1,4 @@
+import type { ArtifactPin } from "./jail-settings.js";
 import type { UnitKind } from "./unit-names.js";
 
 /** A `Requires=`/`After=`/`Wants=` entry as written, and where. */
@@ -43,12 +44,20 @@ export interface TaskTemplate {
   /** 0: no limit. */
   timeoutMs: number;
   memoryBytes: bigint;
+  /** The size of the task's private /tmp; 0: the pool's default. */
   diskBytes: bigint;
+  /** 0: the pool's default. */
+  pids: number;
+  /** Thousandths of a CPU; 0: no quota. */
+  cpuMillis: number;
+  privateNetwork: boolean;
+  /** "": the pool's profile; else "standard" or "strict". */
+  jail: string;
   checks: CommandTemplate[];
   condition?: CommandTemplate;
   user: string;
   group: string;
-  install?: { pip: string[]; npm: string[]; apt: string[]; from: string };
+  install?: { pip: string[]; npm: string[]; apt: string[]; from: string; artifacts: ArtifactPin[] };
   /** `file:line`. */
   definedAt: string;
 }

@@ -10,6 +10,13 @@ export type {
 export { cronProblem } from "./cron.js";
 export { type IniEntry, type IniPosition, type IniSection, IniValue } from "./ini.js";
 export { type IniDocument, parseIni } from "./ini-parser.js";
+export {
+  type ArtifactPin,
+  JAIL_PROFILES,
+  type JailProfile,
+  MAX_CPU_PERCENT,
+  PIDS_INFINITY,
+} from "./jail-settings.js";
 export { loadCatalogueRun, loadUnitCatalogue, loadUnitClosure, loadUnitRun } from "./load-units.js";
 export { MAX_REPORTED_PROBLEMS } from "./problems.js";
 export { readUnitTexts, type UnitText } from "./read-units.js";

@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import {
+  ArtifactSchema,
   Backoff,
   type Check,
   CheckSchema,
@@ -25,13 +26,20 @@ export function taskSpecOf(task: TaskTemplate, needs: readonly string[], after: 
       backoff: Backoff.FIXED,
     }),
     timeoutMs: BigInt(task.timeoutMs),
-    limits: create(ResourceLimitsSchema, { memoryBytes: task.memoryBytes, diskBytes: task.diskBytes }),
+    limits: create(ResourceLimitsSchema, {
+      memoryBytes: task.memoryBytes,
+      diskBytes: task.diskBytes,
+      pids: task.pids,
+      cpuMillis: task.cpuMillis,
+    }),
     needs: [...needs],
     after: [...after],
     checks: task.checks.map(check),
     user: task.user,
     group: task.group,
     definedAt: task.definedAt,
+    privateNetwork: task.privateNetwork,
+    jail: task.jail,
   });
   if (task.command !== undefined) {
     spec.target = {
@@ -46,8 +54,14 @@ export function taskSpecOf(task: TaskTemplate, needs: readonly string[], after: 
   }
   if (task.condition) spec.condition = check(task.condition);
   if (task.install) {
-    const { pip, npm, apt, from } = task.install;
-    spec.install = create(InstallSpecSchema, { pip: [...pip], npm: [...npm], apt: [...apt], from });
+    const { pip, npm, apt, from, artifacts } = task.install;
+    spec.install = create(InstallSpecSchema, {
+      pip: [...pip],
+      npm: [...npm],
+      apt: [...apt],
+      from,
+      artifacts: artifacts.map((artifact) => create(ArtifactSchema, artifact)),
+    });
   }
   return spec;
 }

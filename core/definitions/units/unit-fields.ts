@@ -1,5 +1,14 @@
 import { errorMessage } from "../../errors.js";
 import type { IniEntry, IniPosition } from "./ini.js";
+import {
+  type ArtifactPin,
+  type JailProfile,
+  parseArtifactUrl,
+  parseCpuMillis,
+  parseJail,
+  parsePids,
+  parseSha256,
+} from "./jail-settings.js";
 import { splitListWords } from "./list-words.js";
 import { parseSizeBytes } from "./size.js";
 import { parseUnitReference } from "./unit-names.js";
@@ -8,6 +17,7 @@ import {
   ENV_NAME,
   parseAccount,
   parseArgs,
+  parseBoolean,
   parseCommandLine,
   parseCron,
   parseDirectory,
@@ -41,9 +51,16 @@ export interface UnitFields {
     Restart?: number;
     RestartSec?: number;
     LimitMem?: bigint;
+    /** The size of the task's private /tmp; 0 (infinity) is the pool's default. */
     LimitDisk?: bigint;
+    /** Processes and threads; infinity is PIDS_INFINITY. */
+    LimitPids?: number;
+    /** Thousandths of a CPU; 0 (infinity) is no quota. */
+    LimitCPU?: number;
     /** Milliseconds; 0 is no limit. */
     MaxTime?: number;
+    PrivateNetwork?: boolean;
+    Jail?: JailProfile;
   };
   /** argv of each check, in file order. */
   Checks?: Named<string[]>[];
@@ -51,7 +68,13 @@ export interface UnitFields {
   Args?: { args?: string[] };
   Command?: { command: string[] };
   RunIf?: { cron?: string; Requires?: string[]; Interval?: number };
-  Install?: { pip?: Listed<string>[]; npm?: Listed<string>[]; apt?: Listed<string>[]; From?: string };
+  Install?: {
+    pip?: Listed<string>[];
+    npm?: Listed<string>[];
+    apt?: Listed<string>[];
+    From?: string;
+    Artifact?: Listed<ArtifactPin>[];
+  };
   MapReduce?: { map: string[]; reduce: string[]; input: string; partitions?: number; output?: string };
 }
 
@@ -134,6 +157,90 @@ function list<T>(parse: (word: string) => T): Field<Listed<T>[]> {
   };
 }
 
+const ARTIFACT_SYNTAX = "Artifact=URL sha256=HEX";
+
+/**
+ * `Artifact=URL sha256=HEX`, one file per entry; repeated entries add to the list and an empty one
+ * clears it, as for the other list keys.
+ */
+const artifactList: Field<Listed<ArtifactPin>[]> = {
+  parse(entries, report) {
+    let items: Listed<ArtifactPin>[] = [];
+    let failed = false;
+    const fail = (message: string, entry: IniEntry, offset?: number): void => {
+      report(message, offset === undefined ? { entry } : { entry, offset });
+      failed = true;
+    };
+    for (const entry of entries) {
+      if (entry.value.text.trim() === "") {
+        items = [];
+        continue;
+      }
+      const { words, unclosedAt } = splitListWords(entry.value.text);
+      if (unclosedAt !== undefined) {
+        fail("a quote is not closed", entry, unclosedAt);
+        continue;
+      }
+      const [url, pin, extra] = words;
+      if (url === undefined) continue;
+      if (/^sha256=/i.test(url.text)) {
+        fail(
+          `expected the URL first: ${ARTIFACT_SYNTAX}, got ${JSON.stringify(url.text)}`,
+          entry,
+          url.offset,
+        );
+        continue;
+      }
+      if (extra !== undefined) {
+        fail(
+          `expected ${ARTIFACT_SYNTAX}, got one more word ${JSON.stringify(extra.text)} (one artifact per line)`,
+          entry,
+          extra.offset,
+        );
+      }
+      let parsedUrl: string | undefined;
+      try {
+        parsedUrl = parseArtifactUrl(url.text);
+      } catch (error) {
+        fail(errorMessage(error), entry, url.offset);
+      }
+      const sha256 = pinOf(entry, pin, fail);
+      if (parsedUrl !== undefined && sha256 !== undefined && extra === undefined) {
+        items.push({ value: { url: parsedUrl, sha256 }, ...entry.value.positionAt(url.offset) });
+      }
+    }
+    return failed ? undefined : items;
+  },
+};
+
+/** The `sha256=HEX` word after an artifact's URL. */
+function pinOf(
+  entry: IniEntry,
+  pin: { text: string; offset: number } | undefined,
+  fail: (message: string, entry: IniEntry, offset?: number) => void,
+): string | undefined {
+  if (pin === undefined) {
+    fail(
+      `missing sha256=HEX after the URL: an artifact is pinned by its sha256 (${ARTIFACT_SYNTAX}, HEX being 64 hex digits)`,
+      entry,
+    );
+    return undefined;
+  }
+  const equals = pin.text.indexOf("=");
+  const algorithm = equals < 0 ? "" : pin.text.slice(0, equals);
+  if (algorithm.toLowerCase() !== "sha256") {
+    const why = /^(?:sha\d+|md5|blake\w*)$/i.test(algorithm) ? ` (only sha256 is supported)` : "";
+    fail(`expected sha256=HEX after the URL, got ${JSON.stringify(pin.text)}${why}`, entry, pin.offset);
+    return undefined;
+  }
+  try {
+    return parseSha256(pin.text.slice(equals + 1));
+  } catch (error) {
+    fail(errorMessage(error), entry, pin.offset + equals + 1);
+    return undefined;
+  }
+}
+
 /** Arguments: each `args=` is split like a shell and adds to the list; an empty one clears it. */
 const argsList: Field<string[]> = {
   parse(entries, report) {
@@ -201,6 +308,9 @@ function environmentValue(text: string, key: string): string {
   return text;
 }
 
+/** For `LimitCPU=30`: systemd's key of that name is something else. */
+const SYSTEMD_LIMIT_CPU = "; unlike systemd's LimitCPU=, which is CPU seconds, this is a share of one CPU";
+
 /** A section: named entries, or a fixed set of keys. */
 type SectionSpec<T> = T extends unknown[] ? Field<T> : { [K in keyof T]-?: Field<NonNullable<T[K]>> };
 
@@ -215,7 +325,11 @@ export const UNIT_FIELDS: { [S in keyof UnitFields]-?: SectionSpec<NonNullable<U
     RestartSec: single((text) => parseUnitDuration(text, false)),
     LimitMem: single(parseSizeBytes),
     LimitDisk: single(parseSizeBytes),
+    LimitPids: single(parsePids),
+    LimitCPU: single((text) => parseCpuMillis(text, SYSTEMD_LIMIT_CPU)),
     MaxTime: single((text) => parseUnitDuration(text, true)),
+    PrivateNetwork: single(parseBoolean),
+    Jail: single(parseJail),
   },
   Checks: named(CHECK_NAME, "a check name of letters, digits, '.', '_' or '-'", parseCommandLine),
   Environment: named(ENV_NAME, "an environment variable name such as DOCKER_PORT", environmentValue),
@@ -231,6 +345,7 @@ export const UNIT_FIELDS: { [S in keyof UnitFields]-?: SectionSpec<NonNullable<U
     npm: packages,
     apt: packages,
     From: single((text) => parseText(text, "a file listing dependencies, e.g. deps.json")),
+    Artifact: artifactList,
   },
   MapReduce: {
     map: single(parseCommandLine, "missing `map=`; expected the command that maps one partition"),

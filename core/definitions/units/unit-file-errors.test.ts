@@ -6,6 +6,8 @@ import { parseUnitText } from "./unit-file.js";
 const DIR = "units";
 const unit = (...lines: string[]): string => `${lines.join("\n")}\n`;
 const RUNS = unit("[Command]", "command=./run.sh");
+const SERVICE_KEYS =
+  "(expected one of: User, Group, WorkingDirectory, Restart, RestartSec, LimitMem, LimitDisk, LimitPids, LimitCPU, MaxTime, PrivateNetwork, Jail)";
 
 function problemsOf(text: string, fileName = "a.task"): string[] {
   const { unit: parsed, problems } = parseUnitText(text, `${DIR}/${fileName}`, fileName);
@@ -59,7 +61,7 @@ describe("unit errors: sections and keys", () => {
       "4:3",
       "Service.Usr",
       "unknown key 'Usr' in [Service]; did you mean 'User'?",
-      "(expected one of: User, Group, WorkingDirectory, Restart, RestartSec, LimitMem, LimitDisk, MaxTime)",
+      "(expected one of: User, Group, WorkingDirectory, Restart, RestartSec, LimitMem, LimitDisk, LimitPids, LimitCPU, MaxTime, PrivateNetwork, Jail)",
     );
     const [message] = problemsOf(unit("[Command]", "command=x", "[Service]", "Image=ubuntu"));
     expect(message).not.toContain("did you mean");
@@ -69,13 +71,25 @@ describe("unit errors: sections and keys", () => {
     const messages = problemsOf(unit("[Unit]", "After=x.service", "[Service]", "ExecStart=/bin/true", RUNS));
     expect(messages).toEqual([
       `${DIR}/a.task:1:1: Unit: unknown section [Unit]: Requires=, After= and Wants= go in [Dependencies] (expected one of: Dependencies, Service, Checks, Environment, Args, Command, RunIf, Install, MapReduce)`,
-      `${DIR}/a.task:4:1: Service.ExecStart: unknown key 'ExecStart' in [Service]: the command goes in [Command] command="..." (arguments in [Args] args="...") (expected one of: User, Group, WorkingDirectory, Restart, RestartSec, LimitMem, LimitDisk, MaxTime)`,
+      `${DIR}/a.task:4:1: Service.ExecStart: unknown key 'ExecStart' in [Service]: the command goes in [Command] command="..." (arguments in [Args] args="...") (expected one of: User, Group, WorkingDirectory, Restart, RestartSec, LimitMem, LimitDisk, LimitPids, LimitCPU, MaxTime, PrivateNetwork, Jail)`,
+    ]);
+  });
+
+  it("points systemd's resource and sandboxing keys at the unit's", () => {
+    const messages = problemsOf(
+      unit("[Service]", "TasksMax=64", "CPUQuota=150%", "PrivateTmp=yes", "ProtectSystem=strict", RUNS),
+    );
+    expect(messages).toEqual([
+      `${DIR}/a.task:2:1: Service.TasksMax: unknown key 'TasksMax' in [Service]: the process limit is LimitPids= ${SERVICE_KEYS}`,
+      `${DIR}/a.task:3:1: Service.CPUQuota: unknown key 'CPUQuota' in [Service]: the CPU limit is LimitCPU= (a percentage of one CPU, as CPUQuota=) ${SERVICE_KEYS}`,
+      `${DIR}/a.task:4:1: Service.PrivateTmp: unknown key 'PrivateTmp' in [Service]: every jailed task has a private /tmp; its size is LimitDisk= ${SERVICE_KEYS}`,
+      `${DIR}/a.task:5:1: Service.ProtectSystem: unknown key 'ProtectSystem' in [Service]: every task runs in its pool's jail; to ask for a stricter one, write Jail=strict ${SERVICE_KEYS}`,
     ]);
   });
 
   it("treats __proto__ as any other unknown name", () => {
     expect(problemsOf(unit("[Service]", "__proto__=x", "[__proto__]", "a=b", RUNS))).toEqual([
-      `${DIR}/a.task:2:1: Service.__proto__: unknown key '__proto__' in [Service] (expected one of: User, Group, WorkingDirectory, Restart, RestartSec, LimitMem, LimitDisk, MaxTime)`,
+      `${DIR}/a.task:2:1: Service.__proto__: unknown key '__proto__' in [Service] (expected one of: User, Group, WorkingDirectory, Restart, RestartSec, LimitMem, LimitDisk, LimitPids, LimitCPU, MaxTime, PrivateNetwork, Jail)`,
       `${DIR}/a.task:3:1: __proto__: unknown section [__proto__] (expected one of: Dependencies, Service, Checks, Environment, Args, Command, RunIf, Install, MapReduce)`,
     ]);
   });
@@ -126,6 +140,42 @@ describe("unit errors: values", () => {
     ],
     ["[Service]", "LimitDisk=lots # big", "2:11", "Service.LimitDisk", 'expected a size such as "512M"'],
     ["[Service]", "MaxTime=soon", "2:9", "Service.MaxTime", 'expected a duration such as "500ms", "30s"'],
+    [
+      "[Service]",
+      "LimitPids=0",
+      "2:11",
+      "Service.LimitPids",
+      `expected a number of processes from 1 to 4194304, or "infinity", got "0"; leave it out for the pool's default`,
+    ],
+    [
+      "[Service]",
+      "LimitPids=5000000 # lots",
+      "2:11",
+      "Service.LimitPids",
+      "expected at most 4194304 processes",
+    ],
+    [
+      "[Service]",
+      "LimitCPU=30",
+      "2:10",
+      "Service.LimitCPU",
+      `expected a percentage of one CPU such as "50%", "150%" or "200%" (1% to 100000%), or "infinity", got "30" (add "%": "3000%" is 30 CPUs; unlike systemd's LimitCPU=, which is CPU seconds, this is a share of one CPU)`,
+    ],
+    ["[Service]", "LimitCPU=0%", "2:10", "Service.LimitCPU", 'for no quota write "infinity"'],
+    [
+      "[Service]",
+      "PrivateNetwork=maybe",
+      "2:16",
+      "Service.PrivateNetwork",
+      'expected "yes" or "no" (or true/false, on/off, 1/0), got "maybe"',
+    ],
+    [
+      "[Service]",
+      "Jail=none",
+      "2:6",
+      "Service.Jail",
+      `expected "standard" or "strict", got "none": a task can ask for a stricter jail than its pool's, never a looser one; only the operator chooses "none", for a whole pool`,
+    ],
     ["[Service]", "RestartSec=-1s", "2:12", "Service.RestartSec", "expected a non-negative duration"],
     ["[Service]", "Restart=always", "2:9", "Service.Restart", "a task is retried only when it fails"],
     [
@@ -219,6 +269,60 @@ describe("unit errors: values", () => {
       "MapReduce.partitions",
       "expected a number of partitions from 1 to 999999",
     );
+  });
+});
+
+describe("unit errors: artifacts", () => {
+  const HEX = "0123456789abcdef".repeat(4);
+
+  it.each([
+    [
+      "Artifact=https://example.com/jq",
+      "2:10",
+      "missing sha256=HEX after the URL: an artifact is pinned by its sha256 (Artifact=URL sha256=HEX, HEX being 64 hex digits)",
+    ],
+    [
+      `Artifact=jq.tar.gz sha256=${HEX}`,
+      "2:10",
+      'expected an absolute path, a file:// URL or an http(s):// URL, got "jq.tar.gz" (a path must be absolute)',
+    ],
+    ["Artifact=https://example.com/jq sha256=abc", "2:40", `got "abc" (3 digits)`],
+    [
+      `Artifact=https://example.com/jq sha512=${HEX}`,
+      "2:33",
+      `expected sha256=HEX after the URL, got "sha512=${HEX}" (only sha256 is supported)`,
+    ],
+    ["Artifact=https://example.com/jq abc", "2:33", 'expected sha256=HEX after the URL, got "abc"'],
+    [
+      `Artifact=sha256=${HEX} https://example.com/jq`,
+      "2:10",
+      `expected the URL first: Artifact=URL sha256=HEX, got "sha256=${HEX}"`,
+    ],
+    [
+      `Artifact=/opt/a sha256=${HEX} /opt/b`,
+      "2:89",
+      'expected Artifact=URL sha256=HEX, got one more word "/opt/b" (one artifact per line)',
+    ],
+    ['Artifact="/opt/a', "2:10", "a quote is not closed"],
+  ])("%s", (line, where, expected) => {
+    expectProblem(unit("[Install]", line, RUNS), where, "Install.Artifact", expected);
+  });
+
+  it("reports each bad artifact line, and accepts the good ones", () => {
+    expect(
+      problemsOf(
+        unit(
+          "[Install]",
+          `Artifact=/opt/tools/jq sha256=${HEX}`,
+          "Artifact=ftp://example.com/x",
+          `Artifact=file:///opt/x.tgz sha256=${HEX}`,
+          RUNS,
+        ),
+      ),
+    ).toEqual([
+      `${DIR}/a.task:3:10: Install.Artifact: expected an absolute path, a file:// URL or an http(s):// URL, got "ftp://example.com/x" (ftp: is not supported)`,
+      `${DIR}/a.task:3:10: Install.Artifact: missing sha256=HEX after the URL: an artifact is pinned by its sha256 (Artifact=URL sha256=HEX, HEX being 64 hex digits)`,
+    ]);
   });
 });
 

@@ -51,6 +51,9 @@ export const SECTION_KEYS: ReadonlyMap<string, readonly string[]> = new Map(
   ),
 );
 
+/** For systemd's sandboxing keys: the jail sandboxes every task. */
+const JAIL_ADVICE = "every task runs in its pool's jail; to ask for a stricter one, write Jail=strict";
+
 /** Advice for keys that systemd users are likely to try. */
 export const KEY_HINTS: ReadonlyMap<string, string> = new Map(
   Object.entries({
@@ -61,8 +64,19 @@ export const KEY_HINTS: ReadonlyMap<string, string> = new Map(
     "Service.TimeoutSec": "the time limit is MaxTime=",
     "Service.RuntimeMaxSec": "the time limit is MaxTime=",
     "Service.MemoryMax": "the memory limit is LimitMem=",
+    "Service.MemoryLimit": "the memory limit is LimitMem=",
+    "Service.TasksMax": "the process limit is LimitPids=",
+    "Service.LimitNPROC":
+      "the process limit is LimitPids= (processes and threads of the task, not of its user)",
+    "Service.CPUQuota": "the CPU limit is LimitCPU= (a percentage of one CPU, as CPUQuota=)",
+    "Service.PrivateTmp": "every jailed task has a private /tmp; its size is LimitDisk=",
+    "Service.ProtectSystem": JAIL_ADVICE,
+    "Service.ProtectHome": JAIL_ADVICE,
+    "Service.NoNewPrivileges": JAIL_ADVICE,
+    "Service.DynamicUser": JAIL_ADVICE,
+    "Service.IPAddressDeny": "to cut a task off the network, write PrivateNetwork=yes",
     "Install.WantedBy":
-      "[Install] lists packages to install (pip=, npm=, apt=, From=); to pull this unit in, name it in another unit's Wants=",
+      "[Install] lists what to install before the task runs (pip=, npm=, apt=, From=, Artifact=); to pull this unit in, name it in another unit's Wants=",
   }),
 );
 

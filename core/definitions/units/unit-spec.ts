@@ -62,6 +62,10 @@ export function compileUnit(parsed: ParsedUnit, dir: string): CompiledUnit {
     timeoutMs: service.MaxTime ?? 0,
     memoryBytes: service.LimitMem ?? 0n,
     diskBytes: service.LimitDisk ?? 0n,
+    pids: service.LimitPids ?? 0,
+    cpuMillis: service.LimitCPU ?? 0,
+    privateNetwork: service.PrivateNetwork ?? false,
+    jail: service.Jail ?? "",
     checks: (fields.Checks ?? []).map((entry) => commandOf(entry.name, entry.value, dir)),
     user: service.User ?? "",
     group: service.Group ?? "",
@@ -74,7 +78,13 @@ export function compileUnit(parsed: ParsedUnit, dir: string): CompiledUnit {
   const install = fields.Install;
   if (install) {
     const from = install.From === undefined ? "" : resolve(dir, install.From);
-    task.install = { pip: values(install.pip), npm: values(install.npm), apt: values(install.apt), from };
+    task.install = {
+      pip: values(install.pip),
+      npm: values(install.npm),
+      apt: values(install.apt),
+      from,
+      artifacts: (install.Artifact ?? []).map(({ value }) => ({ ...value })),
+    };
   }
   const unit: CompiledUnit = {
     fileName: parsed.fileName,

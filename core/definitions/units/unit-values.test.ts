@@ -1,8 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { cronProblem } from "./cron.js";
+import {
+  PIDS_INFINITY,
+  parseArtifactUrl,
+  parseCpuMillis,
+  parseJail,
+  parsePids,
+  parseSha256,
+} from "./jail-settings.js";
 import { splitListWords } from "./list-words.js";
 import { parseSizeBytes } from "./size.js";
-import { parseArgs, parseCommandLine, parseRestart, parseUnitDuration } from "./unit-values.js";
+import { parseArgs, parseBoolean, parseCommandLine, parseRestart, parseUnitDuration } from "./unit-values.js";
 
 const GiB = 1024n ** 3n;
 
@@ -171,5 +179,167 @@ describe("cronProblem", () => {
     const problem = cronProblem(expression);
     expect(problem?.offset).toBe(offset);
     expect(problem?.message).toContain(expected);
+  });
+});
+
+describe("parsePids", () => {
+  it.each([
+    ["1", 1],
+    ["64", 64],
+    [" 512 ", 512],
+    ["4194304", 4_194_304],
+    ["infinity", PIDS_INFINITY],
+  ])("%s -> %d", (text, pids) => {
+    expect(parsePids(text)).toBe(pids);
+  });
+
+  it("reads infinity as Linux's largest pid_max, not as 0 (which is the pool's default)", () => {
+    expect(PIDS_INFINITY).toBe(4_194_304);
+  });
+
+  it.each([
+    [
+      "0",
+      `expected a number of processes from 1 to 4194304, or "infinity", got "0"; leave it out for the pool's default, or write "infinity" for as many as the pool allows`,
+    ],
+    [
+      "4194305",
+      `expected at most 4194304 processes (Linux's largest pid_max), got "4194305"; "infinity" is as many as the pool allows`,
+    ],
+    [
+      "15%",
+      `expected a number of processes from 1 to 4194304, or "infinity", got "15%" (percentages of the host's pid limit are not supported)`,
+    ],
+    ["-1", `got "-1" (a number of processes cannot be negative)`],
+    ["1.5", `expected a number of processes from 1 to 4194304, or "infinity", got "1.5"`],
+    ["many", `got "many"`],
+    ["Infinity", `got "Infinity"`],
+    ["", `got ""`],
+  ])("rejects %j", (text, expected) => {
+    expect(() => parsePids(text)).toThrow(expected);
+  });
+
+  it("shows a number from YAML as a number", () => {
+    expect(parsePids(64)).toBe(64);
+    expect(() => parsePids(0)).toThrow(', or "infinity", got 0;');
+  });
+});
+
+describe("parseCpuMillis", () => {
+  it.each([
+    ["1%", 10],
+    ["50%", 500],
+    ["150%", 1500],
+    ["200%", 2000],
+    ["100000%", 1_000_000],
+    ["infinity", 0],
+  ])("%s -> %d thousandths of a CPU", (text, millis) => {
+    expect(parseCpuMillis(text)).toBe(millis);
+  });
+
+  const EXPECTED = `expected a percentage of one CPU such as "50%", "150%" or "200%" (1% to 100000%), or "infinity"`;
+
+  it.each([
+    ["0%", `${EXPECTED}, got "0%"; for no quota write "infinity"`],
+    ["100001%", `expected at most 100000% (1000 CPUs), got "100001%"`],
+    ["12.5%", `${EXPECTED}, got "12.5%" (a whole percentage)`],
+    ["1.5", `${EXPECTED}, got "1.5" (add "%": "150%" is 1.5 CPUs)`],
+    ["1", `${EXPECTED}, got "1" (add "%": "100%" is 1 CPU)`],
+    ["-50%", `${EXPECTED}, got "-50%" (a CPU quota cannot be negative)`],
+    ["half", `${EXPECTED}, got "half"`],
+    ["50 %", `got "50 %"`],
+  ])("rejects %j", (text, expected) => {
+    expect(() => parseCpuMillis(text)).toThrow(expected);
+  });
+
+  it("adds a note where the % is missing", () => {
+    expect(() => parseCpuMillis("30", "; not CPU seconds")).toThrow(
+      `got "30" (add "%": "3000%" is 30 CPUs; not CPU seconds)`,
+    );
+    expect(() => parseCpuMillis(2)).toThrow(`got 2 (add "%": "200%" is 2 CPUs)`);
+  });
+});
+
+describe("parseJail", () => {
+  it("accepts the profiles a task may ask for", () => {
+    expect(parseJail("standard")).toBe("standard");
+    expect(parseJail("strict")).toBe("strict");
+  });
+
+  it.each([
+    ["none", `expected "standard" or "strict", got "none": a task can ask`],
+    ["", `got ""`],
+    ["Strict", `got "Strict" (names are case-sensitive: "strict")`],
+    ["paranoid", `got "paranoid"`],
+  ])("rejects %j, saying a task cannot loosen its pool's jail", (text, expected) => {
+    expect(() => parseJail(text)).toThrow(expected);
+    expect(() => parseJail(text)).toThrow(
+      `a task can ask for a stricter jail than its pool's, never a looser one; only the operator chooses "none", for a whole pool`,
+    );
+  });
+});
+
+describe("parseBoolean", () => {
+  it.each(["yes", "true", "1", "on", "YES", "True", "y", "t"])("%s is true", (text) => {
+    expect(parseBoolean(text)).toBe(true);
+  });
+
+  it.each(["no", "false", "0", "off", "NO", "n", "f"])("%s is false", (text) => {
+    expect(parseBoolean(text)).toBe(false);
+  });
+
+  it.each(["", "maybe", "2", "yess"])("rejects %j", (text) => {
+    expect(() => parseBoolean(text)).toThrow(
+      `expected "yes" or "no" (or true/false, on/off, 1/0), got ${JSON.stringify(text)}`,
+    );
+  });
+});
+
+describe("artifacts", () => {
+  const HEX = "a".repeat(64);
+  const URL_EXPECTED = "expected an absolute path, a file:// URL or an http(s):// URL";
+
+  it.each([
+    "/opt/tools/jq-1.7",
+    "file:///opt/tools/jq.tar.gz",
+    "https://example.com/jq-1.7.tar.gz",
+    "http://10.0.0.5:8080/x.tgz?v=1",
+    "HTTPS://example.com/x",
+  ])("accepts the URL %s", (url) => {
+    expect(parseArtifactUrl(url)).toBe(url);
+  });
+
+  it.each([
+    ["", `${URL_EXPECTED}, got nothing`],
+    ["tools/jq", `${URL_EXPECTED}, got "tools/jq" (a path must be absolute)`],
+    ["./jq", "(a path must be absolute)"],
+    ["ftp://example.com/x", `${URL_EXPECTED}, got "ftp://example.com/x" (ftp: is not supported)`],
+    ["s3://bucket/x", "(s3: is not supported)"],
+    ["file://host/x", `expected a file:// URL of an absolute path on the sidecar's host`],
+    ["file:relative", "expected a file:// URL of an absolute path"],
+    ["https://", `${URL_EXPECTED}, got "https://", which is not a valid URL`],
+    ["https:/example.com/x", "expected an http(s):// URL with a host"],
+    ["https://me:secret@example.com/x", "expected a URL without credentials"],
+    ["/opt/my tool", "(it has whitespace)"],
+  ])("rejects the URL %j", (url, expected) => {
+    expect(() => parseArtifactUrl(url)).toThrow(expected);
+  });
+
+  it("does not repeat credentials in the message", () => {
+    expect(() => parseArtifactUrl("https://me:secret@example.com/x")).not.toThrow("secret");
+  });
+
+  it("accepts a sha256 of 64 hex digits, in lower case", () => {
+    expect(parseSha256(HEX)).toBe(HEX);
+    expect(parseSha256("AB".repeat(32))).toBe("ab".repeat(32));
+  });
+
+  it.each([
+    ["", "expected 64 hex digits (the file's sha256, as sha256sum prints it), got nothing"],
+    ["abc", `got "abc" (3 digits)`],
+    [`${HEX}0`, "(65 digits)"],
+    [`${"a".repeat(63)}g`, `("g" is not a hex digit)`],
+  ])("rejects the sha256 %j", (hex, expected) => {
+    expect(() => parseSha256(hex)).toThrow(expected);
   });
 });

@@ -142,5 +142,16 @@ export function parsePackage(word: string): string {
   return word;
 }
 
+const TRUE_WORDS = new Set(["1", "yes", "y", "true", "t", "on"]);
+const FALSE_WORDS = new Set(["0", "no", "n", "false", "f", "off"]);
+
+/** A boolean as systemd reads it: yes/no, true/false, on/off, 1/0 (any case). */
+export function parseBoolean(text: string): boolean {
+  const word = text.trim().toLowerCase();
+  if (TRUE_WORDS.has(word)) return true;
+  if (FALSE_WORDS.has(word)) return false;
+  throw new ValueProblem(`expected "yes" or "no" (or true/false, on/off, 1/0), got ${show(text)}`);
+}
+
 export const CHECK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { DefinitionError, DefinitionErrors } from "../../errors.js";
 import { buildCatalogue } from "./catalogue.js";
 import { parseIni } from "./ini-parser.js";
+import { MAX_CPU_PERCENT, PIDS_INFINITY } from "./jail-settings.js";
 import { parseUnitText } from "./unit-file.js";
 import { compileUnitRun } from "./unit-run.js";
 import { SECTION_KEYS } from "./unit-schema.js";
@@ -94,6 +95,19 @@ const VALUES = [
   '"a \\" b"',
   "99999999999999999999999",
   "0.0000000000000000001G",
+  "64",
+  "4194305",
+  "150%",
+  "0%",
+  "12.5%",
+  "yes",
+  "off",
+  "strict",
+  "none",
+  `https://example.com/x sha256=${"a".repeat(64)}`,
+  "/opt/x sha256=abc",
+  `sha256=${"a".repeat(64)} /opt/x`,
+  "ftp://x",
 ];
 
 const nearValidLine = fc.oneof(
@@ -126,6 +140,8 @@ const VALID_BLOCKS = [
   "[RunIf]\ncron=*/5 * * * *",
   "[RunIf]\nRequires=./due.sh\nInterval=30s",
   "[Install]\npip=requests\npip=numpy\nFrom=deps.json",
+  "[Service]\nLimitPids=256\nLimitCPU=150%\nPrivateNetwork=yes\nJail=strict",
+  `[Install]\nArtifact=file:///opt/jq sha256=${"0".repeat(64)}`,
   "[Args]\nargs=-v --out 'a b'",
 ];
 
@@ -256,6 +272,60 @@ describe("property: what parses is what was written", () => {
               column: entry.key.length + 2 + quote.length,
             });
           });
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+});
+
+describe("property: jail settings reach the TaskSpec as written", () => {
+  const hex = fc
+    .array(fc.constantFrom(..."0123456789abcdefABCDEF"), { minLength: 64, maxLength: 64 })
+    .map((digits) => digits.join(""));
+
+  it("LimitPids=N is N processes, LimitCPU=P% is P*10 thousandths of a CPU, artifacts keep their pins", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: PIDS_INFINITY }),
+        fc.integer({ min: 1, max: MAX_CPU_PERCENT }),
+        fc.boolean(),
+        fc.array(fc.tuple(fc.stringMatching(/^\/[A-Za-z0-9._/-]{1,30}$/), hex), { maxLength: 3 }),
+        (pids, percent, network, artifacts) => {
+          const text = [
+            "[Service]",
+            `LimitPids=${pids}`,
+            `LimitCPU=${percent}%`,
+            `PrivateNetwork=${network ? "yes" : "no"}`,
+            "[Install]",
+            ...artifacts.map(([url, sha]) => `Artifact=${url} sha256=${sha}`),
+            "[Command]",
+            "command=x",
+          ].join("\n");
+          const [spec] = compileUnitRun(buildCatalogue("d", [{ fileName: "a.task", text }])).tasks;
+          expect(spec?.limits).toMatchObject({ pids, cpuMillis: percent * 10 });
+          expect(spec?.privateNetwork).toBe(network);
+          expect(spec?.install?.artifacts.map((a) => [a.url, a.sha256])).toEqual(
+            artifacts.map(([url, sha]) => [url, sha.toLowerCase()]),
+          );
+        },
+      ),
+      { numRuns: RUNS },
+    );
+  });
+
+  it("any LimitPids= or LimitCPU= outside the range is a problem at its value", () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.constant(0), fc.integer({ min: PIDS_INFINITY + 1, max: 2 ** 40 })),
+        fc.oneof(fc.constant(0), fc.integer({ min: MAX_CPU_PERCENT + 1, max: 2 ** 40 })),
+        (pids, percent) => {
+          const text = `[Service]\nLimitPids=${pids}\nLimitCPU=${percent}%\n[Command]\ncommand=x\n`;
+          const { problems } = parseUnitText(text, "d/a.task", "a.task");
+          expect(problems.map((problem) => problem.message.split(": ").slice(0, 2).join(": "))).toEqual([
+            "d/a.task:2:11: Service.LimitPids",
+            "d/a.task:3:10: Service.LimitCPU",
+          ]);
         },
       ),
       { numRuns: RUNS },
