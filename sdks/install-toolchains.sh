@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# The SDK tests build and run Python, Go and Java workers. This installs what
-# is missing from Debian's packages (Python 3.9+, Go 1.19+, JDK 17+), and does
-# nothing when everything is there. Needs root (or sudo) only to install.
+# The SDK tests build and run Python, Go and Java workers, the sidecar's
+# install cache tests make Python venvs, and the jail tests run tasks in
+# bubblewrap with a libseccomp filter. This installs what is missing from
+# Debian's packages (Python 3.9+ with venv, Go 1.19+, JDK 17+, bubblewrap,
+# libseccomp2), and does nothing when everything is there. Needs root (or
+# sudo) only to install.
 set -euo pipefail
 
 missing=()
 command -v python3 >/dev/null || missing+=(python3)
 command -v go >/dev/null || missing+=(golang-go)
 command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
+command -v bwrap >/dev/null || missing+=(bubblewrap)
+ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
+# the install cache makes venvs with /usr/bin/python3 when there is one; Debian ships its ensurepip apart
+python=/usr/bin/python3
+[ -x "$python" ] || python=python3
+"$python" -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
 
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
