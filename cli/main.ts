@@ -4,6 +4,7 @@ import { TaskframeError, TaskframeErrorCode } from "../core/errors.js";
 import { CliError, ExitCode } from "./cli-error.js";
 import { conformanceCommand } from "./commands/conformance.js";
 import { addDefinitionCommands, DEFINITION_ARGUMENT, paramOption } from "./commands/definitions.js";
+import { doctorCommand } from "./commands/doctor.js";
 import {
   auditCommand,
   cancelCommand,
@@ -47,6 +48,20 @@ export function buildProgram(): Command {
         .env("TASKFRAME_DATA"),
     )
     .option("--slots <n>", "tasks that may run at once (default: 8 per core)", parsePositiveInt("--slots"))
+    .addOption(
+      new Option(
+        "--jail <profile>",
+        "jail of the tasks: auto (standard where the host supports it), none, standard, strict",
+      )
+        .choices(["auto", "none", "standard", "strict"])
+        .default("auto")
+        .env("TASKFRAME_JAIL"),
+    )
+    .addOption(
+      new Option("--jail-user <user>", "who runs jailed tasks that set no User= (as root)")
+        .default("nobody")
+        .env("TASKFRAME_JAIL_USER"),
+    )
     .option("--json", "print the final state as JSON instead of a table")
     .option("-q, --quiet", "no live progress; only the summary")
     .addHelpText(
@@ -109,6 +124,18 @@ export function buildProgram(): Command {
         "Examples:\n  task conformance --sdk typescript python\n  task conformance --name ruby -- ruby adapter.rb",
     )
     .action(async (command: string[], options) => setExit(await conformanceCommand(command, options)));
+
+  program
+    .command("doctor")
+    .description("show what this host can enforce for tasks: jail, namespaces, cgroups, limits, accounts")
+    .option("--jail-user <user>", "the account jailed tasks run as by default (default nobody)")
+    .option("--json", "print JSON instead of a table")
+    .addHelpText(
+      "after",
+      "\nEnds by starting `true` in the default jail, as a sidecar would. Exit status: 0 if the standard jail\n" +
+        "and every limit can be enforced here, 1 if not (the table says what is missing and how to get it).",
+    )
+    .action(async (options) => setExit(await doctorCommand(options)));
 
   withStoreOptions(program.command("status"))
     .description("show a run and its tasks (default: the newest run)")

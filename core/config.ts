@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { parseDurationMs } from "./definitions/duration.js";
+import { parseSizeBytes } from "./definitions/units/size.js";
 import { TaskframeError, TaskframeErrorCode } from "./errors.js";
 
 /*
@@ -28,6 +29,18 @@ const duration = () =>
   });
 
 const positiveInt = z.coerce.number().int().positive();
+const flag = z
+  .union([z.boolean(), z.enum(["true", "false", "yes", "no", "1", "0", "on", "off"])])
+  .transform((value) => value === true || ["true", "yes", "1", "on"].includes(String(value)));
+const size = () =>
+  z.union([z.string(), z.number()]).transform((value, context) => {
+    try {
+      return parseSizeBytes(String(value));
+    } catch (error) {
+      context.addIssue({ code: "custom", message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
 const list = z
   .union([z.string(), z.array(z.string())])
   .transform((value) =>
@@ -91,7 +104,22 @@ export const sidecarConfigSchema = z.strictObject({
     .string()
     .regex(/^[^:]*:\d+$/, "HOST:PORT")
     .optional(),
+  ...jailShape(),
 });
+
+/** The jail, limits and install settings of a pool's sidecar (README "Jail, limits and installs"). */
+export function jailShape() {
+  return {
+    jail: z.enum(["auto", "none", "standard", "strict"]).default("auto"),
+    "jail-user": z.string().min(1).default("nobody"),
+    "allow-unenforced-limits": flag.default(false),
+    "default-pids": positiveInt.max(4_194_304).default(4096),
+    "default-tmp-size": size().default(1024n ** 3n),
+    "install-cache": z.string().min(1).optional(),
+    "install-cache-size": size().default(10n * 1024n ** 3n),
+    "allow-apt": flag.default(false),
+  };
+}
 
 export type HubConfig = Readonly<z.output<typeof hubConfigSchema>>;
 export type SidecarConfig = Readonly<z.output<typeof sidecarConfigSchema>> & {

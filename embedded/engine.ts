@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { rmSync } from "node:fs";
+import { chmodSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -15,11 +15,14 @@ import { createHubService } from "../hub/api/hub-service.js";
 import { Hub } from "../hub/hub.js";
 import type { DatabaseTarget } from "../hub/store/database.js";
 import { HubStore } from "../hub/store/hub-store.js";
+import type { Jail } from "../sidecar/jail/jail.js";
+import { DEFAULT_JAIL_CONFIG, type JailConfig } from "../sidecar/jail/jail-config.js";
+import { openJail } from "../sidecar/jail/open-jail.js";
 import { WorkerPool } from "../sidecar/runner/worker-pool.js";
 import { Sidecar } from "../sidecar/sidecar.js";
 import { defaultSlots } from "../sidecar/slots.js";
 import { killLeftovers } from "../sidecar/spawner/process-ledger.js";
-import { Spawner } from "../sidecar/spawner/spawner.js";
+import { Spawner, writeSeccompFilter } from "../sidecar/spawner/spawner.js";
 import { DataDirLock } from "./data-dir-lock.js";
 
 export interface EmbeddedOptions {
@@ -35,6 +38,8 @@ export interface EmbeddedOptions {
   logMaxBytes?: number;
   /** Run a sidecar in this process (false: a hub over the store only, for reading). @default true */
   sidecar?: boolean;
+  /** The jail executables run in and its limits' defaults. @default DEFAULT_JAIL_CONFIG (standard where the host supports it) */
+  jail?: Partial<JailConfig>;
   /** SDK worker processes to start and keep running (their output goes to DATA_DIR/workers/). */
   workerPools?: readonly WorkerPoolSpec[];
   logger?: Logger;
@@ -62,6 +67,7 @@ export class EmbeddedEngine implements AsyncDisposable {
       control: MemoryControlBus;
       spawner: Spawner | undefined;
       pools: WorkerPool[];
+      jail: Jail | undefined;
     },
   ) {
     const service = createHubService(hub);
@@ -84,6 +90,7 @@ export class EmbeddedEngine implements AsyncDisposable {
       const hub = new Hub({ store, queue, events, control, logger });
       let sidecar: Sidecar | undefined;
       let spawner: Spawner | undefined;
+      let engineJail: Jail | undefined;
       const pools: WorkerPool[] = [];
       if (options.sidecar !== false) {
         // Tasks a killed predecessor left running are stopped; the store makes this process large,
@@ -91,10 +98,22 @@ export class EmbeddedEngine implements AsyncDisposable {
         const ledgerDir = join(dataDir, "processes");
         killLeftovers(ledgerDir);
         spawner = new Spawner({ logger, ledgerDir });
+        const jail = await openJail(
+          {
+            ...DEFAULT_JAIL_CONFIG,
+            ...options.jail,
+            stateDir: ledgerDir,
+            hidden: [dataDir],
+            nativeSpawner: spawner.native,
+            writeSeccompFilter,
+          },
+          logger,
+        );
         // The in-process queue died with the previous process; whatever it held is gone.
         await store.abandonUnfinishedRuns(
           "abandoned: the task process running it exited before the run finished",
         );
+        engineJail = jail;
         sidecar = new Sidecar({
           queue,
           events,
@@ -105,6 +124,7 @@ export class EmbeddedEngine implements AsyncDisposable {
           ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
           ...(options.logMaxBytes === undefined ? {} : { logMaxBytes: options.logMaxBytes }),
           launch: spawner.run,
+          jail,
           runner: { socketPath: socketPathFor(dataDir, "runner.sock") },
           taskStates: (ids) => hub.store.taskStates(ids),
           spawnTasks: (request) => hub.spawn(request),
@@ -117,7 +137,12 @@ export class EmbeddedEngine implements AsyncDisposable {
         const socketPath = sidecar.runnerAddresses[0];
         if (socketPath) {
           for (const spec of options.workerPools ?? []) {
-            const pool = new WorkerPool(spec, { socketPath, logger, logDir: join(dataDir, "workers") });
+            const pool = new WorkerPool(spec, {
+              socketPath,
+              logger,
+              logDir: join(dataDir, "workers"),
+              jail: { jail, launch: spawner.run, host: "embedded" },
+            });
             pool.start();
             pools.push(pool);
           }
@@ -128,12 +153,18 @@ export class EmbeddedEngine implements AsyncDisposable {
         control,
         spawner,
         pools,
+        jail: engineJail,
       });
     } catch (error) {
       await store?.close();
       lock.release();
       throw error;
     }
+  }
+
+  /** The jail its tasks run in (undefined without a sidecar). */
+  get jail(): Jail | undefined {
+    return this.channels.jail;
   }
 
   /** Where SDK workers connect to serve handler tasks (TASKFRAME_SOCKET). */
@@ -163,6 +194,8 @@ export class EmbeddedEngine implements AsyncDisposable {
       server.once("error", reject);
       server.listen(socketPath, () => resolveListen());
     });
+    // jailed tasks run as another user and reach it (for `task spawn`) through a bind mount; the data directory stays closed
+    chmodSync(socketPath, 0o666);
     server.unref();
     this.#server = server;
     this.#socketPath = socketPath;

@@ -22,6 +22,8 @@ export interface LocalClusterOptions {
   reconcileEvery?: string;
   reconcileAfter?: string;
   logLevel?: string;
+  /** Every sidecar's jail profile (`--jail`). @default the sidecar's own default, auto */
+  jail?: "auto" | "none" | "standard" | "strict";
   /** Extra flags for every sidecar. */
   sidecarFlags?: string[];
   /** Options for node itself in every process (e.g. `--cpu-prof`). */
@@ -110,6 +112,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       "2s",
       "--socket",
       socketOf(name),
+      ...(options.jail ? ["--jail", options.jail] : []),
       ...(options.sidecarFlags ?? []),
       ...common,
     ]);

@@ -59,14 +59,14 @@ export async function runPreChecks(
   return undefined;
 }
 
-/** Settings carried in the spec that this version records but does not enforce yet. */
+/** Settings that need a jail, for a sidecar started without one (tests and embedders). */
 export function unenforcedSettings(spec: TaskSpec): string[] {
   const notes: string[] = [];
   if (spec.user || spec.group) notes.push(`User=${spec.user || "-"} Group=${spec.group || "-"}`);
-  if (spec.limits && (spec.limits.memoryBytes > 0n || spec.limits.diskBytes > 0n))
-    notes.push("memory/disk limits");
-  const install = spec.install;
-  if (install && (install.pip.length || install.npm.length || install.apt.length || install.from))
-    notes.push("[Install]");
+  const limits = spec.limits;
+  if (limits && (limits.memoryBytes > 0n || limits.diskBytes > 0n || limits.pids > 0 || limits.cpuMillis > 0))
+    notes.push("limits");
+  if (spec.privateNetwork) notes.push("PrivateNetwork=");
+  if (spec.jail) notes.push(`Jail=${spec.jail}`);
   return notes;
 }

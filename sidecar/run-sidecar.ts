@@ -1,3 +1,5 @@
+import { tmpdir } from "node:os";
+import { dirname } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import type { SidecarConfig } from "../core/config.js";
@@ -9,11 +11,14 @@ import { JetStreamEventSink } from "../core/nats/jetstream-event-bus.js";
 import { JetStreamWorkQueue } from "../core/nats/jetstream-work-queue.js";
 import { NatsControlBus } from "../core/nats/nats-control-bus.js";
 import { natsOptionsOf, queueOptionsOf } from "../core/nats-options.js";
+import { defaultInstallCacheDir, InstallCache } from "./install/install-cache.js";
+import { jailConfigOf } from "./jail/jail-config.js";
+import { openJail } from "./jail/open-jail.js";
 import { WorkerPool } from "./runner/worker-pool.js";
 import { Sidecar } from "./sidecar.js";
 import { defaultSlots } from "./slots.js";
 import { killLeftovers } from "./spawner/process-ledger.js";
-import { Spawner } from "./spawner/spawner.js";
+import { Spawner, writeSeccompFilter } from "./spawner/spawner.js";
 
 /**
  * `task sidecar`: leases work of its pools from NATS and runs it on this
@@ -37,6 +42,24 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     ? createClient(HubService, createConnectTransport({ baseUrl: config.hub, httpVersion: "1.1" }))
     : undefined;
   const spawner = new Spawner({ logger, ledgerDir: config.ledgerDir });
+  const jail = await openJail(
+    {
+      ...jailConfigOf(config),
+      stateDir: config.ledgerDir,
+      hidden: [dirname(config.socketPath)].filter((dir) => dir !== tmpdir()),
+      nativeSpawner: spawner.native,
+      writeSeccompFilter,
+    },
+    logger,
+  );
+  if (jail.profile === "none" && config.jail === "auto")
+    logger.warn(`tasks run without a jail on this host: ${jail.problems.join("; ")} (see task doctor)`);
+  const installs = new InstallCache({
+    dir: config["install-cache"] ?? defaultInstallCacheDir(),
+    maxBytes: Number(config["install-cache-size"]),
+    allowApt: config["allow-apt"],
+    logger,
+  });
   const sidecar = new Sidecar({
     queue,
     events,
@@ -48,6 +71,8 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     killGraceMs: config["kill-grace"],
     logMaxBytes: config["log-max-bytes"],
     launch: spawner.run,
+    jail,
+    installs,
     ...(config.hub ? { hubUrl: config.hub } : {}),
     runner: {
       socketPath: config.socketPath,
@@ -85,14 +110,21 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
   });
   await sidecar.start();
   const pools = poolSpecs.map((spec) => {
-    const pool = new WorkerPool(spec, { socketPath: config.socketPath, logger });
+    const pool = new WorkerPool(spec, {
+      socketPath: config.socketPath,
+      logger,
+      jail: { jail, launch: spawner.run, host: config.host },
+    });
     pool.start();
     return pool;
   });
-  logger.info({ pools: config.pool, host: config.host, namespace: config.namespace }, "sidecar leasing work");
+  logger.info(
+    { pools: config.pool, host: config.host, namespace: config.namespace, jail: jail.profile },
+    "sidecar leasing work",
+  );
   const endpoints = sidecar.runnerAddresses.join(" and ");
   process.stderr.write(
-    `taskframe sidecar ${config.host} leasing pools ${config.pool.join(", ")}; workers connect to ${endpoints}\n`,
+    `taskframe sidecar ${config.host} leasing pools ${config.pool.join(", ")} (jail: ${jail.profile}); workers connect to ${endpoints}\n`,
   );
 
   await new Promise<void>((resolve) => {

@@ -1,3 +1,4 @@
+import { chmodSync } from "node:fs";
 import { hostname } from "node:os";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { type ConnectListener, listenConnect } from "../core/connect-listener.js";
@@ -10,6 +11,7 @@ import type {
   WorkItem,
 } from "../core/gen/taskframe/v1/messages_pb.js";
 import { RunnerService } from "../core/gen/taskframe/v1/runner_pb.js";
+import type { InstallSpec, TaskSpec } from "../core/gen/taskframe/v1/spec_pb.js";
 import { keepRunning } from "../core/keep-running.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import { TaskState } from "../core/states.js";
@@ -17,11 +19,12 @@ import { DEFAULT_POOL, type Lease, type WorkQueue } from "../core/work-queue.js"
 import { logChunksOf, type ReportedResult, transitionOf } from "./attempt-report.js";
 import { cancelNoticeMatcher } from "./cancel-notice.js";
 import { EventPublisher } from "./event-publisher.js";
+import { attemptKey, commandMissing, type Jail, type JailedAttempt, JailRefusal } from "./jail/jail.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { type CapturedChunk, LogCapture } from "./log-capture.js";
 import { type AttemptResult, resultOf } from "./outcome.js";
 import { runPreChecks, unenforcedSettings } from "./pre-checks.js";
-import { runProcess } from "./process-runner.js";
+import { type ProcessOutcome, runProcess } from "./process-runner.js";
 import { HandlerRunner, type PayloadStore } from "./runner/handler-runner.js";
 import { createRunnerService, type ReadChildren, type SpawnTasks } from "./runner/runner-service.js";
 import { Slots } from "./slots.js";
@@ -50,6 +53,10 @@ export interface SidecarOptions {
   logFlushMs?: number;
   /** What starts task processes: a Spawner's `run` (cheap forks), or in-process `runProcess` by default. */
   launch?: ProcessLauncher;
+  /** Jails executables and applies their limits; without one they run as the sidecar's user, unlimited. */
+  jail?: Jail;
+  /** Installs executables' declared dependencies (`[Install]`) before they run. */
+  installs?: DependencyInstaller;
   /**
    * Serve the Runner protocol to SDK workers on this unix socket (and,
    * optionally, a local TCP port): handler tasks run there.
@@ -197,6 +204,8 @@ export class Sidecar implements AsyncDisposable {
           ),
       });
       this.#runnerListeners.push(await listenConnect(handler, { socketPath: endpoint.socketPath }));
+      // jailed workers run as other accounts and reach it through a bind mount; its directory guards it on the host
+      if (this.#options.jail) chmodSync(endpoint.socketPath, 0o666);
       if (endpoint.tcp) this.#runnerListeners.push(await listenConnect(handler, endpoint.tcp));
     }
     this.#startLeasing();
@@ -378,43 +387,117 @@ export class Sidecar implements AsyncDisposable {
     const timeoutMs = Number(spec.timeoutMs);
     const killGraceMs = this.#options.killGraceMs ?? 5_000;
     const hubUrl = this.#options.hubUrl;
-    const env = taskEnvironment(
+    const cwd = exec.cwd || process.cwd();
+    let env = taskEnvironment(
       attempt.item,
       this.host,
       process.env,
       hubUrl ? { hubUrl, leaseEpoch: attempt.epoch } : undefined,
     );
-    const cwd = exec.cwd || process.cwd();
-    // one time budget for the whole attempt: checks and command
+    // one time budget for the whole attempt: installs, checks and command
     const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : undefined;
-    const launch = async (command: string, args: readonly string[]) => {
-      const outcome = await this.#launch({
-        outputLimitBytes: Math.max(0, this.#logMaxBytes - attempt.capture.capturedBytes),
-        command,
-        args,
-        env,
-        cwd,
-        timeoutMs: deadline === undefined ? 0 : Math.max(1, Math.round(deadline - performance.now())),
-        killGraceMs,
-        signal: attempt.stop.signal,
-        onOutput: (stream, data) => attempt.capture.append(stream, data),
-      });
-      attempt.capture.addDropped(outcome.droppedOutputBytes);
-      return outcome;
-    };
-    const notes = unenforcedSettings(spec);
-    if (notes.length > 0) {
-      attempt.capture.system(
-        `[taskframe] note: ${notes.join(", ")} recorded but not enforced by this version`,
-      );
+    const installed = await this.#install(spec, attempt, cwd);
+    if ("state" in installed) return installed;
+    if (installed.pathPrepend.length > 0)
+      env = { ...env, ...installed.env, PATH: [...installed.pathPrepend, env.PATH].join(":") };
+    else Object.assign(env, installed.env);
+    if (!this.#options.jail && (spec.jail || spec.privateNetwork)) {
+      const detail = `${spec.jail ? `Jail=${spec.jail}` : "PrivateNetwork=yes"} asked for, but this sidecar runs tasks without a jail`;
+      return { state: TaskState.CHECK_FAILED, signal: "", detail, systemLine: `[taskframe] ${detail}` };
     }
-    const stopped = await runPreChecks(spec, (check) => launch(check.command, check.args), {
-      timeoutMs,
-      killGraceMs,
-      stopReason: () => attempt.stopReason,
-    });
-    if (stopped) return stopped;
-    return resultOf(await launch(exec.command, exec.args), timeoutMs, killGraceMs, attempt.stopReason);
+    let jailed: JailedAttempt | undefined;
+    try {
+      jailed = await this.#options.jail?.prepare({
+        spec,
+        cwd,
+        host: this.host,
+        key: attemptKey(attempt.item.taskId, attempt.item.attempt),
+        runId: attempt.item.runId,
+        ...(hubUrl?.startsWith("unix:") ? { hubSocket: hubUrl.slice("unix:".length) } : {}),
+        readOnly: installed.readOnlyPaths,
+      });
+    } catch (error) {
+      if (!(error instanceof JailRefusal)) throw error;
+      const detail = error.message;
+      return { state: TaskState.CHECK_FAILED, signal: "", detail, systemLine: `[taskframe] ${detail}` };
+    }
+    try {
+      if (jailed) env = jailed.env(env);
+      for (const note of jailed?.notes ?? []) attempt.capture.system(note);
+      const ignored = jailed ? [] : unenforcedSettings(spec);
+      if (ignored.length > 0)
+        attempt.capture.system(
+          `[taskframe] note: ${ignored.join(", ")} not enforced: this sidecar has no jail`,
+        );
+      const launch = async (command: string, args: readonly string[]): Promise<ProcessOutcome> => {
+        if (jailed && jailed.profile !== "none" && commandMissing(command, cwd, env.PATH))
+          return notFound(command);
+        const wrapped = jailed ? jailed.wrap(command, args) : { command, args: [...args] };
+        const outcome = await this.#launch({
+          outputLimitBytes: Math.max(0, this.#logMaxBytes - attempt.capture.capturedBytes),
+          command: wrapped.command,
+          args: wrapped.args,
+          env,
+          cwd,
+          timeoutMs: deadline === undefined ? 0 : Math.max(1, Math.round(deadline - performance.now())),
+          killGraceMs,
+          signal: attempt.stop.signal,
+          onOutput: (stream, data) => attempt.capture.append(stream, data),
+          ...("confine" in wrapped && wrapped.confine ? { confine: wrapped.confine } : {}),
+        });
+        attempt.capture.addDropped(outcome.droppedOutputBytes);
+        return outcome;
+      };
+      const stopped = await runPreChecks(spec, (check) => launch(check.command, check.args), {
+        timeoutMs,
+        killGraceMs,
+        stopReason: () => attempt.stopReason,
+      });
+      const result =
+        stopped ??
+        resultOf(await launch(exec.command, exec.args), timeoutMs, killGraceMs, attempt.stopReason);
+      // the attempt ends when nothing of it is left running
+      await jailed?.release();
+      return jailed ? jailed.classify(result) : result;
+    } finally {
+      await jailed?.release();
+    }
+  }
+
+  /** Installs the task's declared dependencies; an install that fails ends the attempt CHECK_FAILED. */
+  async #install(
+    spec: TaskSpec,
+    attempt: RunningAttempt,
+    cwd: string,
+  ): Promise<InstalledSet | AttemptResult> {
+    const install = spec.install;
+    const none: InstalledSet = { key: "", dir: "", env: {}, pathPrepend: [], readOnlyPaths: [] };
+    if (
+      !install ||
+      !(
+        install.pip.length ||
+        install.npm.length ||
+        install.apt.length ||
+        install.from ||
+        install.artifacts.length
+      )
+    )
+      return none;
+    const installs = this.#options.installs;
+    if (!installs) {
+      const detail = "[Install] is declared but this sidecar has no install cache";
+      return { state: TaskState.CHECK_FAILED, signal: "", detail, systemLine: `[taskframe] ${detail}` };
+    }
+    try {
+      return await installs.ensure(install, {
+        cwd,
+        log: (line) => attempt.capture.system(`[install] ${line}`),
+        signal: attempt.stop.signal,
+      });
+    } catch (error) {
+      const detail = `install failed: ${errorMessage(error)}`;
+      return { state: TaskState.CHECK_FAILED, signal: "", detail, systemLine: `[taskframe] ${detail}` };
+    }
   }
 
   #transition(attempt: RunningAttempt, to: TaskState, result: ReportedResult): StateTransition {
@@ -434,6 +517,37 @@ export class Sidecar implements AsyncDisposable {
   #logChunks(attempt: RunningAttempt, chunks: readonly CapturedChunk[]): LogChunk[] {
     return logChunksOf(attempt, chunks);
   }
+}
+
+/** What a jail's missing command looks like: the spawn error the spawner gives outside one. */
+function notFound(command: string): ProcessOutcome {
+  return {
+    pid: undefined,
+    exitCode: null,
+    signal: null,
+    timedOut: false,
+    cancelled: false,
+    spawnError: { code: "ENOENT", message: `${command}: command not found` },
+    startedAtMs: Date.now(),
+    durationMs: 0,
+  };
+}
+
+/** Installs an executable's `[Install]` set (see sidecar/install). */
+export interface DependencyInstaller {
+  ensure(
+    spec: InstallSpec,
+    context: { cwd: string; log: (line: string) => void; signal: AbortSignal },
+  ): Promise<InstalledSet>;
+}
+
+/** What an installed set gives a task. */
+export interface InstalledSet {
+  key: string;
+  dir: string;
+  env: Record<string, string>;
+  pathPrepend: string[];
+  readOnlyPaths: string[];
 }
 
 const launchInProcess: ProcessLauncher = async (options) => ({

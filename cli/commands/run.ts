@@ -2,6 +2,7 @@ import pc from "picocolors";
 import { loadDefinition } from "../../core/definitions/load.js";
 import { loadWorkerPools } from "../../core/definitions/worker-pools.js";
 import { createLogger } from "../../core/logger.js";
+import type { JailConfig } from "../../sidecar/jail/jail-config.js";
 import { ExitCode } from "../cli-error.js";
 import { followRunToEnd } from "../follow-run.js";
 import { toCliError } from "../hub-client.js";
@@ -10,6 +11,8 @@ import { dataDirOf } from "../options.js";
 export interface RunCommandOptions {
   data: string;
   slots?: number;
+  jail?: JailConfig["profile"];
+  jailUser?: string;
   json?: boolean;
   quiet?: boolean;
   /** `--param NAME=VALUE` for `${{ params.NAME }}`. */
@@ -29,8 +32,15 @@ export async function runCommand(file: string, options: RunCommandOptions): Prom
     dataDir: dataDirOf(options),
     workerPools,
     ...(options.slots ? { slots: options.slots } : {}),
+    jail: {
+      ...(options.jail ? { profile: options.jail } : {}),
+      ...(options.jailUser ? { defaultUser: options.jailUser } : {}),
+    },
     logger: createLogger("taskframe", "warn"),
   });
+  const jail = engine.jail;
+  if (jail && jail.profile === "none" && (options.jail ?? "auto") === "auto" && !options.quiet)
+    process.stderr.write(pc.yellow(`warning: tasks run without a jail: ${jail.problems.join("; ")}\n`));
   const interrupts = new InterruptHandler();
   try {
     const client = engine.client();

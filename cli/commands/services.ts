@@ -29,6 +29,21 @@ const NATS_FLAGS: [string, string][] = [
   ["--config <file>", "YAML file with any of these settings, spelled like the flags (env TASKFRAME_CONFIG)"],
 ];
 
+/** The jail and limits of the tasks a sidecar (or `task run`) starts; see README "Jail, limits and installs". */
+export const JAIL_FLAGS: [string, string][] = [
+  [
+    "--jail <profile>",
+    "none, standard or strict; auto (default): standard where the host supports it (see task doctor)",
+  ],
+  ["--jail-user <user>", "who runs jailed tasks that set no User= when this runs as root (default nobody)"],
+  [
+    "--allow-unenforced-limits <yes|no>",
+    "run a task whose limits this host cannot enforce, with a note (default no)",
+  ],
+  ["--default-pids <n>", "processes per task without LimitPids= (default 4096)"],
+  ["--default-tmp-size <size>", "private /tmp per jailed task without LimitDisk= (default 1G)"],
+];
+
 function addFlags(command: Command, flags: [string, string][]): Command {
   for (const [flag, description] of flags) command.option(flag, description);
   return command;
@@ -88,6 +103,13 @@ export function addServiceCommands(program: Command, setExit: (code: number) => 
       "--workers <files>",
       "SDK worker pools to start and keep running: .worker units or YAML with workers:, comma separated",
     ],
+    ...JAIL_FLAGS,
+    [
+      "--install-cache <dir>",
+      "where declared dependencies are installed (default /var/cache/taskframe/installs as root)",
+    ],
+    ["--install-cache-size <size>", "evict least recently used installs above this size (default 10G)"],
+    ["--allow-apt <yes|no>", "let tasks' [Install] apt= install Debian packages host-wide (default no)"],
     ...NATS_FLAGS,
   ])
     .description("run a sidecar: lease work from NATS and run it on this host")

@@ -1,9 +1,26 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
 import type { WorkerPoolSpec } from "../../core/definitions/worker-pools.js";
 import { errorMessage } from "../../core/errors.js";
+import { TaskSpecSchema } from "../../core/gen/taskframe/v1/spec_pb.js";
 import type { Logger } from "../../core/logger.js";
+import type { Jail } from "../jail/jail.js";
+import type { ProcessLauncher } from "../spawner/spawner.js";
+
+/** Where a jailed worker finds the sidecar's Runner socket. */
+const RUNNER_SOCKET_INSIDE = "/run/taskframe/runner.sock";
+
+/** What a worker inherits from the sidecar: the basics a program needs, no credentials. */
+function workerEnvironment(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of ["PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "NODE_PATH"]) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return env;
+}
 
 export interface WorkerPoolOptions {
   /** The sidecar's Runner socket: every worker gets it as TASKFRAME_SOCKET. */
@@ -17,6 +34,12 @@ export interface WorkerPoolOptions {
   startLimitIntervalMs?: number;
   /** SIGTERM to SIGKILL when stopping. @default 5_000 */
   stopGraceMs?: number;
+  /**
+   * Run every worker in this jail, with the pool's account and limits, through
+   * this launcher (the spawner, which joins cgroups and switches accounts
+   * between fork and exec). Without it, workers run as the sidecar's user.
+   */
+  jail?: { jail: Jail; launch: ProcessLauncher; host: string };
 }
 
 /**
@@ -30,6 +53,8 @@ export type PoolHealth = "running" | "unhealthy" | "stopped";
 interface Instance {
   index: number;
   child: ChildProcess | undefined;
+  /** A jailed worker: stopping it aborts this; `exited` settles when it is gone. */
+  jailed: { stop: AbortController; exited: Promise<void> } | undefined;
   starts: number[];
   restartTimer: NodeJS.Timeout | undefined;
 }
@@ -52,6 +77,7 @@ export class WorkerPool {
     this.#instances = Array.from({ length: spec.instances }, (_, index) => ({
       index,
       child: undefined,
+      jailed: undefined,
       starts: [],
       restartTimer: undefined,
     }));
@@ -63,8 +89,9 @@ export class WorkerPool {
 
   /** Instances running right now. */
   get running(): number {
-    return this.#instances.filter((i) => i.child && i.child.exitCode === null && i.child.signalCode === null)
-      .length;
+    return this.#instances.filter(
+      (i) => i.jailed !== undefined || (i.child && i.child.exitCode === null && i.child.signalCode === null),
+    ).length;
   }
 
   start(): void {
@@ -97,6 +124,10 @@ export class WorkerPool {
       return;
     }
     instance.starts.push(now);
+    if (options.jail) {
+      this.#launchJailed(instance, options.jail);
+      return;
+    }
     const output = this.#output(instance);
     const child = spawn(spec.command, spec.args, {
       cwd: spec.cwd,
@@ -122,18 +153,84 @@ export class WorkerPool {
     });
     child.once("exit", (code, signal) => {
       instance.child = undefined;
-      if (this.#stopping) return;
-      options.logger.warn(
-        { pool: spec.name, instance: instance.index, code, signal },
-        `worker ${spec.name}-${instance.index} exited (${signal ?? `code ${code}`}); restarting`,
-      );
-      // a little backoff, so that a worker that cannot start does not spin
-      instance.restartTimer = setTimeout(
-        () => this.#launch(instance),
-        Math.min(2_000, 100 * 2 ** instance.starts.length),
-      );
-      instance.restartTimer.unref();
+      this.#exited(instance, signal ?? `code ${code}`);
     });
+  }
+
+  #exited(instance: Instance, how: string): void {
+    if (this.#stopping) return;
+    this.options.logger.warn(
+      { pool: this.spec.name, instance: instance.index, how },
+      `worker ${this.spec.name}-${instance.index} exited (${how}); restarting`,
+    );
+    // a little backoff, so that a worker that cannot start does not spin
+    instance.restartTimer = setTimeout(
+      () => this.#launch(instance),
+      Math.min(2_000, 100 * 2 ** instance.starts.length),
+    );
+    instance.restartTimer.unref();
+  }
+
+  /** One worker in the sidecar's jail: the runner socket bound in, the pool's account and limits. */
+  #launchJailed(instance: Instance, { jail, launch, host }: NonNullable<WorkerPoolOptions["jail"]>): void {
+    const { spec, options } = this;
+    const stop = new AbortController();
+    const output = this.#output(instance);
+    const run = async (): Promise<string> => {
+      const limits = spec.limits;
+      const attempt = await jail.prepare({
+        spec: create(TaskSpecSchema, {
+          name: `worker ${spec.name}-${instance.index}`,
+          user: spec.user ?? "",
+          group: spec.group ?? "",
+          ...(limits ? { limits } : {}),
+        }),
+        cwd: spec.cwd,
+        host,
+        key: `w-${spec.name}-${instance.index}`,
+        runId: "",
+        sockets: [{ host: options.socketPath, inside: RUNNER_SOCKET_INSIDE }],
+      });
+      try {
+        const jailed = attempt.profile !== "none";
+        const wrapped = attempt.wrap(spec.command, spec.args);
+        const outcome = await launch({
+          command: wrapped.command,
+          args: wrapped.args,
+          env: attempt.env({
+            ...workerEnvironment(),
+            ...spec.env,
+            TASKFRAME_SOCKET: jailed ? RUNNER_SOCKET_INSIDE : options.socketPath,
+            TASKFRAME_WORKER_POOL: spec.name,
+          }),
+          cwd: spec.cwd,
+          killGraceMs: options.stopGraceMs ?? 5_000,
+          signal: stop.signal,
+          outputLimitBytes: Number.MAX_SAFE_INTEGER,
+          onOutput: (_, data) => (output ? output.write(data) : process.stderr.write(data)),
+          ...(wrapped.confine ? { confine: wrapped.confine } : {}),
+        });
+        if (outcome.spawnError) return `could not start: ${outcome.spawnError.message}`;
+        return outcome.signal ?? `code ${outcome.exitCode}`;
+      } finally {
+        await attempt.release();
+      }
+    };
+    const exited = run().then(
+      (how) => {
+        instance.jailed = undefined;
+        this.#exited(instance, how);
+      },
+      (error: unknown) => {
+        instance.jailed = undefined;
+        options.logger.error(
+          { pool: spec.name },
+          `cannot start worker ${spec.command}: ${errorMessage(error)}`,
+        );
+        this.#exited(instance, errorMessage(error));
+      },
+    );
+    instance.jailed = { stop, exited };
   }
 
   #output(instance: Instance): WriteStream | undefined {
@@ -148,6 +245,11 @@ export class WorkerPool {
 
   async #terminate(instance: Instance): Promise<void> {
     clearTimeout(instance.restartTimer);
+    if (instance.jailed) {
+      instance.jailed.stop.abort();
+      await instance.jailed.exited;
+      return;
+    }
     const child = instance.child;
     if (!child || child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
