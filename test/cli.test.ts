@@ -1,5 +1,5 @@
-import { spawn } from "node:child_process";
-import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { execFile, spawn } from "node:child_process";
+import { chmod, cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,6 +17,8 @@ let cwd: string;
 
 beforeAll(async () => {
   cwd = await mkdtemp(join(tmpdir(), "taskframe-cli-"));
+  // tasks run jailed, as nobody: they must be able to reach their working directory
+  await chmod(cwd, 0o755);
   await cp(packagePath("examples"), join(cwd, "examples"), { recursive: true });
 });
 afterAll(async () => {
@@ -144,25 +146,32 @@ describe("task run on the examples", () => {
 });
 
 describe("task run interrupted", () => {
-  const waitForFile = async (path: string) => {
+  // a jailed task's own pid is its PID namespace's: find it on the host by its unique command line
+  const waitForProcess = async (commandLine: string) => {
     for (let i = 0; i < 200; i++) {
-      const text = await readFile(path, "utf8").catch(() => "");
-      if (text.trim()) return text.trim();
+      const pids = await new Promise<string>((resolve) =>
+        execFile("pgrep", ["-f", "-x", commandLine], (_, stdout) => resolve(stdout.trim())),
+      );
+      if (pids) return Number(pids.split("\n")[0]);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    throw new Error(`${path} never appeared`);
+    throw new Error(`no process ${commandLine} appeared`);
+  };
+  const makeDir = async (prefix: string) => {
+    const dir = await mkdtemp(join(tmpdir(), prefix));
+    await chmod(dir, 0o755);
+    return dir;
   };
 
   it("cancels gracefully on Ctrl-C: the running task is stopped, the run ends CANCELLED, exit 130", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "taskframe-sigint-"));
-    const pidFile = join(dir, "pid");
+    const dir = await makeDir("taskframe-sigint-");
     await writeFile(
       join(dir, "long.yaml"),
-      `tasks:\n  long: { run: sh -c 'echo $$ > ${pidFile}; exec sleep 60' }\n  next: { run: 'true', needs: [long] }\n`,
+      "tasks:\n  long: { run: sleep 60.1301 }\n  next: { run: 'true', needs: [long] }\n",
     );
     const running = spawn(process.execPath, [TASK_BIN, "run", "long.yaml"], { cwd: dir, stdio: "ignore" });
     const exited = new Promise<number | null>((resolve) => running.on("close", resolve));
-    const pid = Number(await waitForFile(pidFile));
+    const pid = await waitForProcess("sleep 60.1301");
     running.kill("SIGINT");
     expect(await exited).toBe(130);
     expect(await waitUntilGone(pid)).toBe(true);
@@ -176,18 +185,14 @@ describe("task run interrupted", () => {
   });
 
   it("leaves no task behind when killed with SIGKILL, and the next run records the abandoned one", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "taskframe-sigkill-"));
-    const pidFile = join(dir, "pid");
-    await writeFile(
-      join(dir, "long.yaml"),
-      `tasks:\n  long: { run: sh -c 'echo $$ > ${pidFile}; exec sleep 60' }\n`,
-    );
+    const dir = await makeDir("taskframe-sigkill-");
+    await writeFile(join(dir, "long.yaml"), "tasks:\n  long: { run: sleep 60.1302 }\n");
     const running = spawn(process.execPath, [TASK_BIN, "run", "long.yaml", "-q"], {
       cwd: dir,
       stdio: "ignore",
     });
     const exited = new Promise((resolve) => running.on("close", resolve));
-    const pid = Number(await waitForFile(pidFile));
+    const pid = await waitForProcess("sleep 60.1302");
     running.kill("SIGKILL");
     await exited;
     // the spawner sees its parent gone (stdin closes) and stops what it started

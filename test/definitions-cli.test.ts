@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,6 +17,8 @@ const write = async (name: string, text: string) => {
 
 beforeAll(async () => {
   cwd = await mkdtemp(join(tmpdir(), "taskframe-defs-cli-"));
+  // tasks run jailed, as nobody: they must be able to reach their working directory
+  await chmod(cwd, 0o755);
   await write("good.yaml", "tasks:\n  a: { run: 'true' }\n  b: { run: 'true', needs: [a] }\n");
   await write(
     "bad.yaml",

@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,6 +13,8 @@ import { startCluster } from "./helpers/cluster.js";
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "taskframe-pool-"));
+  // task run jails its worker pools: they run as nobody and must reach the data directory's socket
+  await chmod(dir, 0o755);
 });
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -110,7 +112,8 @@ describe("a .worker unit", () => {
     const file = join(dir, "resize.worker");
     await writeFile(
       file,
-      '[Worker]\nCommand=python3 worker.py --fast\nInstances=4\nEnvironment=A=1 "B=two words"\nWorkingDirectory=sub\n',
+      '[Worker]\nCommand=python3 worker.py --fast\nInstances=4\nEnvironment=A=1 "B=two words"\nWorkingDirectory=sub\n' +
+        "User=nobody\nGroup=nogroup\nLimitMem=512M\nLimitPids=64\nLimitCPU=50%\n",
     );
     expect(await loadWorkerPools(file)).toEqual([
       {
@@ -120,19 +123,23 @@ describe("a .worker unit", () => {
         instances: 4,
         env: { A: "1", B: "two words" },
         cwd: join(dir, "sub"),
+        user: "nobody",
+        group: "nogroup",
+        limits: { memoryBytes: 512n * 2n ** 20n, diskBytes: 0n, pids: 64, cpuMillis: 500 },
       },
     ]);
   });
 
   it("is rejected with every problem's position", async () => {
     const file = join(dir, "bad.worker");
-    await writeFile(file, "[Worker]\nInstances=0\nUser=nobody\n[Service]\nType=simple\n");
+    await writeFile(file, "[Worker]\nInstances=0\nUsr=nobody\nLimitMem=lots\n[Service]\nType=simple\n");
     const error = await loadWorkerPools(file).catch((e: Error) => e);
     expect(String(error)).toContain(
       "bad.worker:2:11: Instances=0: expected a number of processes from 1 to 256",
     );
-    expect(String(error)).toContain("bad.worker:3:1: unknown key User= in [Worker]");
-    expect(String(error)).toContain("bad.worker:4:1: unknown section [Service]");
+    expect(String(error)).toContain("bad.worker:3:1: unknown key Usr= in [Worker]");
+    expect(String(error)).toContain('bad.worker:4:10: LimitMem=lots: expected a size such as "512M"');
+    expect(String(error)).toContain("bad.worker:5:1: unknown section [Service]");
     expect(String(error)).toContain("[Worker] needs Command=");
   });
 

@@ -3,7 +3,9 @@ import csv
 import json
 import os
 
-work = os.path.join(os.environ.get("TMPDIR", "/tmp"), "taskframe-etl-" + os.environ["TASKFRAME_RUN_ID"])
+work = os.environ.get("TASKFRAME_RUN_DIR") or os.path.join(
+    os.environ.get("TMPDIR", "/tmp"), "taskframe-etl-" + os.environ["TASKFRAME_RUN_ID"]
+)
 totals = {"even": 0, "odd": 0}
 with open(os.path.join(work, "records.csv")) as records:
     for day, user, score in csv.reader(records):

@@ -4,7 +4,9 @@ import os
 import re
 import sys
 
-work = os.path.join(os.environ.get("TMPDIR", "/tmp"), "taskframe-hello-" + os.environ["TASKFRAME_RUN_ID"])
+work = os.environ.get("TASKFRAME_RUN_DIR") or os.path.join(
+    os.environ.get("TMPDIR", "/tmp"), "taskframe-hello-" + os.environ["TASKFRAME_RUN_ID"]
+)
 limit = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 with open(os.path.join(work, "input.txt")) as text:
     words = re.findall(r"[a-z]+", text.read().lower())

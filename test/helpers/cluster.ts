@@ -32,7 +32,10 @@ export interface Cluster extends LocalCluster, AsyncDisposable {
 /**
  * Hubs and sidecars as separate processes on a fresh Postgres database and a
  * NATS namespace of their own, so that test files sharing the servers never
- * see each other's work. Short kill grace and log cap, for tests.
+ * see each other's work. Short kill grace and log cap, for tests. Unjailed
+ * unless asked (`jail:`): these scenarios watch tasks through files in the
+ * test's own directory and host pids, which a jail rightly hides;
+ * test/jail.test.ts runs jailed sidecars.
  */
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const namespace = `t${randomBytes(5).toString("hex")}`;
@@ -43,6 +46,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     local = await startLocalCluster({
       killGrace: "300ms",
       logMaxBytes: 2 ** 20,
+      jail: "none",
       ...options,
       dbUrl: database.target.kind === "postgres" ? database.target.url : "",
       natsUrl: options.natsUrl ?? TEST_NATS_URL,

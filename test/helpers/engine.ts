@@ -21,7 +21,10 @@ export interface TestEngine extends AsyncDisposable {
   dir: string;
 }
 
-/** An embedded engine (hub + sidecar in process) on a fresh database of the given kind. */
+/**
+ * An embedded engine (hub + sidecar in process) on a fresh database of the
+ * given kind; unjailed unless `options.jail` says otherwise, as startCluster.
+ */
 export async function startEngine(
   kind: (typeof DATABASE_KINDS)[number],
   options: Partial<EmbeddedOptions> = {},
@@ -34,6 +37,7 @@ export async function startEngine(
       dataDir: join(dir, "data"),
       database: database.target,
       killGraceMs: 300,
+      jail: { profile: "none" },
       ...options,
     });
     const db = database;
