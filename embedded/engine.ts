@@ -15,6 +15,7 @@ import { createHubService } from "../hub/api/hub-service.js";
 import { Hub } from "../hub/hub.js";
 import type { DatabaseTarget } from "../hub/store/database.js";
 import { HubStore } from "../hub/store/hub-store.js";
+import { defaultInstallCacheDir, InstallCache } from "../sidecar/install/install-cache.js";
 import type { Jail } from "../sidecar/jail/jail.js";
 import { DEFAULT_JAIL_CONFIG, type JailConfig } from "../sidecar/jail/jail-config.js";
 import { openJail } from "../sidecar/jail/open-jail.js";
@@ -40,6 +41,8 @@ export interface EmbeddedOptions {
   sidecar?: boolean;
   /** The jail executables run in and its limits' defaults. @default DEFAULT_JAIL_CONFIG (standard where the host supports it) */
   jail?: Partial<JailConfig>;
+  /** Where declared dependencies (`[Install]`) are installed. @default defaultInstallCacheDir() */
+  installCacheDir?: string;
   /** SDK worker processes to start and keep running (their output goes to DATA_DIR/workers/). */
   workerPools?: readonly WorkerPoolSpec[];
   logger?: Logger;
@@ -125,6 +128,12 @@ export class EmbeddedEngine implements AsyncDisposable {
           ...(options.logMaxBytes === undefined ? {} : { logMaxBytes: options.logMaxBytes }),
           launch: spawner.run,
           jail,
+          installs: new InstallCache({
+            dir: options.installCacheDir ?? defaultInstallCacheDir(),
+            maxBytes: 10 * 2 ** 30,
+            allowApt: false,
+            logger,
+          }),
           runner: { socketPath: socketPathFor(dataDir, "runner.sock") },
           taskStates: (ids) => hub.store.taskStates(ids),
           spawnTasks: (request) => hub.spawn(request),

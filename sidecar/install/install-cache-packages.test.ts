@@ -73,7 +73,7 @@ describe("InstallCache with package managers", () => {
     ).toBe("true false");
     expect(lines[0]).toBe(`installing npm is-number@7.0.0 (set ${set.key.slice(0, 12)})`);
     expect(lines[1]).toBe(
-      `$ npm install --prefix ${set.dir} --no-save --no-audit --no-fund --no-package-lock is-number@7.0.0`,
+      `$ npm install --prefix ${set.dir} --no-save --no-audit --no-fund --no-package-lock --ignore-scripts is-number@7.0.0`,
     );
     expect(lines.at(-1)).toMatch(/^installed set \w{12} \(\d+ bytes\) in \d+\.\ds$/);
   });

@@ -15,6 +15,8 @@ export async function installNpm(specs: readonly string[], context: InstallerCon
       "--no-audit",
       "--no-fund",
       "--no-package-lock",
+      // the sidecar installs as its own user (root, often): no package's scripts run with that
+      "--ignore-scripts",
       ...specs,
     ],
     env: context.env,

@@ -34,7 +34,16 @@ export async function installPip(
   await runInstallCommand({
     ...run,
     command: join(venv, "bin", "python"),
-    args: ["-m", "pip", "install", "--disable-pip-version-check", "--no-input", ...requirements],
+    // wheels only: building a source distribution runs its setup.py as the sidecar's user (root, often)
+    args: [
+      "-m",
+      "pip",
+      "install",
+      "--disable-pip-version-check",
+      "--no-input",
+      "--only-binary=:all:",
+      ...requirements,
+    ],
   });
   const prefix = await basePrefix(venv);
   return {
