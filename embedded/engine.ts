@@ -227,6 +227,8 @@ export class EmbeddedEngine implements AsyncDisposable {
     await this.sidecar?.stop();
     await Promise.all(this.channels.pools.map((pool) => pool.stop()));
     await this.channels.spawner?.close();
+    // the runs ended with this process: their shared directories go too
+    await this.channels.jail?.close(true);
     await this.hub.stop();
     this.channels.events.close();
     this.channels.control.close();

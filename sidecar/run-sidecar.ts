@@ -141,6 +141,8 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
   await sidecar.stop(config["drain-timeout"]);
   await Promise.all(pools.map((pool) => pool.stop()));
   await spawner.close();
+  // runs outlive a sidecar: their directories stay for its successor (swept when idle for a day)
+  await jail.close(false);
   await queue.close();
   await control.close();
   await nc.drain().catch(() => {});

@@ -456,9 +456,10 @@ export class Sidecar implements AsyncDisposable {
       const result =
         stopped ??
         resultOf(await launch(exec.command, exec.args), timeoutMs, killGraceMs, attempt.stopReason);
-      // the attempt ends when nothing of it is left running
+      // what the kernel counted is read before the cgroups go; the attempt ends when nothing of it is left running
+      const classified = jailed ? jailed.classify(result) : result;
       await jailed?.release();
-      return jailed ? jailed.classify(result) : result;
+      return classified;
     } finally {
       await jailed?.release();
     }

@@ -33,8 +33,9 @@ interface Finding {
 export async function doctorCommand(options: DoctorOptions): Promise<number> {
   const stateDir = await mkdtemp(join(tmpdir(), "taskframe-doctor-"));
   const spawner = new Spawner({ ledgerDir: join(stateDir, "processes") });
+  let jail: Jail | undefined;
   try {
-    const jail = await openJail({
+    jail = await openJail({
       ...DEFAULT_JAIL_CONFIG,
       ...(options.jailUser ? { defaultUser: options.jailUser } : {}),
       stateDir,
@@ -64,6 +65,7 @@ export async function doctorCommand(options: DoctorOptions): Promise<number> {
     return ok ? ExitCode.Ok : ExitCode.Failed;
   } finally {
     await spawner.close();
+    await jail?.close(true);
     await rm(stateDir, { recursive: true, force: true });
   }
 }

@@ -1,4 +1,4 @@
-import { accessSync, chmodSync, constants, mkdirSync } from "node:fs";
+import { accessSync, constants } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
 import type { TaskSpec } from "../../core/gen/taskframe/v1/spec_pb.js";
 import { TaskState } from "../../core/states.js";
@@ -8,6 +8,7 @@ import { type Account, AccountError, AccountResolver } from "./accounts.js";
 import { bwrapArgs, commandDirectory, type JailProfile, type JailView } from "./bwrap-args.js";
 import { type HostSupport, jailProblems } from "./host-support.js";
 import { blockingDirectory } from "./reachable.js";
+import type { RunDirs } from "./run-dirs.js";
 import type { CgroupLimits, TaskCgroupRoot, TaskCgroups } from "./task-cgroups.js";
 
 export type { JailProfile } from "./bwrap-args.js";
@@ -29,7 +30,7 @@ export interface JailPolicy {
   /** Visible read-only inside every jail (the `task` command's package). */
   readOnly: readonly string[];
   /** Where each run gets a directory its tasks on this host share (TASKFRAME_RUN_DIR). */
-  runsDir?: string;
+  runDirs?: RunDirs;
 }
 
 export const JAIL_RANK: Record<JailProfile, number> = { none: 0, standard: 1, strict: 2 };
@@ -80,7 +81,6 @@ const ROOT_USERS = new Set(["root", "0"]);
 export class Jail {
   readonly profile: JailProfile;
   readonly #accounts = new AccountResolver();
-  readonly #runDirs = new Set<string>();
 
   constructor(
     readonly policy: JailPolicy,
@@ -187,7 +187,7 @@ export class Jail {
           }
         : undefined;
     const cgroups = taskCgroups;
-    const runDir = this.#runDir(context.runId);
+    const runDir = this.policy.runDirs?.dirFor(context.runId);
     if (view && runDir) view.binds = [...view.binds, { host: runDir, inside: RUN_DIR_INSIDE }];
     return {
       profile,
@@ -221,17 +221,10 @@ export class Jail {
     };
   }
 
-  /** The run's shared directory on this host, made on its first task: writable by every task account, sticky. */
-  #runDir(runId: string): string | undefined {
-    const runsDir = this.policy.runsDir;
-    if (!runsDir || !/^[0-9a-zA-Z-]+$/.test(runId)) return undefined;
-    const dir = join(runsDir, runId);
-    if (!this.#runDirs.has(dir)) {
-      mkdirSync(dir, { recursive: true });
-      chmodSync(dir, 0o1777);
-      this.#runDirs.add(dir);
-    }
-    return dir;
+  /** Removes this sidecar's cgroups; with `runsEnd`, the runs' shared directories too (embedded mode). */
+  async close(runsEnd: boolean): Promise<void> {
+    this.policy.runDirs?.close(runsEnd);
+    await this.cgroups?.close();
   }
 
   #profileFor(spec: TaskSpec): JailProfile {

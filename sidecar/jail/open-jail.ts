@@ -1,11 +1,12 @@
 import { createHash } from "node:crypto";
-import { chmodSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Logger } from "../../core/logger.js";
 import { packagePath } from "../../core/package-root.js";
 import { probeHost } from "./host-support.js";
 import { Jail, type JailPolicy } from "./jail.js";
+import { RunDirs } from "./run-dirs.js";
 import { TaskCgroupRoot } from "./task-cgroups.js";
 
 export interface JailSettings extends Omit<JailPolicy, "hidden" | "readOnly"> {
@@ -52,29 +53,7 @@ export async function openJail(settings: JailSettings, logger?: Logger): Promise
     ...settings,
     hidden: [stateDir, ...(settings.hidden ?? [])],
     readOnly: [packagePath()],
-    runsDir: openRunsDir(join(tmpdir(), `taskframe-runs-${instance}`)),
+    runDirs: new RunDirs(join(tmpdir(), `taskframe-runs-${instance}`)),
   };
   return new Jail(policy, support, root, support.seccomp ? seccompFilterPath : undefined);
-}
-
-const RUN_DIR_KEPT_MS = 24 * 3_600_000;
-
-/**
- * Where runs get their shared directories: in the temp directory, so that
- * every task account can reach it, listable by no one but the sidecar
- * (0711); directories of runs idle for a day are removed.
- */
-function openRunsDir(dir: string): string {
-  mkdirSync(dir, { recursive: true });
-  chmodSync(dir, 0o711);
-  const now = Date.now();
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    try {
-      if (now - statSync(path).mtimeMs > RUN_DIR_KEPT_MS) rmSync(path, { recursive: true, force: true });
-    } catch {
-      // removed meanwhile
-    }
-  }
-  return dir;
 }

@@ -66,6 +66,16 @@ export class TaskCgroupRoot {
     return leftovers;
   }
 
+  /** Removes the per-sidecar parents (and any task cgroup left in them). */
+  async close(): Promise<void> {
+    for (const parent of new Set(Object.values(this.#parents))) {
+      if (!existsSync(parent)) continue;
+      for (const entry of readdirSync(parent, { withFileTypes: true }))
+        if (entry.isDirectory()) await removeCgroup(join(parent, entry.name), this.layout.version);
+      await removeCgroup(parent, this.layout.version);
+    }
+  }
+
   /** A task's cgroups in the controllers its limits need (pids always). */
   create(name: string, limits: CgroupLimits): TaskCgroups {
     const wanted: CgroupController[] = ["pids"];
@@ -107,6 +117,7 @@ function enableControllers(dir: string, controllers: readonly CgroupController[]
 /** One task's cgroups, per controller. */
 export class TaskCgroups {
   #destroyed?: Promise<void>;
+  #lastReport?: CgroupReport;
 
   constructor(
     private readonly dirs: Map<CgroupController, string>,
@@ -146,7 +157,9 @@ export class TaskCgroups {
     }
   }
 
+  /** What the kernel counted; after destroy(), what it had counted just before. */
   report(): CgroupReport {
+    if (this.#lastReport) return this.#lastReport;
     const memory = this.dirs.get("memory");
     const pids = this.dirs.get("pids");
     const oomFile = memory && join(memory, this.version === 2 ? "memory.events" : "memory.oom_control");
@@ -166,6 +179,7 @@ export class TaskCgroups {
   /** Kills whatever is left, waits until the cgroups are empty, removes them. Safe to call twice. */
   destroy(): Promise<void> {
     this.#destroyed ??= (async () => {
+      this.#lastReport = this.report();
       for (const dir of new Set(this.dirs.values())) await removeCgroup(dir, this.version);
     })();
     return this.#destroyed;
