@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { chmodSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -134,11 +134,11 @@ export class EmbeddedEngine implements AsyncDisposable {
             allowApt: false,
             logger,
           }),
-          runner: { socketPath: socketPathFor(dataDir, "runner.sock") },
+          runner: { socketPath: socketPathFor(jail.socketDir ?? dataDir, "runner.sock") },
           taskStates: (ids) => hub.store.taskStates(ids),
           spawnTasks: (request) => hub.spawn(request),
           readChildren: (parentTaskId, keys) => hub.store.readChildren(parentTaskId, keys),
-          hubUrl: `unix:${socketPathFor(dataDir, "hub.sock")}`,
+          hubUrl: `unix:${socketPathFor(jail.socketDir ?? dataDir, "hub.sock")}`,
           logger,
         });
         hub.start();
@@ -157,13 +157,15 @@ export class EmbeddedEngine implements AsyncDisposable {
           }
         }
       }
-      return new EmbeddedEngine(dataDir, store, hub, sidecar, queue, lock, {
+      const engine = new EmbeddedEngine(dataDir, store, hub, sidecar, queue, lock, {
         events,
         control,
         spawner,
         pools,
         jail: engineJail,
       });
+      if (engineJail && engineJail.profile !== "none") await engine.listen();
+      return engine;
     } catch (error) {
       await store?.close();
       lock.release();
@@ -193,7 +195,19 @@ export class EmbeddedEngine implements AsyncDisposable {
 
   /** Serves the hub API on a unix socket, so that other `task` commands can follow this engine live. */
   async serve(): Promise<string> {
-    const socketPath = socketPathFor(this.dataDir, "hub.sock");
+    const socketPath = await this.listen();
+    this.lock.announce(socketPath);
+    return socketPath;
+  }
+
+  /**
+   * Serves the hub API on its unix socket without announcing it: done as the
+   * engine opens, since a jailed task reaches the socket (for `task spawn`)
+   * only through a bind mount, which needs it to exist when the task starts.
+   */
+  async listen(): Promise<string> {
+    if (this.#socketPath) return this.#socketPath;
+    const socketPath = socketPathFor(this.channels.jail?.socketDir ?? this.dataDir, "hub.sock");
     rmSync(socketPath, { force: true });
     const service = createHubService(this.hub);
     const server = createServer(
@@ -203,12 +217,10 @@ export class EmbeddedEngine implements AsyncDisposable {
       server.once("error", reject);
       server.listen(socketPath, () => resolveListen());
     });
-    // jailed tasks run as another user and reach it (for `task spawn`) through a bind mount; the data directory stays closed
-    chmodSync(socketPath, 0o666);
+    await this.channels.jail?.shareSocket(socketPath, "embedded");
     server.unref();
     this.#server = server;
     this.#socketPath = socketPath;
-    this.lock.announce(socketPath);
     return socketPath;
   }
 

@@ -1,4 +1,3 @@
-import { chmodSync } from "node:fs";
 import { hostname } from "node:os";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { type ConnectListener, listenConnect } from "../core/connect-listener.js";
@@ -204,8 +203,8 @@ export class Sidecar implements AsyncDisposable {
           ),
       });
       this.#runnerListeners.push(await listenConnect(handler, { socketPath: endpoint.socketPath }));
-      // jailed workers run as other accounts and reach it through a bind mount; its directory guards it on the host
-      if (this.#options.jail) chmodSync(endpoint.socketPath, 0o666);
+      // jailed workers run as another account and reach it through a bind mount
+      await this.#options.jail?.shareSocket(endpoint.socketPath, this.host);
       if (endpoint.tcp) this.#runnerListeners.push(await listenConnect(handler, endpoint.tcp));
     }
     this.#startLeasing();

@@ -10,7 +10,10 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Task } from "../core/gen/taskframe/v1/hub_pb.js";
 import { ResourceLimitsSchema, type TaskSpec, TaskSpecSchema } from "../core/gen/taskframe/v1/spec_pb.js";
+import { packagePath } from "../core/package-root.js";
 import { RunState, TaskState } from "../core/states.js";
+import { task as taskCli } from "./helpers/cli.js";
+import { startCluster } from "./helpers/cluster.js";
 import {
   type FinishedRun,
   finishedAt,
@@ -463,5 +466,59 @@ describe("a jailed task (standard profile, run as nobody)", () => {
       `user nobody cannot reach the working directory ${closed}: ${closed} is mode 0700 (make it reachable, or set User=)`,
     );
     expect(await logsOf(finished, "closed")).not.toContain("ran");
+  });
+});
+
+describe("a jailed worker pool", () => {
+  jailed(
+    "serves handlers from the pool's jail, as its User= and under its LimitPids=, through task run",
+    async () => {
+      const data = await mkdtemp(join(tmpdir(), "taskframe-jailed-pool-"));
+      cleanup.push(data);
+      const result = await taskCli(
+        ["run", "test/fixtures/jail/worker/pipeline.yaml", "--data", data, "--jail", "standard", "-q"],
+        { cwd: packagePath(".") },
+      );
+      expect(result.code, result.stderr).toBe(0);
+      const logs = (
+        await taskCli(["logs", "probe", "--data", data], { cwd: packagePath(".") })
+      ).stdout.toString();
+      const line = logs.split("\n").find((l) => l.startsWith("REPORT "));
+      expect(line, logs).toBeDefined();
+      const report = JSON.parse(line!.slice("REPORT ".length)) as Record<string, unknown>;
+      expect(report).toMatchObject({
+        uid: 65534,
+        no_new_privs: "1",
+        seccomp: "2",
+        cap_eff: "0000000000000000",
+        reads_shadow: false,
+        socket: "/run/taskframe/runner.sock",
+      });
+      // 60 children asked for under pids.max 32 (python and the jail's init count too)
+      expect(report.forks_refused).toBeGreaterThanOrEqual(28);
+      expect(report.forks_refused).toBeLessThan(60);
+    },
+  );
+});
+
+describe("a task sidecar process", () => {
+  jailed("jails executables by default (auto), as a distributed sidecar on NATS and Postgres", async () => {
+    await using cluster = await startCluster({ sidecars: 1, jail: "auto" });
+    const finished = await runToEnd(
+      cluster.client(),
+      runSpec("distributed-jail", [
+        sh(
+          "probe",
+          "id -u; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; cat /etc/shadow || echo no-shadow",
+        ),
+      ]),
+    );
+    const probe = finished.tasks.get("probe")!;
+    let logs = "";
+    for await (const r of cluster.client().getLogs({ task: { taskId: probe.id } }))
+      logs += r.entries.map((e) => Buffer.from(e.data).toString()).join("");
+    expect(probe.state, logs).toBe(TaskState.SUCCEEDED);
+    expect(logs).toMatch(/^65534\nNoNewPrivs:\s+1\nSeccomp:\s+2\n/);
+    expect(logs).toContain("no-shadow");
   });
 });

@@ -1,4 +1,4 @@
-import { accessSync, constants } from "node:fs";
+import { accessSync, chmodSync, chownSync, constants } from "node:fs";
 import { delimiter, join, resolve } from "node:path";
 import type { TaskSpec } from "../../core/gen/taskframe/v1/spec_pb.js";
 import { TaskState } from "../../core/states.js";
@@ -219,6 +219,28 @@ export class Jail {
         await cgroups?.destroy();
       },
     };
+  }
+
+  /**
+   * Where this sidecar's sockets for jailed processes go when its own
+   * directories may be out of their reach (embedded mode keeps its data in
+   * the user's directory): the runs' base, which every account can pass.
+   */
+  get socketDir(): string | undefined {
+    return this.profile === "none" ? undefined : this.policy.runDirs?.base;
+  }
+
+  /**
+   * Lets jailed processes connect to a socket of the sidecar's (the Runner
+   * socket for workers, the hub's for `task spawn`): group-owned by the
+   * default task account's group, mode 0660, rather than open to every
+   * local user.
+   */
+  async shareSocket(path: string, host: string): Promise<void> {
+    if (this.profile === "none" || !this.support.root) return;
+    const account = await this.#accounts.resolve(this.policy.defaultUser, undefined, host);
+    chownSync(path, 0, account.gid);
+    chmodSync(path, 0o660);
   }
 
   /** Removes this sidecar's cgroups; with `runsEnd`, the runs' shared directories too (embedded mode). */
