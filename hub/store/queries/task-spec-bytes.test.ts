@@ -55,8 +55,10 @@ const spec = fc.record(
     user: text,
     group: text,
     definedAt: text,
+    privateNetwork: fc.boolean(),
+    jail: fc.constantFrom("", "standard", "strict"),
     checks: fc.array(fc.record({ name: text, command: text, args: strings }), { maxLength: 1 }),
-    limits: fc.record({ memoryBytes: uint64, diskBytes: uint64 }),
+    limits: fc.record({ memoryBytes: uint64, diskBytes: uint64, pids: fc.nat(), cpuMillis: fc.nat() }),
   },
   { requiredKeys: ["name"] },
 );

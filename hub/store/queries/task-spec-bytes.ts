@@ -27,7 +27,7 @@ const KNOWN_SIGNATURES = [
     TaskSpecSchema,
     "1:name:scalar 2:exec:message 3:handler:message 4:retry:message 5:timeoutMs:scalar 6:limits:message " +
       "7:labels:map 8:pool:scalar 9:needs:list 10:after:list 11:checks:list 12:condition:message 13:user:scalar " +
-      "14:group:scalar 15:install:message 16:definedAt:scalar",
+      "14:group:scalar 15:install:message 16:definedAt:scalar 17:privateNetwork:scalar 18:jail:scalar",
   ],
   [ExecTargetSchema, "1:command:scalar 2:args:list 3:env:map 4:cwd:scalar"],
   [HandlerTargetSchema, "1:handler:scalar 2:input:scalar 3:contentType:scalar"],
@@ -145,6 +145,8 @@ export class TaskSpecBytes {
     this.#string(13, task.user);
     this.#string(14, task.group);
     this.#string(16, task.definedAt);
+    if (task.privateNetwork) this.#uint(17, 1);
+    this.#string(18, task.jail);
     return true;
   }
 
