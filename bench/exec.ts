@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,9 +9,11 @@ import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
 import { EmbeddedEngine } from "../embedded/engine.js";
 import { startLocalCluster } from "../embedded/local-cluster.js";
 import { createScratchDatabase } from "../hub/store/scratch-database.js";
-import { Spawner } from "../sidecar/spawner/spawner.js";
+import { jailProblems, probeHost } from "../sidecar/jail/host-support.js";
+import { INSTALLED_NATIVE_HELPER, Spawner, writeSeccompFilter } from "../sidecar/spawner/spawner.js";
 import { peakRssBytes } from "./machine.js";
 import {
+  bwrapTiming,
   makeTiming,
   type PeerTiming,
   posixSpawnTiming,
@@ -81,8 +83,13 @@ export interface ExecResult {
   posixSpawnSlots: PeerTiming;
   make: PeerTiming;
   xargs: PeerTiming;
-  /** The jail does not exist yet: no jailed rate to report. */
-  jailed: null;
+  /** The same tasks in the standard jail (bubblewrap, cgroups, seccomp, as nobody); undefined where the host cannot jail. */
+  jailed?: {
+    distributed: ExecResult["distributed"];
+    embedded: ExecResult["embedded"];
+    /** bubblewrap alone running /bin/true through xargs -P: the jail's own cost. */
+    bwrap?: PeerTiming;
+  };
   rows: ExecRow[];
 }
 
@@ -126,13 +133,43 @@ async function profilingSelf<T>(file: string | undefined, fn: () => Promise<T>):
   }
 }
 
+type JailChoice = "none" | "standard";
+
+/** Why this host cannot run the jailed rows (empty: it can), as `task doctor` would say. */
+async function hostJailProblems(): Promise<string[]> {
+  const dir = mkdtempSync(join(tmpdir(), "taskframe-bench-jail-"));
+  try {
+    const support = await probeHost({
+      nativeSpawner: existsSync(INSTALLED_NATIVE_HELPER),
+      writeSeccompFilter,
+      seccompFilterPath: join(dir, "seccomp.bpf"),
+    });
+    return jailProblems(support);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Where the bench's tasks run: reachable by a jailed task's account. */
+function taskDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "taskframe-bench-exec-"));
+  chmodSync(dir, 0o755);
+  return dir;
+}
+
 /** 1 hub + 1 sidecar as processes over Postgres (a scratch database) and NATS (a scratch namespace). */
 async function distributedExec(
   count: number,
-  options: { dbUrl: string; natsUrl: string; slots: number; profileDir: string | undefined },
+  options: {
+    dbUrl: string;
+    natsUrl: string;
+    slots: number;
+    profileDir: string | undefined;
+    jail: JailChoice;
+  },
 ): Promise<ExecResult["distributed"]> {
   await using database = await createScratchDatabase(options.dbUrl, "taskframe_bench");
-  const dir = mkdtempSync(join(tmpdir(), "taskframe-bench-exec-"));
+  const dir = taskDir();
   const profiles = options.profileDir && join(options.profileDir, "distributed");
   const cluster = await profilingHelpers(profiles, () =>
     startLocalCluster({
@@ -144,6 +181,7 @@ async function distributedExec(
       sidecars: 1,
       slots: options.slots,
       logLevel: "error",
+      jail: options.jail,
       ...(profiles ? { nodeArgs: cpuProfArgs(profiles) } : {}),
     }),
   );
@@ -184,11 +222,12 @@ async function embeddedExec(
   count: number,
   slots: number,
   profileDir: string | undefined,
+  jail: JailChoice,
 ): Promise<ExecResult["embedded"]> {
-  const dir = mkdtempSync(join(tmpdir(), "taskframe-bench-exec-"));
+  const dir = taskDir();
   const profiles = profileDir && join(profileDir, "embedded");
   return profilingHelpers(profiles, async () => {
-    const engine = await EmbeddedEngine.open({ dataDir: dir, slots });
+    const engine = await EmbeddedEngine.open({ dataDir: dir, slots, jail: { profile: jail } });
     try {
       const cpuBefore = processTreeCpuSeconds();
       const cpu = cpuReading({
@@ -327,9 +366,32 @@ export const execScenario: Scenario = {
     // what a sidecar started now picks: the same environment, the same installed binary
     const sidecarHelper = new Spawner().helperKind;
     progress(`  taskframe: 1 hub + 1 sidecar (${slots} slots, ${sidecarHelper} spawner helper) ...`);
-    const distributed = await distributedExec(tasks, { dbUrl: db, natsUrl: nats, slots, profileDir });
+    const distributed = await distributedExec(tasks, {
+      dbUrl: db,
+      natsUrl: nats,
+      slots,
+      profileDir,
+      jail: "none",
+    });
     progress(`  taskframe embedded (${slots} slots) ...`);
-    const embedded = await embeddedExec(tasks, slots, profileDir);
+    const embedded = await embeddedExec(tasks, slots, profileDir, "none");
+    let jailed: ExecResult["jailed"];
+    const jailProblems = await hostJailProblems();
+    if (jailProblems.length === 0) {
+      progress(`  taskframe 1 hub + 1 sidecar, jailed (${slots} slots) ...`);
+      const jailedDistributed = await distributedExec(tasks, {
+        dbUrl: db,
+        natsUrl: nats,
+        slots,
+        profileDir,
+        jail: "standard",
+      });
+      progress(`  taskframe embedded, jailed (${slots} slots) ...`);
+      const jailedEmbedded = await embeddedExec(tasks, slots, profileDir, "standard");
+      progress(`  bwrap alone through xargs -P ${cores} ...`);
+      const bwrap = bwrapTiming(tasks, cores);
+      jailed = { distributed: jailedDistributed, embedded: jailedEmbedded, ...(bwrap ? { bwrap } : {}) };
+    }
     const spawners: SpawnerOnlyResult[] = [];
     for (const helper of sidecarHelper === "native" ? (["native", "node"] as const) : (["node"] as const)) {
       progress(`  spawner only, ${helper} helper (${slots} in flight) ...`);
@@ -384,16 +446,39 @@ export const execScenario: Scenario = {
       { runner: `make -j ${cores}`, tasks, ...make, note: "no record, no logs" },
       { runner: `xargs -P ${cores} /bin/true`, tasks, ...xargs, note: "no record, no logs" },
     ];
-    const jailNote = [
-      "taskframe jailed",
-      "-",
-      "-",
-      "-",
-      "-",
-      "-",
-      "",
-      "not measured: the jail does not exist yet (a later issue)",
-    ];
+    const jailRows: ExecRow[] = jailed
+      ? [
+          {
+            runner: `taskframe 1 hub + 1 sidecar, jailed (${slots} slots)`,
+            tasks: jailed.distributed.tasks,
+            seconds: jailed.distributed.totalSeconds,
+            cpuSeconds: jailed.distributed.cpuSeconds,
+            peakRss: `hub ${mb(jailed.distributed.hubPeakRssBytes)}; sidecar ${mb(jailed.distributed.sidecarPeakRssBytes)}`,
+            note: `run ${jailed.distributed.state}; standard jail: bwrap as nobody, pids cgroup, seccomp; ${cpuNote(jailed.distributed.cpuBy, jailed.distributed.tasks)}`,
+          },
+          {
+            runner: `taskframe embedded, jailed (${slots} slots)`,
+            tasks: jailed.embedded.tasks,
+            seconds: jailed.embedded.totalSeconds,
+            cpuSeconds: jailed.embedded.cpuSeconds,
+            peakRss: `${mb(jailed.embedded.peakRssBytes)} + spawner ${mb(jailed.embedded.spawnerPeakRssBytes)}`,
+            note: `run ${jailed.embedded.state}; standard jail; ${cpuNote(jailed.embedded.cpuBy, jailed.embedded.tasks)}`,
+          },
+          ...(jailed.bwrap
+            ? [
+                {
+                  runner: `bwrap /bin/true, xargs -P ${cores}`,
+                  tasks,
+                  ...jailed.bwrap,
+                  note: "the jail's tool alone: user, pid, ipc, uts, mount namespaces, as nobody",
+                },
+              ]
+            : []),
+        ]
+      : [];
+    const notes = jailed
+      ? []
+      : [["taskframe jailed", "-", "-", "-", "-", "-", "", `not measured: ${jailProblems.join("; ")}`]];
     const data: ExecResult = {
       tasks,
       slots,
@@ -406,17 +491,17 @@ export const execScenario: Scenario = {
       posixSpawnSlots,
       make,
       xargs,
-      jailed: null,
-      rows,
+      ...(jailed ? { jailed } : {}),
+      rows: [...rows, ...jailRows],
     };
     return {
       data,
       tables: [
         execTable(
           `exec: ${tasks} /bin/true tasks; limit = the faster posix_spawn row (${limit.toFixed(0)}/s); CPU/task: the runner's process tree, tasks included`,
-          rows,
+          [...rows, ...jailRows],
           limit,
-          [jailNote],
+          notes,
         ),
       ],
     };

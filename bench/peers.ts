@@ -55,6 +55,25 @@ export function xargsTiming(count: number, parallel: number): PeerTiming {
   return timeCommand("sh", ["-c", `seq ${count} | xargs -P ${parallel} -n 1 /bin/true`], "xargs");
 }
 
+/**
+ * bubblewrap alone, as the jail peer: `xargs -P parallel` running /bin/true
+ * `count` times, each in a bwrap sandbox with the namespaces the standard
+ * profile uses, as `nobody` (setpriv) when run as root. Undefined when bwrap
+ * is not installed.
+ */
+export function bwrapTiming(count: number, parallel: number): PeerTiming | undefined {
+  if (spawnSync("bwrap", ["--version"]).status !== 0) return undefined;
+  const sandbox =
+    "bwrap --unshare-user --unshare-pid --unshare-ipc --unshare-uts --die-with-parent --new-session " +
+    "--ro-bind / / --proc /proc --dev /dev --tmpfs /tmp /bin/true";
+  const asNobody = process.getuid?.() === 0 ? "setpriv --reuid=65534 --regid=65534 --clear-groups " : "";
+  return timeCommand(
+    "sh",
+    ["-c", `seq ${count} | xargs -P ${parallel} -I{} ${asNobody}${sandbox}`],
+    "xargs + bwrap",
+  );
+}
+
 /** Wall-clock seconds for `make -j parallel` over `count` independent targets that each run /bin/true. */
 export function makeSeconds(count: number, parallel: number): number {
   return makeTiming(count, parallel).seconds;
