@@ -367,6 +367,35 @@ describe("a jailed task (standard profile, run as nobody)", () => {
     expect(cgroupsLeft(taskOf(finished, "spawns-daemon"))).toEqual([]);
   });
 
+  jailed("gets no more CPU than LimitCPU= allows", async () => {
+    // two seconds of a busy loop: a quarter of a CPU allows half a second of CPU time
+    const busy =
+      "import time\nend = time.monotonic() + 2\nwhile time.monotonic() < end: pass\nprint(time.process_time())";
+    const finished = await run("cpu", [python("busy", busy, { limits: limits({ cpuMillis: 250 }) })]);
+    const logs = await logsOf(finished, "busy");
+    expect(stateOf(finished, "busy"), logs).toBe("SUCCEEDED");
+    const cpuSeconds = Number(logs.trim());
+    expect(cpuSeconds).toBeGreaterThan(0.2);
+    expect(cpuSeconds).toBeLessThan(0.7);
+  });
+
+  jailed("runs its [Checks] in the same jail, before the command", async () => {
+    const finished = await run("checks", [
+      sh("checked", "echo command ran", {
+        checks: [
+          {
+            name: "account",
+            command: "/bin/sh",
+            args: ["-c", "echo check as $(id -u); test ! -r /etc/shadow"],
+          },
+        ],
+      }),
+    ]);
+    const logs = await logsOf(finished, "checked");
+    expect(stateOf(finished, "checked"), logs).toBe("SUCCEEDED");
+    expect(logs).toBe("check as 65534\ncommand ran\n");
+  });
+
   jailed("runs as the User= and Group= asked for; an unknown user or root is CHECK_FAILED", async () => {
     const missing = `no-such-user-${token()}`;
     const finished = await run("accounts", [

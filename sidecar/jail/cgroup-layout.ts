@@ -63,7 +63,8 @@ function parseSelfCgroups(text: string): { v2?: string; v1: Map<string, string> 
 function dirIn(mount: Mount, cgroupPath: string): string | undefined {
   const root = mount.root === "/" ? "" : mount.root;
   if (root && cgroupPath !== root && !cgroupPath.startsWith(`${root}/`)) return undefined;
-  return join(mount.mountPoint, cgroupPath.slice(root.length));
+  const relative = cgroupPath.slice(root.length).replace(/^\/+|\/+$/g, "");
+  return relative ? join(mount.mountPoint, relative) : mount.mountPoint;
 }
 
 /**
