@@ -143,6 +143,7 @@ async function hostJailProblems(): Promise<string[]> {
       nativeSpawner: existsSync(INSTALLED_NATIVE_HELPER),
       writeSeccompFilter,
       seccompFilterPath: join(dir, "seccomp.bpf"),
+      defaultUser: "nobody",
     });
     return jailProblems(support);
   } finally {

@@ -492,7 +492,7 @@ describe("a jailed task (standard profile, run as nobody)", () => {
     const finished = await run("unreachable", [sh("closed", "echo ran", {}, closed)]);
     expect(stateOf(finished, "closed")).toBe("CHECK_FAILED");
     expect(taskOf(finished, "closed").detail).toBe(
-      `user nobody cannot reach the working directory ${closed}: ${closed} is mode 0700 (make it reachable, or set User=)`,
+      `user nobody cannot reach the working directory ${closed}: ${closed} is mode 0700 (make it reachable, set User=, or run the pool with --jail none)`,
     );
     expect(await logsOf(finished, "closed")).not.toContain("ran");
   });

@@ -1,8 +1,12 @@
 import { execFile } from "node:child_process";
 import { accessSync, constants, existsSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
+import { packageRoot } from "../../core/package-root.js";
+import { AccountResolver } from "./accounts.js";
 import { type CgroupLayout, detectCgroupLayout } from "./cgroup-layout.js";
+import { blockingDirectory } from "./reachable.js";
 
 const run = promisify(execFile);
 
@@ -23,6 +27,12 @@ export interface HostSupport {
   nativeSpawner: boolean;
   /** libseccomp can compile the jail's syscall filter. */
   seccomp: boolean;
+  /**
+   * When root: the first directory on the way to Taskframe's own files (the
+   * `task` command jailed tasks call, the SDKs) that the default task
+   * account cannot pass, if any; bubblewrap binds paths as that account.
+   */
+  packageBlockedAt?: { dir: string; mode: number; user: string };
 }
 
 export interface ProbeOptions {
@@ -30,6 +40,8 @@ export interface ProbeOptions {
   /** Compiles the seccomp filter to the given path; rejects when it cannot. */
   writeSeccompFilter?: (path: string) => Promise<void>;
   seccompFilterPath?: string;
+  /** The account jailed tasks run as by default (when root): Taskframe's files must be reachable by it. */
+  defaultUser?: string;
 }
 
 export async function probeHost(options: ProbeOptions): Promise<HostSupport> {
@@ -54,8 +66,18 @@ export async function probeHost(options: ProbeOptions): Promise<HostSupport> {
     );
   }
   const cgroups = detectCgroupLayout();
+  const root = process.getuid?.() === 0;
+  let packageBlockedAt: HostSupport["packageBlockedAt"];
+  if (root && options.defaultUser) {
+    const account = await new AccountResolver()
+      .resolve(options.defaultUser, undefined, hostname())
+      .catch(() => undefined);
+    const blocked = account && blockingDirectory(packageRoot, account);
+    if (blocked) packageBlockedAt = { ...blocked, user: account.user };
+  }
   return {
-    root: process.getuid?.() === 0,
+    ...(packageBlockedAt ? { packageBlockedAt } : {}),
+    root,
     ...(bwrap ? { bwrap } : {}),
     namespaces,
     unprivilegedUserNamespaces: unprivilegedUserNamespaces(),
@@ -79,6 +101,11 @@ export function jailProblems(support: HostSupport): string[] {
   if (!support.nativeSpawner)
     problems.push("the native spawner helper is not built (it needs a C compiler at npm install)");
   if (!support.seccomp) problems.push("libseccomp2 is missing: the syscall filter cannot be compiled");
+  const blocked = support.packageBlockedAt;
+  if (blocked)
+    problems.push(
+      `user ${blocked.user} cannot reach Taskframe's own files at ${packageRoot} (${blocked.dir} is mode ${blocked.mode.toString(8).padStart(4, "0")}): install it where every user can read it`,
+    );
   if (support.root && !support.cgroups?.dirs.pids)
     problems.push("no pids cgroup controller is mounted: a fork bomb could not be contained");
   return problems;

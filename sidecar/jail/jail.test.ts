@@ -54,6 +54,16 @@ describe("the jail's profile", () => {
     ]);
   });
 
+  it("is none where the default account cannot reach Taskframe's own files (a checkout under /root)", () => {
+    const blocked = jail({ ...CAPABLE, packageBlockedAt: { dir: "/root", mode: 0o700, user: "nobody" } });
+    expect(blocked.profile).toBe("none");
+    expect(blocked.problems).toEqual([
+      expect.stringMatching(
+        /^user nobody cannot reach Taskframe's own files at \/.* \(\/root is mode 0700\): install it/,
+      ),
+    ]);
+  });
+
   it("refuses to start a pool whose operator asked for a jail the host cannot give", () => {
     expect(() => jail({ ...CAPABLE, unprivilegedUserNamespaces: false }, { profile: "strict" })).toThrow(
       /cannot jail tasks \(jail: strict\): unprivileged user namespaces are disabled/,

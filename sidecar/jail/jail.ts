@@ -125,7 +125,7 @@ export class Jail {
       const blocked = blockingDirectory(context.cwd, account);
       if (blocked)
         throw new JailRefusal(
-          `user ${account.user} cannot reach the working directory ${context.cwd}: ${blocked.dir} is mode ${blocked.mode.toString(8).padStart(4, "0")} (make it reachable, or set User=)`,
+          `user ${account.user} cannot reach the working directory ${context.cwd}: ${blocked.dir} is mode ${blocked.mode.toString(8).padStart(4, "0")} (make it reachable, set User=, or run the pool with --jail none)`,
         );
     }
     const controllers = this.cgroups?.controllers ?? [];

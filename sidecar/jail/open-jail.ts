@@ -32,6 +32,7 @@ export async function openJail(settings: JailSettings, logger?: Logger): Promise
     nativeSpawner: settings.nativeSpawner,
     ...(settings.writeSeccompFilter ? { writeSeccompFilter: settings.writeSeccompFilter } : {}),
     seccompFilterPath,
+    defaultUser: settings.defaultUser,
   });
   let root: TaskCgroupRoot | undefined;
   if (support.root && support.cgroups && settings.nativeSpawner) {
