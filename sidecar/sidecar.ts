@@ -18,6 +18,7 @@ import { DEFAULT_POOL, type Lease, type WorkQueue } from "../core/work-queue.js"
 import { logChunksOf, type ReportedResult, transitionOf } from "./attempt-report.js";
 import { cancelNoticeMatcher } from "./cancel-notice.js";
 import { EventPublisher } from "./event-publisher.js";
+import type { InstalledSet } from "./install/install-cache.js";
 import { attemptKey, commandMissing, type Jail, type JailedAttempt, JailRefusal } from "./jail/jail.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { type CapturedChunk, LogCapture } from "./log-capture.js";
@@ -539,15 +540,6 @@ export interface DependencyInstaller {
     spec: InstallSpec,
     context: { cwd: string; log: (line: string) => void; signal: AbortSignal },
   ): Promise<InstalledSet>;
-}
-
-/** What an installed set gives a task. */
-export interface InstalledSet {
-  key: string;
-  dir: string;
-  env: Record<string, string>;
-  pathPrepend: string[];
-  readOnlyPaths: string[];
 }
 
 const launchInProcess: ProcessLauncher = async (options) => ({

@@ -1,9 +1,10 @@
 import { execFile } from "node:child_process";
-import { accessSync, constants, existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
 import { packageRoot } from "../../core/package-root.js";
+import { isExecutable } from "../spawner/spawner.js";
 import { AccountResolver } from "./accounts.js";
 import { type CgroupLayout, detectCgroupLayout } from "./cgroup-layout.js";
 import { blockingDirectory } from "./reachable.js";
@@ -136,13 +137,4 @@ function findOnPath(command: string): string | undefined {
     if (isExecutable(path)) return path;
   }
   return undefined;
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }

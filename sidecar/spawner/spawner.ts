@@ -316,7 +316,7 @@ function spawnable(options: RunProcessOptions): boolean {
   );
 }
 
-function isExecutable(path: string): boolean {
+export function isExecutable(path: string): boolean {
   try {
     accessSync(path, constants.X_OK);
     return true;
