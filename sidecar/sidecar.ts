@@ -394,8 +394,6 @@ export class Sidecar implements AsyncDisposable {
       process.env,
       hubUrl ? { hubUrl, leaseEpoch: attempt.epoch } : undefined,
     );
-    // one time budget for the whole attempt: installs, checks and command
-    const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : undefined;
     const installed = await this.#install(spec, attempt, cwd);
     if ("state" in installed) return installed;
     if (installed.pathPrepend.length > 0)
@@ -417,10 +415,13 @@ export class Sidecar implements AsyncDisposable {
         readOnly: installed.readOnlyPaths,
       });
     } catch (error) {
-      if (!(error instanceof JailRefusal)) throw error;
-      const detail = error.message;
-      return { state: TaskState.CHECK_FAILED, signal: "", detail, systemLine: `[taskframe] ${detail}` };
+      const refused = error instanceof JailRefusal;
+      const detail = refused ? error.message : `could not set up the task's jail: ${errorMessage(error)}`;
+      const state = refused ? TaskState.CHECK_FAILED : TaskState.FAILED;
+      return { state, signal: "", detail, systemLine: `[taskframe] ${detail}` };
     }
+    // one time budget for checks and command (installs are the cache's, shared with other tasks)
+    const deadline = timeoutMs > 0 ? performance.now() + timeoutMs : undefined;
     try {
       if (jailed) env = jailed.env(env);
       for (const note of jailed?.notes ?? []) attempt.capture.system(note);

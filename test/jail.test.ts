@@ -4,7 +4,7 @@ import { type Dirent, existsSync, readdirSync, readFileSync } from "node:fs";
 import { chmod, copyFile, mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { hostname, tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -466,8 +466,10 @@ describe("a jailed task (standard profile, run as nobody)", () => {
     expect(writer).toContain("dir: /run/taskframe/work\n");
     expect(reader).toContain(`hello ${file}\n`);
     // a fresh tmpfs each: nothing but the mount points bwrap made in it for paths under the host's /tmp
-    // (the working directory, made in tmpdir() by this test)
-    const mountPoints = [basename(workDir)];
+    // (the working directory, made in tmpdir() by this test; Taskframe's own files, in a checkout there)
+    const mountPoints = [workDir, packagePath(".")]
+      .filter((path) => dirname(path) === tmpdir())
+      .map((path) => basename(path));
     for (const [name, logs] of [
       ["writer", writer],
       ["reader", reader],

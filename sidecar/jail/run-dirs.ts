@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, rmdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 const RUN_ID = /^[0-9a-zA-Z-]+$/;
@@ -55,5 +55,12 @@ export class RunDirs {
   close(removeAll: boolean): void {
     clearInterval(this.#timer);
     if (removeAll) rmSync(this.base, { recursive: true, force: true });
+    else {
+      try {
+        rmdirSync(this.base);
+      } catch {
+        // runs still have directories here: they stay for the next sidecar
+      }
+    }
   }
 }

@@ -88,7 +88,8 @@ export class TaskCgroupRoot {
         const parent = this.#parents[controller];
         if (!parent) throw new Error(`the ${controller} cgroup controller is not available on this host`);
         const dir = join(parent, name);
-        if (![...dirs.values()].includes(dir)) mkdirSync(dir);
+        // recursive: a leftover of the same attempt (a crashed predecessor's) is reused, not an error
+        if (![...dirs.values()].includes(dir)) mkdirSync(dir, { recursive: true });
         dirs.set(controller, dir);
       }
       cgroups.apply(limits);
