@@ -146,6 +146,13 @@ export class Jail {
       unenforced("LimitDisk= sizes the jail's private /tmp, and this pool runs tasks without a jail");
     if (spec.privateNetwork && !jailed)
       unenforced("PrivateNetwork= needs the jail, and this pool runs tasks without one");
+    for (const socket of context.sockets ?? []) {
+      const blocked = account && blockingDirectory(socket.host, account);
+      if (blocked)
+        throw new JailRefusal(
+          `user ${account.user} cannot reach ${socket.host}: ${blocked.dir} is mode ${blocked.mode.toString(8).padStart(4, "0")}`,
+        );
+    }
     // without a jail, a cgroup only when there is something to limit: plain tasks keep the fast path
     const wantCgroups =
       this.cgroups !== undefined &&
@@ -157,13 +164,6 @@ export class Jail {
       !(account && blockingDirectory(context.hubSocket, account))
         ? [{ host: context.hubSocket, inside: HUB_SOCKET_INSIDE }]
         : [];
-    for (const socket of context.sockets ?? []) {
-      const blocked = account && blockingDirectory(socket.host, account);
-      if (blocked)
-        throw new JailRefusal(
-          `user ${account.user} cannot reach ${socket.host}: ${blocked.dir} is mode ${blocked.mode.toString(8).padStart(4, "0")}`,
-        );
-    }
     const view: (JailView & { binds: JailView["binds"] }) | undefined = jailed
       ? {
           profile,
