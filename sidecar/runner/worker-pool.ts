@@ -9,13 +9,30 @@ import type { Logger } from "../../core/logger.js";
 import type { Jail } from "../jail/jail.js";
 import type { ProcessLauncher } from "../spawner/spawner.js";
 
+function definedEnvironment(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+}
+
 /** Where a jailed worker finds the sidecar's Runner socket. */
 const RUNNER_SOCKET_INSIDE = "/run/taskframe/runner.sock";
 
-/** What a worker inherits from the sidecar: the basics a program needs, no credentials. */
+/** What a jailed worker inherits from the sidecar: the basics a program needs, no credentials. */
 function workerEnvironment(): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const name of ["PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "NODE_PATH"]) {
+  for (const name of [
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "PYTHONPATH",
+    "NODE_PATH",
+  ]) {
     const value = process.env[name];
     if (value !== undefined) env[name] = value;
   }
@@ -198,7 +215,8 @@ export class WorkerPool {
           command: wrapped.command,
           args: wrapped.args,
           env: attempt.env({
-            ...workerEnvironment(),
+            // unjailed, a worker inherits the sidecar's environment as it always did
+            ...(jailed ? workerEnvironment() : definedEnvironment()),
             ...spec.env,
             TASKFRAME_SOCKET: jailed ? RUNNER_SOCKET_INSIDE : options.socketPath,
             TASKFRAME_WORKER_POOL: spec.name,
