@@ -127,97 +127,87 @@ function single<T>(parse: (text: string) => T, missing?: string): Field<T> {
  * A space-separated list; repeated keys add to it and an empty value (`Requires=`) clears what
  * came before, as in systemd.
  */
-function list<T>(parse: (word: string) => T): Field<Listed<T>[]> {
+/** Reports a problem with an entry (at a word's offset, if given) and marks the list failed. */
+type Fail = (message: string, entry: IniEntry, offset?: number) => void;
+
+/**
+ * A key whose entries add to a list: each entry's words go to `parseEntry`,
+ * an empty entry clears the list, an unclosed quote is reported; the list is
+ * undefined when anything failed.
+ */
+function listedEntries<T>(
+  parseEntry: (words: { text: string; offset: number }[], entry: IniEntry, fail: Fail) => Listed<T>[],
+): Field<Listed<T>[]> {
   return {
     parse(entries, report) {
       let items: Listed<T>[] = [];
       let failed = false;
+      const fail: Fail = (message, entry, offset) => {
+        report(message, offset === undefined ? { entry } : { entry, offset });
+        failed = true;
+      };
       for (const entry of entries) {
         if (entry.value.text.trim() === "") {
           items = [];
           continue;
         }
         const { words, unclosedAt } = splitListWords(entry.value.text);
-        if (unclosedAt !== undefined) {
-          report("a quote is not closed", { entry, offset: unclosedAt });
-          failed = true;
-          continue;
-        }
-        for (const word of words) {
-          try {
-            items.push({ value: parse(word.text), ...entry.value.positionAt(word.offset) });
-          } catch (error) {
-            report(errorMessage(error), { entry, offset: word.offset });
-            failed = true;
-          }
-        }
+        if (unclosedAt !== undefined) fail("a quote is not closed", entry, unclosedAt);
+        else items.push(...parseEntry(words, entry, fail));
       }
       return failed ? undefined : items;
     },
   };
 }
 
-const ARTIFACT_SYNTAX = "Artifact=URL sha256=HEX";
-
-/**
- * `Artifact=URL sha256=HEX`, one file per entry; repeated entries add to the list and an empty one
- * clears it, as for the other list keys.
- */
-const artifactList: Field<Listed<ArtifactPin>[]> = {
-  parse(entries, report) {
-    let items: Listed<ArtifactPin>[] = [];
-    let failed = false;
-    const fail = (message: string, entry: IniEntry, offset?: number): void => {
-      report(message, offset === undefined ? { entry } : { entry, offset });
-      failed = true;
-    };
-    for (const entry of entries) {
-      if (entry.value.text.trim() === "") {
-        items = [];
-        continue;
-      }
-      const { words, unclosedAt } = splitListWords(entry.value.text);
-      if (unclosedAt !== undefined) {
-        fail("a quote is not closed", entry, unclosedAt);
-        continue;
-      }
-      const [url, pin, extra] = words;
-      if (url === undefined) continue;
-      if (/^sha256=/i.test(url.text)) {
-        fail(
-          `expected the URL first: ${ARTIFACT_SYNTAX}, got ${JSON.stringify(url.text)}`,
-          entry,
-          url.offset,
-        );
-        continue;
-      }
-      if (extra !== undefined) {
-        fail(
-          `expected ${ARTIFACT_SYNTAX}, got one more word ${JSON.stringify(extra.text)} (one artifact per line)`,
-          entry,
-          extra.offset,
-        );
-      }
-      let parsedUrl: string | undefined;
+/** A list of words, each parsed on its own. */
+function list<T>(parse: (word: string) => T): Field<Listed<T>[]> {
+  return listedEntries((words, entry, fail) => {
+    const items: Listed<T>[] = [];
+    for (const word of words) {
       try {
-        parsedUrl = parseArtifactUrl(url.text);
+        items.push({ value: parse(word.text), ...entry.value.positionAt(word.offset) });
       } catch (error) {
-        fail(errorMessage(error), entry, url.offset);
-      }
-      const sha256 = pinOf(entry, pin, fail);
-      if (parsedUrl !== undefined && sha256 !== undefined && extra === undefined) {
-        items.push({ value: { url: parsedUrl, sha256 }, ...entry.value.positionAt(url.offset) });
+        fail(errorMessage(error), entry, word.offset);
       }
     }
-    return failed ? undefined : items;
-  },
-};
+    return items;
+  });
+}
+
+const ARTIFACT_SYNTAX = "Artifact=URL sha256=HEX";
+
+/** `Artifact=URL sha256=HEX`, one file per entry. */
+const artifactList: Field<Listed<ArtifactPin>[]> = listedEntries((words, entry, fail) => {
+  const [url, pin, extra] = words;
+  if (url === undefined) return [];
+  if (/^sha256=/i.test(url.text)) {
+    fail(`expected the URL first: ${ARTIFACT_SYNTAX}, got ${JSON.stringify(url.text)}`, entry, url.offset);
+    return [];
+  }
+  if (extra !== undefined) {
+    fail(
+      `expected ${ARTIFACT_SYNTAX}, got one more word ${JSON.stringify(extra.text)} (one artifact per line)`,
+      entry,
+      extra.offset,
+    );
+  }
+  let parsedUrl: string | undefined;
+  try {
+    parsedUrl = parseArtifactUrl(url.text);
+  } catch (error) {
+    fail(errorMessage(error), entry, url.offset);
+  }
+  const sha256 = pinOf(entry, pin, fail);
+  if (parsedUrl === undefined || sha256 === undefined || extra !== undefined) return [];
+  return [{ value: { url: parsedUrl, sha256 }, ...entry.value.positionAt(url.offset) }];
+});
 
 /** The `sha256=HEX` word after an artifact's URL. */
 function pinOf(
   entry: IniEntry,
   pin: { text: string; offset: number } | undefined,
-  fail: (message: string, entry: IniEntry, offset?: number) => void,
+  fail: Fail,
 ): string | undefined {
   if (pin === undefined) {
     fail(
