@@ -12,7 +12,7 @@ import { type Logger, silentLogger } from "../core/logger.js";
 import { MemoryWorkQueue } from "../core/memory-work-queue.js";
 import { DEFAULT_POOL } from "../core/work-queue.js";
 import { createHubService } from "../hub/api/hub-service.js";
-import { Hub } from "../hub/hub.js";
+import { Hub, type HubOptions } from "../hub/hub.js";
 import type { DatabaseTarget } from "../hub/store/database.js";
 import { HubStore } from "../hub/store/hub-store.js";
 import { defaultInstallCacheDir, InstallCache } from "../sidecar/install/install-cache.js";
@@ -39,6 +39,12 @@ export interface EmbeddedOptions {
   logMaxBytes?: number;
   /** Run a sidecar in this process (false: a hub over the store only, for reading). @default true */
   sidecar?: boolean;
+  /**
+   * Fire the schedules registered in the store (`task dev`); `task run` does
+   * not. An object: fire, with the scheduler's clock and sleep (tests).
+   * @default false
+   */
+  schedules?: boolean | NonNullable<HubOptions["schedules"]>;
   /** The jail executables run in and its limits' defaults. @default DEFAULT_JAIL_CONFIG (standard where the host supports it) */
   jail?: Partial<JailConfig>;
   /** Where declared dependencies (`[Install]`) are installed. @default defaultInstallCacheDir() */
@@ -90,7 +96,15 @@ export class EmbeddedEngine implements AsyncDisposable {
       const queue = new MemoryWorkQueue({ ackWaitMs, routeAllTo: DEFAULT_POOL });
       const events = new MemoryEventBus();
       const control = new MemoryControlBus();
-      const hub = new Hub({ store, queue, events, control, logger });
+      const schedules = options.schedules ?? false;
+      const hub = new Hub({
+        store,
+        queue,
+        events,
+        control,
+        logger,
+        schedules: typeof schedules === "boolean" ? { fire: schedules } : { fire: true, ...schedules },
+      });
       let sidecar: Sidecar | undefined;
       let spawner: Spawner | undefined;
       let engineJail: Jail | undefined;

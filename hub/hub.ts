@@ -9,6 +9,7 @@ import { HubNotifications } from "./notifications.js";
 import { Reconciler, type ReconcilerOptions } from "./reconciler.js";
 import { Recorder } from "./recorder.js";
 import { RetryTimer } from "./retry-timer.js";
+import { Scheduler, type SchedulerOptions } from "./schedules/scheduler.js";
 import type { HubStore } from "./store/hub-store.js";
 import type { RunRecord } from "./store/queries/read.js";
 import type { SpawnedTask, SpawnRequest } from "./store/queries/spawn-children.js";
@@ -25,6 +26,11 @@ export interface HubOptions {
   /** Decides which hub runs the reconciler. @default the only hub (embedded) */
   leadership?: Leadership;
   reconcile?: ReconcilerOptions;
+  /**
+   * Whether this hub fires schedules (every hub may: they share the work),
+   * and the scheduler's clock and sleep for tests. @default { fire: true }
+   */
+  schedules?: { fire?: boolean } & Pick<SchedulerOptions, "clock" | "maxSleepMs">;
 }
 
 /**
@@ -38,6 +44,8 @@ export type HubState = "created" | "running" | "stopped";
 export class Hub implements AsyncDisposable {
   readonly store: HubStore;
   readonly notifications = new HubNotifications();
+  /** Schedules: registered through the API, fired by every hub that runs with `schedules.fire`. */
+  readonly schedules: Scheduler;
   readonly #options: HubOptions;
   readonly #logger: Logger;
   readonly #dispatcher: Dispatcher;
@@ -82,6 +90,13 @@ export class Hub implements AsyncDisposable {
       },
       options.reconcile,
     );
+    this.schedules = new Scheduler({
+      store: options.store,
+      publish: (ready) => this.#recorder.afterCommit({ ready, changes: [] }),
+      cancelRun: (runId, reason) => this.cancel(runId, reason),
+      logger: this.#logger,
+      ...options.schedules,
+    });
   }
 
   get isLeader(): boolean {
@@ -105,6 +120,7 @@ export class Hub implements AsyncDisposable {
       keepRunning("the recorder", signal, (s) => this.#recorder.run(s), this.#logger),
       keepRunning("the dead-letter reader", signal, (s) => this.#recorder.runDeadLetters(s), this.#logger),
     ];
+    if (this.#options.schedules?.fire ?? true) this.#loops.push(this.schedules.run(signal));
     this.#retryTimer.start();
     this.#leadership.start();
     this.#reconciler.start();
@@ -159,6 +175,7 @@ export class Hub implements AsyncDisposable {
     if (this.#state === "stopped") return;
     this.#state = "stopped";
     this.#stop.abort();
+    this.schedules.close();
     this.#retryTimer.stop();
     clearInterval(this.#sweeper);
     await this.#reconciler.stop();

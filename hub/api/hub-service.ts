@@ -1,6 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
+  type BackfillScheduleRequest,
+  type BackfillScheduleResponse,
+  BackfillScheduleResponseSchema,
   GetAuditResponseSchema,
   GetLogsResponseSchema,
   GetRunResponseSchema,
@@ -15,6 +18,7 @@ import {
 } from "../../core/gen/taskframe/v1/hub_pb.js";
 import { isTerminal, RunState, TaskState } from "../../core/states.js";
 import type { Hub } from "../hub.js";
+import { evaluationToProto, fireToProto } from "../schedules/schedule-proto.js";
 import type { TaskChange } from "../store/queries/task-change.js";
 import { toConnectError } from "./errors.js";
 import { auditToProto, logToProto, mergeChange, runToProto, taskToProto } from "./to-proto.js";
@@ -37,7 +41,7 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
       return create(GetRunResponseSchema, { run: runToProto(run) });
     },
     async listRuns(request) {
-      const runs = await store.listRuns(request.limit || 20);
+      const runs = await store.listRuns(request.limit || 20, request.includeEvaluations);
       return create(ListRunsResponseSchema, { runs: runs.map(runToProto) });
     },
     async listTasks(request) {
@@ -100,8 +104,50 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
       const cancelled = await hub.cancel(runId, request.reason);
       return { run: runToProto(await store.getRun(runId)), cancelledTasks: cancelled };
     },
+    async putSchedules(request) {
+      return { schedules: await hub.schedules.put(request.schedules) };
+    },
+    async listSchedules(request) {
+      return { schedules: await hub.schedules.list(request.names) };
+    },
+    async deleteSchedule(request) {
+      await hub.schedules.delete(request.name);
+      return {};
+    },
+    async pauseSchedule(request) {
+      return { schedule: await hub.schedules.pause(request.name, request.reason) };
+    },
+    async resumeSchedule(request) {
+      return { schedule: await hub.schedules.resume(request.name) };
+    },
+    async triggerSchedule(request) {
+      const runId = await hub.schedules.trigger(request.name);
+      return { run: runToProto(await store.getRun(runId)) };
+    },
+    async getScheduleHistory(request) {
+      const history = await hub.schedules.history(request.name, request.limit || 50);
+      return {
+        schedule: history.schedule,
+        fires: history.fires.map(fireToProto),
+        evaluations: history.evaluations.map(evaluationToProto),
+      };
+    },
+    backfillSchedule: (request) => backfill(hub, request),
   };
   return withErrorMapping(service);
+}
+
+async function* backfill(
+  hub: Hub,
+  request: BackfillScheduleRequest,
+): AsyncIterable<BackfillScheduleResponse> {
+  const progress = hub.schedules.backfill(
+    request.name,
+    Number(request.fromUnixMs),
+    Number(request.toUnixMs),
+    request.maxSlots,
+  );
+  for await (const step of progress) yield create(BackfillScheduleResponseSchema, step);
 }
 
 /** Every handler maps domain errors to Connect codes at this one boundary. */

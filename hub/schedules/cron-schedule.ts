@@ -57,6 +57,11 @@ export class CronSchedule {
     return this.#cron.nextRun(after) ?? undefined;
   }
 
+  /** The last `count` fire times strictly before `before`, newest first. */
+  previous(count: number, before: Date): Date[] {
+    return this.#cron.previousRuns(count, before);
+  }
+
   /** Fire times in (`from`, `to`], in order, at most `limit` of them. */
   *between(from: Date, to: Date, limit = Number.POSITIVE_INFINITY): Generator<Date> {
     let at = from;

@@ -101,8 +101,8 @@ export class HubStore implements AsyncDisposable {
   getRun(runId: string) {
     return read.getRun(this.database, runId);
   }
-  listRuns(limit: number) {
-    return read.listRuns(this.database, { limit });
+  listRuns(limit: number, includeEvaluations = false) {
+    return read.listRuns(this.database, { limit, includeEvaluations });
   }
   listTasks(
     runId: string,

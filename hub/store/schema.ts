@@ -14,6 +14,7 @@ import {
   unique,
   uuid,
 } from "drizzle-orm/pg-core";
+import { EvaluationOutcome, FireOutcome } from "../../core/gen/taskframe/v1/schedule_pb.js";
 import { TaskState } from "../../core/gen/taskframe/v1/state_pb.js";
 
 /*
@@ -213,4 +214,86 @@ export const taskOutputs = pgTable(
     createdAt: timestamptz("created_at").notNull().defaultNow(),
   },
   (t) => [primaryKey({ columns: [t.taskId, t.attempt, t.leaseEpoch] })],
+);
+
+/**
+ * Runs started at the times a trigger says (cron, or a condition evaluated
+ * every so often). The hubs share the work: whichever locks a due row first
+ * (`for update skip locked`) fires it, and `schedule_fires` holds each slot
+ * once, so a slot fires once however many hubs run and whichever of them dies.
+ */
+export const schedules = pgTable(
+  "schedules",
+  {
+    name: text("name").primaryKey(),
+    /** The ScheduleSpec, protobuf-encoded. */
+    spec: bytea("spec").notNull(),
+    kind: text("kind", { enum: ["cron", "condition"] }).notNull(),
+    paused: boolean("paused").notNull().default(false),
+    pausedReason: text("paused_reason").notNull().default(""),
+    /** The next slot to consider; null once none will come (past the end). */
+    nextSlot: timestamptz("next_slot"),
+    /** When that slot fires: the slot plus its jitter. */
+    nextDueAt: timestamptz("next_due_at"),
+    /** The run the last started slot made (for the overlap policy). */
+    lastRunId: uuid("last_run_id"),
+    /** Slots waiting for the previous run to finish (overlap policy `queue`). */
+    queued: integer("queued").notNull().default(0),
+    /** Condition schedules: whether the last finished evaluation held (edge triggering). */
+    conditionHeld: boolean("condition_held").notNull().default(false),
+    createdAt: timestamptz("created_at").notNull().defaultNow(),
+    updatedAt: timestamptz("updated_at").notNull().defaultNow(),
+  },
+  (t) => [index("schedules_next_due_idx").on(t.nextDueAt).where(sql`not paused`)],
+);
+
+/** Each slot of a schedule, once: started, skipped, queued or missed. */
+export const scheduleFires = pgTable(
+  "schedule_fires",
+  {
+    schedule: text("schedule")
+      .notNull()
+      .references(() => schedules.name, { onDelete: "cascade" }),
+    slot: timestamptz("slot").notNull(),
+    firedAt: timestamptz("fired_at").notNull().defaultNow(),
+    /** FireOutcome. */
+    outcome: smallint("outcome").notNull(),
+    /** FireCause. */
+    cause: smallint("cause").notNull(),
+    runId: uuid("run_id"),
+    detail: text("detail").notNull().default(""),
+  },
+  (t) => [
+    primaryKey({ columns: [t.schedule, t.slot] }),
+    index("schedule_fires_queued_idx")
+      .on(t.schedule, t.slot)
+      .where(sql.raw(`run_id is null and outcome = ${FireOutcome.QUEUED}`)),
+  ],
+);
+
+/** Each evaluation of a condition schedule: a one-task run of the condition check. */
+export const conditionEvaluations = pgTable(
+  "condition_evaluations",
+  {
+    schedule: text("schedule")
+      .notNull()
+      .references(() => schedules.name, { onDelete: "cascade" }),
+    slot: timestamptz("slot").notNull(),
+    /** EvaluationOutcome. */
+    outcome: smallint("outcome").notNull(),
+    runId: uuid("run_id").notNull(),
+    taskId: uuid("task_id").notNull(),
+    host: text("host").notNull().default(""),
+    exitCode: integer("exit_code"),
+    startedAt: timestamptz("started_at"),
+    durationMs: bigint("duration_ms", { mode: "number" }).notNull().default(0),
+    detail: text("detail").notNull().default(""),
+    fired: boolean("fired").notNull().default(false),
+  },
+  (t) => [
+    primaryKey({ columns: [t.schedule, t.slot] }),
+    index("condition_evaluations_pending_idx")
+      .on(t.schedule)
+      .where(sql.raw(`outcome = ${EvaluationOutcome.PENDING}`)),
+  ],
 );

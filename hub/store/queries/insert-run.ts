@@ -6,7 +6,7 @@ import { RunState, TaskState } from "../../../core/states.js";
 import { DEFAULT_POOL } from "../../../core/work-queue.js";
 import { maxAttemptsOf } from "../../retry-delay.js";
 import { runGraphOf } from "../../validate-run.js";
-import type { Database, Db } from "../database.js";
+import type { Database, Db, Tx } from "../database.js";
 import type { ReadyWork } from "./ready-work.js";
 import { TaskSpecBytes } from "./task-spec-bytes.js";
 
@@ -45,122 +45,126 @@ function* slices<T>(rows: readonly T[]): Generator<T[]> {
  * costs the hub a few seconds; the rest is Postgres maintaining indexes and
  * checking foreign keys, row by row.
  */
-export async function insertRun(
+export function insertRun(database: Database, spec: RunSpec, idempotencyKey: string): Promise<InsertedRun> {
+  return database.transaction((tx) => writeRun(database, tx, spec, idempotencyKey));
+}
+
+/** `insertRun` inside a transaction of the caller's (a schedule's slot and its run commit together). */
+export async function writeRun(
   database: Database,
+  tx: Tx,
   spec: RunSpec,
   idempotencyKey: string,
 ): Promise<InsertedRun> {
   const graph = runGraphOf(spec);
   const { tasks, offsets, targets, requires } = graph;
-  return database.transaction(async (tx) => {
-    if (idempotencyKey) {
-      const existing = await database.rows<{ id: string }>(
-        sql`select id from runs where idempotency_key = ${idempotencyKey}`,
-        tx,
-      );
-      if (existing[0]) return { runId: existing[0].id, existing: true, ready: [] };
-    }
-    const runId = uuidv4();
-    const now = new Date().toISOString();
-    const ids = new Array<string>(tasks.length);
-    for (let i = 0; i < tasks.length; i++) ids[i] = uuidv7();
-    const ready: ReadyWork[] = [];
-    const pipeline = new Pipeline(IN_FLIGHT);
+  if (idempotencyKey) {
+    const existing = await database.rows<{ id: string }>(
+      sql`select id from runs where idempotency_key = ${idempotencyKey}`,
+      tx,
+    );
+    if (existing[0]) return { runId: existing[0].id, existing: true, ready: [] };
+  }
+  const runId = uuidv4();
+  const now = new Date().toISOString();
+  const ids = new Array<string>(tasks.length);
+  for (let i = 0; i < tasks.length; i++) ids[i] = uuidv7();
+  const ready: ReadyWork[] = [];
+  const pipeline = new Pipeline(IN_FLIGHT);
 
+  await pipeline.send(
+    tx.execute(sql`
+    insert into runs (id, name, state, source, labels, idempotency_key, total_tasks, remaining_tasks, created_at)
+    values (${runId}, ${spec.name}, ${RunState.RUNNING}, ${spec.source}, ${JSON.stringify({ ...spec.labels })}::jsonb,
+      ${idempotencyKey || null}, ${tasks.length}, ${tasks.length}, ${now}::timestamptz)`),
+  );
+  const texts = new TextLiterals();
+  const specs = new TaskSpecBytes();
+  const roots: number[] = [];
+  for (let first = 0; first < tasks.length; first += ROWS_PER_STATEMENT) {
+    const end = Math.min(tasks.length, first + ROWS_PER_STATEMENT);
+    const count = end - first;
+    const names = new Array<string>(count);
+    const maxAttempts = new Array<number>(count);
+    const deps = new Array<number>(count);
+    const pools = new Array<string>(count);
+    const handlers = new Array<string>(count);
+    const specAt = new Array<number>(count);
+    const specLength = new Array<number>(count);
+    for (let i = first; i < end; i++) {
+      const task = tasks[i]!;
+      const j = i - first;
+      const pool = task.pool || DEFAULT_POOL;
+      names[j] = task.name;
+      maxAttempts[j] = maxAttemptsOf(task.retry);
+      deps[j] = offsets[i + 1]! - offsets[i]!;
+      pools[j] = texts.quoted(pool);
+      handlers[j] = task.target.case === "handler" ? texts.quoted(task.target.value.handler) : "NULL";
+      specAt[j] = specs.length + 1;
+      specLength[j] = specs.append(task);
+      if (deps[j] === 0) roots.push(i);
+    }
+    const blob = specs.take();
+    // roots are ready now: their work items carry the spec bytes just written, not a second encoding
+    for (const i of roots) {
+      const at = specAt[i - first]! - 1;
+      ready.push({
+        pool: tasks[i]!.pool || DEFAULT_POOL,
+        item: workItemWithEncodedSpec(
+          { taskId: ids[i]!, runId, attempt: 1, dispatch: 1 },
+          tasks[i]!,
+          blob.subarray(at, at + specLength[i - first]!),
+        ),
+      });
+    }
+    roots.length = 0;
+    // every task's creation, and for roots their readiness, in the audit trail
     await pipeline.send(
       tx.execute(sql`
-      insert into runs (id, name, state, source, labels, idempotency_key, total_tasks, remaining_tasks, created_at)
-      values (${runId}, ${spec.name}, ${RunState.RUNNING}, ${spec.source}, ${JSON.stringify({ ...spec.labels })}::jsonb,
-        ${idempotencyKey || null}, ${tasks.length}, ${tasks.length}, ${now}::timestamptz)`),
+      with inserted as (
+        insert into tasks (id, run_id, name, state, attempt, dispatch, max_attempts, pending_deps, pool, handler,
+          spec, created_at, updated_at)
+        select x.id, ${runId}::uuid, x.name,
+          case when x.deps = 0 then ${TaskState.PENDING}::smallint else ${TaskState.CREATED}::smallint end,
+          case when x.deps = 0 then 1 else 0 end, case when x.deps = 0 then 1 else 0 end,
+          x.max_attempts, x.deps, x.pool, x.handler, substring(${blob}::bytea from x.spec_at for x.spec_length),
+          ${now}::timestamptz, ${now}::timestamptz
+        from unnest(${idList(ids, first, end)}::uuid[], ${nameList(names)}::text[], ${intList(maxAttempts)}::int[],
+          ${intList(deps)}::int[], ${list(pools)}::text[], ${list(handlers)}::text[], ${intList(specAt)}::int[],
+          ${intList(specLength)}::int[])
+          as x(id, name, max_attempts, deps, pool, handler, spec_at, spec_length)
+        returning id, pending_deps
+      )
+      insert into task_events (run_id, task_id, attempt, from_state, to_state, at)
+      select ${runId}::uuid, id, 0, ${TaskState.UNSPECIFIED}::smallint, ${TaskState.CREATED}::smallint, ${now}::timestamptz
+      from inserted
+      union all
+      select ${runId}::uuid, id, 1, ${TaskState.CREATED}::smallint, ${TaskState.PENDING}::smallint, ${now}::timestamptz
+      from inserted where pending_deps = 0`),
     );
-    const texts = new TextLiterals();
-    const specs = new TaskSpecBytes();
-    const roots: number[] = [];
-    for (let first = 0; first < tasks.length; first += ROWS_PER_STATEMENT) {
-      const end = Math.min(tasks.length, first + ROWS_PER_STATEMENT);
-      const count = end - first;
-      const names = new Array<string>(count);
-      const maxAttempts = new Array<number>(count);
-      const deps = new Array<number>(count);
-      const pools = new Array<string>(count);
-      const handlers = new Array<string>(count);
-      const specAt = new Array<number>(count);
-      const specLength = new Array<number>(count);
-      for (let i = first; i < end; i++) {
-        const task = tasks[i]!;
-        const j = i - first;
-        const pool = task.pool || DEFAULT_POOL;
-        names[j] = task.name;
-        maxAttempts[j] = maxAttemptsOf(task.retry);
-        deps[j] = offsets[i + 1]! - offsets[i]!;
-        pools[j] = texts.quoted(pool);
-        handlers[j] = task.target.case === "handler" ? texts.quoted(task.target.value.handler) : "NULL";
-        specAt[j] = specs.length + 1;
-        specLength[j] = specs.append(task);
-        if (deps[j] === 0) roots.push(i);
-      }
-      const blob = specs.take();
-      // roots are ready now: their work items carry the spec bytes just written, not a second encoding
-      for (const i of roots) {
-        const at = specAt[i - first]! - 1;
-        ready.push({
-          pool: tasks[i]!.pool || DEFAULT_POOL,
-          item: workItemWithEncodedSpec(
-            { taskId: ids[i]!, runId, attempt: 1, dispatch: 1 },
-            tasks[i]!,
-            blob.subarray(at, at + specLength[i - first]!),
-          ),
-        });
-      }
-      roots.length = 0;
-      // every task's creation, and for roots their readiness, in the audit trail
-      await pipeline.send(
-        tx.execute(sql`
-        with inserted as (
-          insert into tasks (id, run_id, name, state, attempt, dispatch, max_attempts, pending_deps, pool, handler,
-            spec, created_at, updated_at)
-          select x.id, ${runId}::uuid, x.name,
-            case when x.deps = 0 then ${TaskState.PENDING}::smallint else ${TaskState.CREATED}::smallint end,
-            case when x.deps = 0 then 1 else 0 end, case when x.deps = 0 then 1 else 0 end,
-            x.max_attempts, x.deps, x.pool, x.handler, substring(${blob}::bytea from x.spec_at for x.spec_length),
-            ${now}::timestamptz, ${now}::timestamptz
-          from unnest(${idList(ids, first, end)}::uuid[], ${nameList(names)}::text[], ${intList(maxAttempts)}::int[],
-            ${intList(deps)}::int[], ${list(pools)}::text[], ${list(handlers)}::text[], ${intList(specAt)}::int[],
-            ${intList(specLength)}::int[])
-            as x(id, name, max_attempts, deps, pool, handler, spec_at, spec_length)
-          returning id, pending_deps
-        )
-        insert into task_events (run_id, task_id, attempt, from_state, to_state, at)
-        select ${runId}::uuid, id, 0, ${TaskState.UNSPECIFIED}::smallint, ${TaskState.CREATED}::smallint, ${now}::timestamptz
-        from inserted
-        union all
-        select ${runId}::uuid, id, 1, ${TaskState.CREATED}::smallint, ${TaskState.PENDING}::smallint, ${now}::timestamptz
-        from inserted where pending_deps = 0`),
-      );
+  }
+  for (let task = 0, edge = 0; edge < targets.length; ) {
+    const count = Math.min(ROWS_PER_STATEMENT, targets.length - edge);
+    const parents = new Array<string>(count);
+    const children = new Array<string>(count);
+    const after = new Array<string>(count);
+    for (let j = 0; j < count; j++, edge++) {
+      while (offsets[task + 1]! <= edge) task++;
+      parents[j] = ids[targets[edge]!]!;
+      children[j] = ids[task]!;
+      after[j] = edge - offsets[task]! < requires[task]! ? "f" : "t";
     }
-    for (let task = 0, edge = 0; edge < targets.length; ) {
-      const count = Math.min(ROWS_PER_STATEMENT, targets.length - edge);
-      const parents = new Array<string>(count);
-      const children = new Array<string>(count);
-      const after = new Array<string>(count);
-      for (let j = 0; j < count; j++, edge++) {
-        while (offsets[task + 1]! <= edge) task++;
-        parents[j] = ids[targets[edge]!]!;
-        children[j] = ids[task]!;
-        after[j] = edge - offsets[task]! < requires[task]! ? "f" : "t";
-      }
-      await pipeline.send(
-        tx.execute(sql`
-        insert into task_edges (run_id, parent_id, child_id, kind)
-        select ${runId}::uuid, x.parent, x.child, case when x.after then 'after' else 'requires' end
-        from unnest(${list(parents)}::uuid[], ${list(children)}::uuid[], ${list(after)}::bool[])
-          as x(parent, child, after)`),
-      );
-    }
-    await pipeline.drain();
-    await writeOutbox(database, tx, ready);
-    return { runId, existing: false, ready };
-  });
+    await pipeline.send(
+      tx.execute(sql`
+      insert into task_edges (run_id, parent_id, child_id, kind)
+      select ${runId}::uuid, x.parent, x.child, case when x.after then 'after' else 'requires' end
+      from unnest(${list(parents)}::uuid[], ${list(children)}::uuid[], ${list(after)}::bool[])
+        as x(parent, child, after)`),
+    );
+  }
+  await pipeline.drain();
+  await writeOutbox(database, tx, ready);
+  return { runId, existing: false, ready };
 }
 
 /** Statements sent one after another without waiting for each answer, at most `depth` unanswered. */

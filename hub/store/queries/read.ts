@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import { TaskframeError, TaskframeErrorCode } from "../../../core/errors.js";
 import type { RunState, TaskState } from "../../../core/states.js";
 import type { AuditRow } from "../../apply-transitions.js";
+import { EVALUATION_LABEL } from "../../schedules/schedule-spec.js";
 import type { Database } from "../database.js";
 
 export interface RunRecord {
@@ -92,9 +93,13 @@ interface RunRow {
 
 export async function listRuns(
   database: Database,
-  options: { ids?: string[]; limit?: number },
+  options: { ids?: string[]; limit?: number; includeEvaluations?: boolean },
 ): Promise<RunRecord[]> {
-  const filter = options.ids ? sql`where id = any(${sql.param(options.ids)}::uuid[])` : sql``;
+  const filter = options.ids
+    ? sql`where id = any(${sql.param(options.ids)}::uuid[])`
+    : options.includeEvaluations
+      ? sql``
+      : sql`where not (labels ? ${EVALUATION_LABEL})`;
   const runs = await database.rows<RunRow>(
     sql`select id, name, state, source, labels, total_tasks, ${ms("created_at")} as created_at_ms,
                ${ms("finished_at")} as finished_at_ms

@@ -6,6 +6,8 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { ChildSpec, ChildStatus, SpawnedChild } from "./runner_pb.js";
 import { file_taskframe_v1_runner } from "./runner_pb.js";
+import type { ConditionEvaluation, Schedule, ScheduleFire, ScheduleSpec } from "./schedule_pb.js";
+import { file_taskframe_v1_schedule } from "./schedule_pb.js";
 import type { RunSpec } from "./spec_pb.js";
 import { file_taskframe_v1_spec } from "./spec_pb.js";
 import type { LogStream, RunState, TaskState } from "./state_pb.js";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskframe/v1/hub.proto.
  */
 export const file_taskframe_v1_hub: GenFile = /*@__PURE__*/
-  fileDesc("ChZ0YXNrZnJhbWUvdjEvaHViLnByb3RvEgx0YXNrZnJhbWUudjEirAIKA1J1bhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEiUKBXN0YXRlGAMgASgOMhYudGFza2ZyYW1lLnYxLlJ1blN0YXRlEg4KBnNvdXJjZRgEIAEoCRIaChJjcmVhdGVkX2F0X3VuaXhfbXMYBSABKAMSGwoTZmluaXNoZWRfYXRfdW5peF9tcxgGIAEoAxITCgt0b3RhbF90YXNrcxgHIAEoDRIoCgZjb3VudHMYCCADKAsyGC50YXNrZnJhbWUudjEuU3RhdGVDb3VudBItCgZsYWJlbHMYCSADKAsyHS50YXNrZnJhbWUudjEuUnVuLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQwoKU3RhdGVDb3VudBImCgVzdGF0ZRgBIAEoDjIXLnRhc2tmcmFtZS52MS5UYXNrU3RhdGUSDQoFY291bnQYAiABKA0i/QIKBFRhc2sSCgoCaWQYASABKAkSDgoGcnVuX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSJgoFc3RhdGUYBCABKA4yFy50YXNrZnJhbWUudjEuVGFza1N0YXRlEg8KB2F0dGVtcHQYBSABKA0SFAoMbWF4X2F0dGVtcHRzGAYgASgNEhoKEmNyZWF0ZWRfYXRfdW5peF9tcxgHIAEoAxIaChJzdGFydGVkX2F0X3VuaXhfbXMYCCABKAMSGwoTZmluaXNoZWRfYXRfdW5peF9tcxgJIAEoAxIMCgRob3N0GAogASgJEhYKCWV4aXRfY29kZRgLIAEoBUgAiAEBEg4KBmRldGFpbBgMIAEoCRINCgVuZWVkcxgNIAMoCRIYChByZXRyeV9hdF91bml4X21zGA4gASgDEg0KBWFmdGVyGA8gAygJEg4KBm91dHB1dBgQIAEoDBIbChNvdXRwdXRfY29udGVudF90eXBlGBEgASgJQgwKCl9leGl0X2NvZGUiOAoHVGFza1JlZhIPCgd0YXNrX2lkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJIk8KEFN1Ym1pdFJ1blJlcXVlc3QSIgoDcnVuGAEgASgLMhUudGFza2ZyYW1lLnYxLlJ1blNwZWMSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJIkUKEVN1Ym1pdFJ1blJlc3BvbnNlEh4KA3J1bhgBIAEoCzIRLnRhc2tmcmFtZS52MS5SdW4SEAoIZXhpc3RpbmcYAiABKAgiHwoNR2V0UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiMAoOR2V0UnVuUmVzcG9uc2USHgoDcnVuGAEgASgLMhEudGFza2ZyYW1lLnYxLlJ1biIgCg9MaXN0UnVuc1JlcXVlc3QSDQoFbGltaXQYASABKA0iMwoQTGlzdFJ1bnNSZXNwb25zZRIfCgRydW5zGAEgAygLMhEudGFza2ZyYW1lLnYxLlJ1biJaChBMaXN0VGFza3NSZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRInCgZzdGF0ZXMYAiADKA4yFy50YXNrZnJhbWUudjEuVGFza1N0YXRlEg0KBWxpbWl0GAMgASgNIlYKEUxpc3RUYXNrc1Jlc3BvbnNlEh4KA3J1bhgBIAEoCzIRLnRhc2tmcmFtZS52MS5SdW4SIQoFdGFza3MYAiADKAsyEi50YXNrZnJhbWUudjEuVGFzayI1Cg5HZXRUYXNrUmVxdWVzdBIjCgR0YXNrGAEgASgLMhUudGFza2ZyYW1lLnYxLlRhc2tSZWYiMwoPR2V0VGFza1Jlc3BvbnNlEiAKBHRhc2sYASABKAsyEi50YXNrZnJhbWUudjEuVGFzayIhCg9XYXRjaFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIlUKEFdhdGNoUnVuUmVzcG9uc2USHgoDcnVuGAEgASgLMhEudGFza2ZyYW1lLnYxLlJ1bhIhCgV0YXNrcxgCIAMoCzISLnRhc2tmcmFtZS52MS5UYXNrIoABCg5HZXRMb2dzUmVxdWVzdBIjCgR0YXNrGAEgASgLMhUudGFza2ZyYW1lLnYxLlRhc2tSZWYSDwoHYXR0ZW1wdBgCIAEoDRIOCgZmb2xsb3cYAyABKAgSKAoHc3RyZWFtcxgEIAMoDjIXLnRhc2tmcmFtZS52MS5Mb2dTdHJlYW0ifQoITG9nRW50cnkSDwoHYXR0ZW1wdBgBIAEoDRInCgZzdHJlYW0YAiABKA4yFy50YXNrZnJhbWUudjEuTG9nU3RyZWFtEhIKCmF0X3VuaXhfbXMYAyABKAMSDAoEZGF0YRgEIAEoDBIVCg1kcm9wcGVkX2J5dGVzGAUgASgEIlwKD0dldExvZ3NSZXNwb25zZRIgCgR0YXNrGAEgASgLMhIudGFza2ZyYW1lLnYxLlRhc2sSJwoHZW50cmllcxgCIAMoCzIWLnRhc2tmcmFtZS52MS5Mb2dFbnRyeSI2Cg9HZXRBdWRpdFJlcXVlc3QSIwoEdGFzaxgBIAEoCzIVLnRhc2tmcmFtZS52MS5UYXNrUmVmIugBCgpBdWRpdEV2ZW50Eg8KB2F0dGVtcHQYASABKA0SJQoEZnJvbRgCIAEoDjIXLnRhc2tmcmFtZS52MS5UYXNrU3RhdGUSIwoCdG8YAyABKA4yFy50YXNrZnJhbWUudjEuVGFza1N0YXRlEhIKCmF0X3VuaXhfbXMYBCABKAMSDAoEaG9zdBgFIAEoCRIOCgZkZXRhaWwYBiABKAkSFgoJZXhpdF9jb2RlGAcgASgFSACIAQESEwoLbGVhc2VfZXBvY2gYCCABKAQSEAoIcmVqZWN0ZWQYCSABKAhCDAoKX2V4aXRfY29kZSJeChBHZXRBdWRpdFJlc3BvbnNlEiAKBHRhc2sYASABKAsyEi50YXNrZnJhbWUudjEuVGFzaxIoCgZldmVudHMYAiADKAsyGC50YXNrZnJhbWUudjEuQXVkaXRFdmVudCIyChBDYW5jZWxSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiTAoRQ2FuY2VsUnVuUmVzcG9uc2USHgoDcnVuGAEgASgLMhEudGFza2ZyYW1lLnYxLlJ1bhIXCg9jYW5jZWxsZWRfdGFza3MYAiABKA0iKAoUR2V0VGFza1N0YXRlc1JlcXVlc3QSEAoIdGFza19pZHMYASADKAkibgoNVGFza1N0YXRlSW5mbxIPCgd0YXNrX2lkGAEgASgJEiYKBXN0YXRlGAIgASgOMhcudGFza2ZyYW1lLnYxLlRhc2tTdGF0ZRIPCgdhdHRlbXB0GAMgASgNEhMKC2xlYXNlX2Vwb2NoGAQgASgEIkMKFUdldFRhc2tTdGF0ZXNSZXNwb25zZRIqCgV0YXNrcxgBIAMoCzIbLnRhc2tmcmFtZS52MS5UYXNrU3RhdGVJbmZvInwKEVNwYXduVGFza3NSZXF1ZXN0EhYKDnBhcmVudF90YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEwoLbGVhc2VfZXBvY2gYAyABKAQSKQoIY2hpbGRyZW4YBCADKAsyFy50YXNrZnJhbWUudjEuQ2hpbGRTcGVjIkIKElNwYXduVGFza3NSZXNwb25zZRIsCghjaGlsZHJlbhgBIAMoCzIaLnRhc2tmcmFtZS52MS5TcGF3bmVkQ2hpbGQiOgoSR2V0Q2hpbGRyZW5SZXF1ZXN0EhYKDnBhcmVudF90YXNrX2lkGAEgASgJEgwKBGtleXMYAiADKAkiQgoTR2V0Q2hpbGRyZW5SZXNwb25zZRIrCghjaGlsZHJlbhgBIAMoCzIZLnRhc2tmcmFtZS52MS5DaGlsZFN0YXR1cyImChNHZXRUYXNrSW5wdXRSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkiOwoUR2V0VGFza0lucHV0UmVzcG9uc2USDQoFaW5wdXQYASABKAwSFAoMY29udGVudF90eXBlGAIgASgJInMKFFB1dFRhc2tPdXRwdXRSZXF1ZXN0Eg8KB3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRITCgtsZWFzZV9lcG9jaBgDIAEoBBIOCgZvdXRwdXQYBCABKAwSFAoMY29udGVudF90eXBlGAUgASgJIhcKFVB1dFRhc2tPdXRwdXRSZXNwb25zZTLgCAoKSHViU2VydmljZRJMCglTdWJtaXRSdW4SHi50YXNrZnJhbWUudjEuU3VibWl0UnVuUmVxdWVzdBofLnRhc2tmcmFtZS52MS5TdWJtaXRSdW5SZXNwb25zZRJDCgZHZXRSdW4SGy50YXNrZnJhbWUudjEuR2V0UnVuUmVxdWVzdBocLnRhc2tmcmFtZS52MS5HZXRSdW5SZXNwb25zZRJJCghMaXN0UnVucxIdLnRhc2tmcmFtZS52MS5MaXN0UnVuc1JlcXVlc3QaHi50YXNrZnJhbWUudjEuTGlzdFJ1bnNSZXNwb25zZRJMCglMaXN0VGFza3MSHi50YXNrZnJhbWUudjEuTGlzdFRhc2tzUmVxdWVzdBofLnRhc2tmcmFtZS52MS5MaXN0VGFza3NSZXNwb25zZRJGCgdHZXRUYXNrEhwudGFza2ZyYW1lLnYxLkdldFRhc2tSZXF1ZXN0Gh0udGFza2ZyYW1lLnYxLkdldFRhc2tSZXNwb25zZRJLCghXYXRjaFJ1bhIdLnRhc2tmcmFtZS52MS5XYXRjaFJ1blJlcXVlc3QaHi50YXNrZnJhbWUudjEuV2F0Y2hSdW5SZXNwb25zZTABEkgKB0dldExvZ3MSHC50YXNrZnJhbWUudjEuR2V0TG9nc1JlcXVlc3QaHS50YXNrZnJhbWUudjEuR2V0TG9nc1Jlc3BvbnNlMAESSQoIR2V0QXVkaXQSHS50YXNrZnJhbWUudjEuR2V0QXVkaXRSZXF1ZXN0Gh4udGFza2ZyYW1lLnYxLkdldEF1ZGl0UmVzcG9uc2USTAoJQ2FuY2VsUnVuEh4udGFza2ZyYW1lLnYxLkNhbmNlbFJ1blJlcXVlc3QaHy50YXNrZnJhbWUudjEuQ2FuY2VsUnVuUmVzcG9uc2USWAoNR2V0VGFza1N0YXRlcxIiLnRhc2tmcmFtZS52MS5HZXRUYXNrU3RhdGVzUmVxdWVzdBojLnRhc2tmcmFtZS52MS5HZXRUYXNrU3RhdGVzUmVzcG9uc2USTwoKU3Bhd25UYXNrcxIfLnRhc2tmcmFtZS52MS5TcGF3blRhc2tzUmVxdWVzdBogLnRhc2tmcmFtZS52MS5TcGF3blRhc2tzUmVzcG9uc2USUgoLR2V0Q2hpbGRyZW4SIC50YXNrZnJhbWUudjEuR2V0Q2hpbGRyZW5SZXF1ZXN0GiEudGFza2ZyYW1lLnYxLkdldENoaWxkcmVuUmVzcG9uc2USVQoMR2V0VGFza0lucHV0EiEudGFza2ZyYW1lLnYxLkdldFRhc2tJbnB1dFJlcXVlc3QaIi50YXNrZnJhbWUudjEuR2V0VGFza0lucHV0UmVzcG9uc2USWAoNUHV0VGFza091dHB1dBIiLnRhc2tmcmFtZS52MS5QdXRUYXNrT3V0cHV0UmVxdWVzdBojLnRhc2tmcmFtZS52MS5QdXRUYXNrT3V0cHV0UmVzcG9uc2ViBnByb3RvMw", [file_taskframe_v1_runner, file_taskframe_v1_spec, file_taskframe_v1_state]);
+  fileDesc("ChZ0YXNrZnJhbWUvdjEvaHViLnByb3RvEgx0YXNrZnJhbWUudjEirAIKA1J1bhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEiUKBXN0YXRlGAMgASgOMhYudGFza2ZyYW1lLnYxLlJ1blN0YXRlEg4KBnNvdXJjZRgEIAEoCRIaChJjcmVhdGVkX2F0X3VuaXhfbXMYBSABKAMSGwoTZmluaXNoZWRfYXRfdW5peF9tcxgGIAEoAxITCgt0b3RhbF90YXNrcxgHIAEoDRIoCgZjb3VudHMYCCADKAsyGC50YXNrZnJhbWUudjEuU3RhdGVDb3VudBItCgZsYWJlbHMYCSADKAsyHS50YXNrZnJhbWUudjEuUnVuLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQwoKU3RhdGVDb3VudBImCgVzdGF0ZRgBIAEoDjIXLnRhc2tmcmFtZS52MS5UYXNrU3RhdGUSDQoFY291bnQYAiABKA0i/QIKBFRhc2sSCgoCaWQYASABKAkSDgoGcnVuX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSJgoFc3RhdGUYBCABKA4yFy50YXNrZnJhbWUudjEuVGFza1N0YXRlEg8KB2F0dGVtcHQYBSABKA0SFAoMbWF4X2F0dGVtcHRzGAYgASgNEhoKEmNyZWF0ZWRfYXRfdW5peF9tcxgHIAEoAxIaChJzdGFydGVkX2F0X3VuaXhfbXMYCCABKAMSGwoTZmluaXNoZWRfYXRfdW5peF9tcxgJIAEoAxIMCgRob3N0GAogASgJEhYKCWV4aXRfY29kZRgLIAEoBUgAiAEBEg4KBmRldGFpbBgMIAEoCRINCgVuZWVkcxgNIAMoCRIYChByZXRyeV9hdF91bml4X21zGA4gASgDEg0KBWFmdGVyGA8gAygJEg4KBm91dHB1dBgQIAEoDBIbChNvdXRwdXRfY29udGVudF90eXBlGBEgASgJQgwKCl9leGl0X2NvZGUiOAoHVGFza1JlZhIPCgd0YXNrX2lkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJIk8KEFN1Ym1pdFJ1blJlcXVlc3QSIgoDcnVuGAEgASgLMhUudGFza2ZyYW1lLnYxLlJ1blNwZWMSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJIkUKEVN1Ym1pdFJ1blJlc3BvbnNlEh4KA3J1bhgBIAEoCzIRLnRhc2tmcmFtZS52MS5SdW4SEAoIZXhpc3RpbmcYAiABKAgiHwoNR2V0UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiMAoOR2V0UnVuUmVzcG9uc2USHgoDcnVuGAEgASgLMhEudGFza2ZyYW1lLnYxLlJ1biI9Cg9MaXN0UnVuc1JlcXVlc3QSDQoFbGltaXQYASABKA0SGwoTaW5jbHVkZV9ldmFsdWF0aW9ucxgCIAEoCCIzChBMaXN0UnVuc1Jlc3BvbnNlEh8KBHJ1bnMYASADKAsyES50YXNrZnJhbWUudjEuUnVuIloKEExpc3RUYXNrc1JlcXVlc3QSDgoGcnVuX2lkGAEgASgJEicKBnN0YXRlcxgCIAMoDjIXLnRhc2tmcmFtZS52MS5UYXNrU3RhdGUSDQoFbGltaXQYAyABKA0iVgoRTGlzdFRhc2tzUmVzcG9uc2USHgoDcnVuGAEgASgLMhEudGFza2ZyYW1lLnYxLlJ1bhIhCgV0YXNrcxgCIAMoCzISLnRhc2tmcmFtZS52MS5UYXNrIjUKDkdldFRhc2tSZXF1ZXN0EiMKBHRhc2sYASABKAsyFS50YXNrZnJhbWUudjEuVGFza1JlZiIzCg9HZXRUYXNrUmVzcG9uc2USIAoEdGFzaxgBIAEoCzISLnRhc2tmcmFtZS52MS5UYXNrIiEKD1dhdGNoUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiVQoQV2F0Y2hSdW5SZXNwb25zZRIeCgNydW4YASABKAsyES50YXNrZnJhbWUudjEuUnVuEiEKBXRhc2tzGAIgAygLMhIudGFza2ZyYW1lLnYxLlRhc2sigAEKDkdldExvZ3NSZXF1ZXN0EiMKBHRhc2sYASABKAsyFS50YXNrZnJhbWUudjEuVGFza1JlZhIPCgdhdHRlbXB0GAIgASgNEg4KBmZvbGxvdxgDIAEoCBIoCgdzdHJlYW1zGAQgAygOMhcudGFza2ZyYW1lLnYxLkxvZ1N0cmVhbSJ9CghMb2dFbnRyeRIPCgdhdHRlbXB0GAEgASgNEicKBnN0cmVhbRgCIAEoDjIXLnRhc2tmcmFtZS52MS5Mb2dTdHJlYW0SEgoKYXRfdW5peF9tcxgDIAEoAxIMCgRkYXRhGAQgASgMEhUKDWRyb3BwZWRfYnl0ZXMYBSABKAQiXAoPR2V0TG9nc1Jlc3BvbnNlEiAKBHRhc2sYASABKAsyEi50YXNrZnJhbWUudjEuVGFzaxInCgdlbnRyaWVzGAIgAygLMhYudGFza2ZyYW1lLnYxLkxvZ0VudHJ5IjYKD0dldEF1ZGl0UmVxdWVzdBIjCgR0YXNrGAEgASgLMhUudGFza2ZyYW1lLnYxLlRhc2tSZWYi6AEKCkF1ZGl0RXZlbnQSDwoHYXR0ZW1wdBgBIAEoDRIlCgRmcm9tGAIgASgOMhcudGFza2ZyYW1lLnYxLlRhc2tTdGF0ZRIjCgJ0bxgDIAEoDjIXLnRhc2tmcmFtZS52MS5UYXNrU3RhdGUSEgoKYXRfdW5peF9tcxgEIAEoAxIMCgRob3N0GAUgASgJEg4KBmRldGFpbBgGIAEoCRIWCglleGl0X2NvZGUYByABKAVIAIgBARITCgtsZWFzZV9lcG9jaBgIIAEoBBIQCghyZWplY3RlZBgJIAEoCEIMCgpfZXhpdF9jb2RlIl4KEEdldEF1ZGl0UmVzcG9uc2USIAoEdGFzaxgBIAEoCzISLnRhc2tmcmFtZS52MS5UYXNrEigKBmV2ZW50cxgCIAMoCzIYLnRhc2tmcmFtZS52MS5BdWRpdEV2ZW50IjIKEENhbmNlbFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJMChFDYW5jZWxSdW5SZXNwb25zZRIeCgNydW4YASABKAsyES50YXNrZnJhbWUudjEuUnVuEhcKD2NhbmNlbGxlZF90YXNrcxgCIAEoDSIoChRHZXRUYXNrU3RhdGVzUmVxdWVzdBIQCgh0YXNrX2lkcxgBIAMoCSJuCg1UYXNrU3RhdGVJbmZvEg8KB3Rhc2tfaWQYASABKAkSJgoFc3RhdGUYAiABKA4yFy50YXNrZnJhbWUudjEuVGFza1N0YXRlEg8KB2F0dGVtcHQYAyABKA0SEwoLbGVhc2VfZXBvY2gYBCABKAQiQwoVR2V0VGFza1N0YXRlc1Jlc3BvbnNlEioKBXRhc2tzGAEgAygLMhsudGFza2ZyYW1lLnYxLlRhc2tTdGF0ZUluZm8ifAoRU3Bhd25UYXNrc1JlcXVlc3QSFgoOcGFyZW50X3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRITCgtsZWFzZV9lcG9jaBgDIAEoBBIpCghjaGlsZHJlbhgEIAMoCzIXLnRhc2tmcmFtZS52MS5DaGlsZFNwZWMiQgoSU3Bhd25UYXNrc1Jlc3BvbnNlEiwKCGNoaWxkcmVuGAEgAygLMhoudGFza2ZyYW1lLnYxLlNwYXduZWRDaGlsZCI6ChJHZXRDaGlsZHJlblJlcXVlc3QSFgoOcGFyZW50X3Rhc2tfaWQYASABKAkSDAoEa2V5cxgCIAMoCSJCChNHZXRDaGlsZHJlblJlc3BvbnNlEisKCGNoaWxkcmVuGAEgAygLMhkudGFza2ZyYW1lLnYxLkNoaWxkU3RhdHVzIiYKE0dldFRhc2tJbnB1dFJlcXVlc3QSDwoHdGFza19pZBgBIAEoCSI7ChRHZXRUYXNrSW5wdXRSZXNwb25zZRINCgVpbnB1dBgBIAEoDBIUCgxjb250ZW50X3R5cGUYAiABKAkicwoUUHV0VGFza091dHB1dFJlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEhMKC2xlYXNlX2Vwb2NoGAMgASgEEg4KBm91dHB1dBgEIAEoDBIUCgxjb250ZW50X3R5cGUYBSABKAkiFwoVUHV0VGFza091dHB1dFJlc3BvbnNlIkQKE1B1dFNjaGVkdWxlc1JlcXVlc3QSLQoJc2NoZWR1bGVzGAEgAygLMhoudGFza2ZyYW1lLnYxLlNjaGVkdWxlU3BlYyJBChRQdXRTY2hlZHVsZXNSZXNwb25zZRIpCglzY2hlZHVsZXMYASADKAsyFi50YXNrZnJhbWUudjEuU2NoZWR1bGUiJQoUTGlzdFNjaGVkdWxlc1JlcXVlc3QSDQoFbmFtZXMYASADKAkiQgoVTGlzdFNjaGVkdWxlc1Jlc3BvbnNlEikKCXNjaGVkdWxlcxgBIAMoCzIWLnRhc2tmcmFtZS52MS5TY2hlZHVsZSIlChVEZWxldGVTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIYChZEZWxldGVTY2hlZHVsZVJlc3BvbnNlIjQKFFBhdXNlU2NoZWR1bGVSZXF1ZXN0EgwKBG5hbWUYASABKAkSDgoGcmVhc29uGAIgASgJIkEKFVBhdXNlU2NoZWR1bGVSZXNwb25zZRIoCghzY2hlZHVsZRgBIAEoCzIWLnRhc2tmcmFtZS52MS5TY2hlZHVsZSIlChVSZXN1bWVTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJCChZSZXN1bWVTY2hlZHVsZVJlc3BvbnNlEigKCHNjaGVkdWxlGAEgASgLMhYudGFza2ZyYW1lLnYxLlNjaGVkdWxlIiYKFlRyaWdnZXJTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI5ChdUcmlnZ2VyU2NoZWR1bGVSZXNwb25zZRIeCgNydW4YASABKAsyES50YXNrZnJhbWUudjEuUnVuIjgKGUdldFNjaGVkdWxlSGlzdG9yeVJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVsaW1pdBgCIAEoDSKpAQoaR2V0U2NoZWR1bGVIaXN0b3J5UmVzcG9uc2USKAoIc2NoZWR1bGUYASABKAsyFi50YXNrZnJhbWUudjEuU2NoZWR1bGUSKQoFZmlyZXMYAiADKAsyGi50YXNrZnJhbWUudjEuU2NoZWR1bGVGaXJlEjYKC2V2YWx1YXRpb25zGAMgAygLMiEudGFza2ZyYW1lLnYxLkNvbmRpdGlvbkV2YWx1YXRpb24iZAoXQmFja2ZpbGxTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIUCgxmcm9tX3VuaXhfbXMYAiABKAMSEgoKdG9fdW5peF9tcxgDIAEoAxIRCgltYXhfc2xvdHMYBCABKA0icAoYQmFja2ZpbGxTY2hlZHVsZVJlc3BvbnNlEg0KBXNsb3RzGAEgASgNEgwKBGRvbmUYAiABKA0SDwoHc3RhcnRlZBgDIAEoDRIVCg1hbHJlYWR5X2ZpcmVkGAQgASgNEg8KB3J1bl9pZHMYBSADKAky0w4KCkh1YlNlcnZpY2USTAoJU3VibWl0UnVuEh4udGFza2ZyYW1lLnYxLlN1Ym1pdFJ1blJlcXVlc3QaHy50YXNrZnJhbWUudjEuU3VibWl0UnVuUmVzcG9uc2USQwoGR2V0UnVuEhsudGFza2ZyYW1lLnYxLkdldFJ1blJlcXVlc3QaHC50YXNrZnJhbWUudjEuR2V0UnVuUmVzcG9uc2USSQoITGlzdFJ1bnMSHS50YXNrZnJhbWUudjEuTGlzdFJ1bnNSZXF1ZXN0Gh4udGFza2ZyYW1lLnYxLkxpc3RSdW5zUmVzcG9uc2USTAoJTGlzdFRhc2tzEh4udGFza2ZyYW1lLnYxLkxpc3RUYXNrc1JlcXVlc3QaHy50YXNrZnJhbWUudjEuTGlzdFRhc2tzUmVzcG9uc2USRgoHR2V0VGFzaxIcLnRhc2tmcmFtZS52MS5HZXRUYXNrUmVxdWVzdBodLnRhc2tmcmFtZS52MS5HZXRUYXNrUmVzcG9uc2USSwoIV2F0Y2hSdW4SHS50YXNrZnJhbWUudjEuV2F0Y2hSdW5SZXF1ZXN0Gh4udGFza2ZyYW1lLnYxLldhdGNoUnVuUmVzcG9uc2UwARJICgdHZXRMb2dzEhwudGFza2ZyYW1lLnYxLkdldExvZ3NSZXF1ZXN0Gh0udGFza2ZyYW1lLnYxLkdldExvZ3NSZXNwb25zZTABEkkKCEdldEF1ZGl0Eh0udGFza2ZyYW1lLnYxLkdldEF1ZGl0UmVxdWVzdBoeLnRhc2tmcmFtZS52MS5HZXRBdWRpdFJlc3BvbnNlEkwKCUNhbmNlbFJ1bhIeLnRhc2tmcmFtZS52MS5DYW5jZWxSdW5SZXF1ZXN0Gh8udGFza2ZyYW1lLnYxLkNhbmNlbFJ1blJlc3BvbnNlElgKDUdldFRhc2tTdGF0ZXMSIi50YXNrZnJhbWUudjEuR2V0VGFza1N0YXRlc1JlcXVlc3QaIy50YXNrZnJhbWUudjEuR2V0VGFza1N0YXRlc1Jlc3BvbnNlEk8KClNwYXduVGFza3MSHy50YXNrZnJhbWUudjEuU3Bhd25UYXNrc1JlcXVlc3QaIC50YXNrZnJhbWUudjEuU3Bhd25UYXNrc1Jlc3BvbnNlElIKC0dldENoaWxkcmVuEiAudGFza2ZyYW1lLnYxLkdldENoaWxkcmVuUmVxdWVzdBohLnRhc2tmcmFtZS52MS5HZXRDaGlsZHJlblJlc3BvbnNlElUKDEdldFRhc2tJbnB1dBIhLnRhc2tmcmFtZS52MS5HZXRUYXNrSW5wdXRSZXF1ZXN0GiIudGFza2ZyYW1lLnYxLkdldFRhc2tJbnB1dFJlc3BvbnNlElgKDVB1dFRhc2tPdXRwdXQSIi50YXNrZnJhbWUudjEuUHV0VGFza091dHB1dFJlcXVlc3QaIy50YXNrZnJhbWUudjEuUHV0VGFza091dHB1dFJlc3BvbnNlElUKDFB1dFNjaGVkdWxlcxIhLnRhc2tmcmFtZS52MS5QdXRTY2hlZHVsZXNSZXF1ZXN0GiIudGFza2ZyYW1lLnYxLlB1dFNjaGVkdWxlc1Jlc3BvbnNlElgKDUxpc3RTY2hlZHVsZXMSIi50YXNrZnJhbWUudjEuTGlzdFNjaGVkdWxlc1JlcXVlc3QaIy50YXNrZnJhbWUudjEuTGlzdFNjaGVkdWxlc1Jlc3BvbnNlElsKDkRlbGV0ZVNjaGVkdWxlEiMudGFza2ZyYW1lLnYxLkRlbGV0ZVNjaGVkdWxlUmVxdWVzdBokLnRhc2tmcmFtZS52MS5EZWxldGVTY2hlZHVsZVJlc3BvbnNlElgKDVBhdXNlU2NoZWR1bGUSIi50YXNrZnJhbWUudjEuUGF1c2VTY2hlZHVsZVJlcXVlc3QaIy50YXNrZnJhbWUudjEuUGF1c2VTY2hlZHVsZVJlc3BvbnNlElsKDlJlc3VtZVNjaGVkdWxlEiMudGFza2ZyYW1lLnYxLlJlc3VtZVNjaGVkdWxlUmVxdWVzdBokLnRhc2tmcmFtZS52MS5SZXN1bWVTY2hlZHVsZVJlc3BvbnNlEl4KD1RyaWdnZXJTY2hlZHVsZRIkLnRhc2tmcmFtZS52MS5UcmlnZ2VyU2NoZWR1bGVSZXF1ZXN0GiUudGFza2ZyYW1lLnYxLlRyaWdnZXJTY2hlZHVsZVJlc3BvbnNlEmcKEkdldFNjaGVkdWxlSGlzdG9yeRInLnRhc2tmcmFtZS52MS5HZXRTY2hlZHVsZUhpc3RvcnlSZXF1ZXN0GigudGFza2ZyYW1lLnYxLkdldFNjaGVkdWxlSGlzdG9yeVJlc3BvbnNlEmMKEEJhY2tmaWxsU2NoZWR1bGUSJS50YXNrZnJhbWUudjEuQmFja2ZpbGxTY2hlZHVsZVJlcXVlc3QaJi50YXNrZnJhbWUudjEuQmFja2ZpbGxTY2hlZHVsZVJlc3BvbnNlMAFiBnByb3RvMw", [file_taskframe_v1_runner, file_taskframe_v1_schedule, file_taskframe_v1_spec, file_taskframe_v1_state]);
 
 /**
  * @generated from message taskframe.v1.Run
@@ -336,6 +338,14 @@ export type ListRunsRequest = Message<"taskframe.v1.ListRunsRequest"> & {
    * @generated from field: uint32 limit = 1;
    */
   limit: number;
+
+  /**
+   * Also the runs that evaluate a schedule's condition (left out by default:
+   * `task schedule history` shows them).
+   *
+   * @generated from field: bool include_evaluations = 2;
+   */
+  includeEvaluations: boolean;
 };
 
 /**
@@ -984,6 +994,341 @@ export const PutTaskOutputResponseSchema: GenMessage<PutTaskOutputResponse> = /*
   messageDesc(file_taskframe_v1_hub, 34);
 
 /**
+ * @generated from message taskframe.v1.PutSchedulesRequest
+ */
+export type PutSchedulesRequest = Message<"taskframe.v1.PutSchedulesRequest"> & {
+  /**
+   * @generated from field: repeated taskframe.v1.ScheduleSpec schedules = 1;
+   */
+  schedules: ScheduleSpec[];
+};
+
+/**
+ * Describes the message taskframe.v1.PutSchedulesRequest.
+ * Use `create(PutSchedulesRequestSchema)` to create a new message.
+ */
+export const PutSchedulesRequestSchema: GenMessage<PutSchedulesRequest> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 35);
+
+/**
+ * @generated from message taskframe.v1.PutSchedulesResponse
+ */
+export type PutSchedulesResponse = Message<"taskframe.v1.PutSchedulesResponse"> & {
+  /**
+   * @generated from field: repeated taskframe.v1.Schedule schedules = 1;
+   */
+  schedules: Schedule[];
+};
+
+/**
+ * Describes the message taskframe.v1.PutSchedulesResponse.
+ * Use `create(PutSchedulesResponseSchema)` to create a new message.
+ */
+export const PutSchedulesResponseSchema: GenMessage<PutSchedulesResponse> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 36);
+
+/**
+ * @generated from message taskframe.v1.ListSchedulesRequest
+ */
+export type ListSchedulesRequest = Message<"taskframe.v1.ListSchedulesRequest"> & {
+  /**
+   * Empty: every schedule.
+   *
+   * @generated from field: repeated string names = 1;
+   */
+  names: string[];
+};
+
+/**
+ * Describes the message taskframe.v1.ListSchedulesRequest.
+ * Use `create(ListSchedulesRequestSchema)` to create a new message.
+ */
+export const ListSchedulesRequestSchema: GenMessage<ListSchedulesRequest> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 37);
+
+/**
+ * @generated from message taskframe.v1.ListSchedulesResponse
+ */
+export type ListSchedulesResponse = Message<"taskframe.v1.ListSchedulesResponse"> & {
+  /**
+   * @generated from field: repeated taskframe.v1.Schedule schedules = 1;
+   */
+  schedules: Schedule[];
+};
+
+/**
+ * Describes the message taskframe.v1.ListSchedulesResponse.
+ * Use `create(ListSchedulesResponseSchema)` to create a new message.
+ */
+export const ListSchedulesResponseSchema: GenMessage<ListSchedulesResponse> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 38);
+
+/**
+ * @generated from message taskframe.v1.DeleteScheduleRequest
+ */
+export type DeleteScheduleRequest = Message<"taskframe.v1.DeleteScheduleRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message taskframe.v1.DeleteScheduleRequest.
+ * Use `create(DeleteScheduleRequestSchema)` to create a new message.
+ */
+export const DeleteScheduleRequestSchema: GenMessage<DeleteScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 39);
+
+/**
+ * @generated from message taskframe.v1.DeleteScheduleResponse
+ */
+export type DeleteScheduleResponse = Message<"taskframe.v1.DeleteScheduleResponse"> & {
+};
+
+/**
+ * Describes the message taskframe.v1.DeleteScheduleResponse.
+ * Use `create(DeleteScheduleResponseSchema)` to create a new message.
+ */
+export const DeleteScheduleResponseSchema: GenMessage<DeleteScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 40);
+
+/**
+ * @generated from message taskframe.v1.PauseScheduleRequest
+ */
+export type PauseScheduleRequest = Message<"taskframe.v1.PauseScheduleRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message taskframe.v1.PauseScheduleRequest.
+ * Use `create(PauseScheduleRequestSchema)` to create a new message.
+ */
+export const PauseScheduleRequestSchema: GenMessage<PauseScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 41);
+
+/**
+ * @generated from message taskframe.v1.PauseScheduleResponse
+ */
+export type PauseScheduleResponse = Message<"taskframe.v1.PauseScheduleResponse"> & {
+  /**
+   * @generated from field: taskframe.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+};
+
+/**
+ * Describes the message taskframe.v1.PauseScheduleResponse.
+ * Use `create(PauseScheduleResponseSchema)` to create a new message.
+ */
+export const PauseScheduleResponseSchema: GenMessage<PauseScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 42);
+
+/**
+ * @generated from message taskframe.v1.ResumeScheduleRequest
+ */
+export type ResumeScheduleRequest = Message<"taskframe.v1.ResumeScheduleRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message taskframe.v1.ResumeScheduleRequest.
+ * Use `create(ResumeScheduleRequestSchema)` to create a new message.
+ */
+export const ResumeScheduleRequestSchema: GenMessage<ResumeScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 43);
+
+/**
+ * @generated from message taskframe.v1.ResumeScheduleResponse
+ */
+export type ResumeScheduleResponse = Message<"taskframe.v1.ResumeScheduleResponse"> & {
+  /**
+   * @generated from field: taskframe.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+};
+
+/**
+ * Describes the message taskframe.v1.ResumeScheduleResponse.
+ * Use `create(ResumeScheduleResponseSchema)` to create a new message.
+ */
+export const ResumeScheduleResponseSchema: GenMessage<ResumeScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 44);
+
+/**
+ * @generated from message taskframe.v1.TriggerScheduleRequest
+ */
+export type TriggerScheduleRequest = Message<"taskframe.v1.TriggerScheduleRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message taskframe.v1.TriggerScheduleRequest.
+ * Use `create(TriggerScheduleRequestSchema)` to create a new message.
+ */
+export const TriggerScheduleRequestSchema: GenMessage<TriggerScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 45);
+
+/**
+ * @generated from message taskframe.v1.TriggerScheduleResponse
+ */
+export type TriggerScheduleResponse = Message<"taskframe.v1.TriggerScheduleResponse"> & {
+  /**
+   * @generated from field: taskframe.v1.Run run = 1;
+   */
+  run?: Run | undefined;
+};
+
+/**
+ * Describes the message taskframe.v1.TriggerScheduleResponse.
+ * Use `create(TriggerScheduleResponseSchema)` to create a new message.
+ */
+export const TriggerScheduleResponseSchema: GenMessage<TriggerScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 46);
+
+/**
+ * @generated from message taskframe.v1.GetScheduleHistoryRequest
+ */
+export type GetScheduleHistoryRequest = Message<"taskframe.v1.GetScheduleHistoryRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * 0 means 50.
+   *
+   * @generated from field: uint32 limit = 2;
+   */
+  limit: number;
+};
+
+/**
+ * Describes the message taskframe.v1.GetScheduleHistoryRequest.
+ * Use `create(GetScheduleHistoryRequestSchema)` to create a new message.
+ */
+export const GetScheduleHistoryRequestSchema: GenMessage<GetScheduleHistoryRequest> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 47);
+
+/**
+ * @generated from message taskframe.v1.GetScheduleHistoryResponse
+ */
+export type GetScheduleHistoryResponse = Message<"taskframe.v1.GetScheduleHistoryResponse"> & {
+  /**
+   * @generated from field: taskframe.v1.Schedule schedule = 1;
+   */
+  schedule?: Schedule | undefined;
+
+  /**
+   * @generated from field: repeated taskframe.v1.ScheduleFire fires = 2;
+   */
+  fires: ScheduleFire[];
+
+  /**
+   * @generated from field: repeated taskframe.v1.ConditionEvaluation evaluations = 3;
+   */
+  evaluations: ConditionEvaluation[];
+};
+
+/**
+ * Describes the message taskframe.v1.GetScheduleHistoryResponse.
+ * Use `create(GetScheduleHistoryResponseSchema)` to create a new message.
+ */
+export const GetScheduleHistoryResponseSchema: GenMessage<GetScheduleHistoryResponse> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 48);
+
+/**
+ * @generated from message taskframe.v1.BackfillScheduleRequest
+ */
+export type BackfillScheduleRequest = Message<"taskframe.v1.BackfillScheduleRequest"> & {
+  /**
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from field: int64 from_unix_ms = 2;
+   */
+  fromUnixMs: bigint;
+
+  /**
+   * @generated from field: int64 to_unix_ms = 3;
+   */
+  toUnixMs: bigint;
+
+  /**
+   * Refuse when the range holds more slots than this; 0 means 1000.
+   *
+   * @generated from field: uint32 max_slots = 4;
+   */
+  maxSlots: number;
+};
+
+/**
+ * Describes the message taskframe.v1.BackfillScheduleRequest.
+ * Use `create(BackfillScheduleRequestSchema)` to create a new message.
+ */
+export const BackfillScheduleRequestSchema: GenMessage<BackfillScheduleRequest> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 49);
+
+/**
+ * @generated from message taskframe.v1.BackfillScheduleResponse
+ */
+export type BackfillScheduleResponse = Message<"taskframe.v1.BackfillScheduleResponse"> & {
+  /**
+   * Slots in the range, and how many of them are done so far.
+   *
+   * @generated from field: uint32 slots = 1;
+   */
+  slots: number;
+
+  /**
+   * @generated from field: uint32 done = 2;
+   */
+  done: number;
+
+  /**
+   * Of the done: runs started, and slots that had fired before.
+   *
+   * @generated from field: uint32 started = 3;
+   */
+  started: number;
+
+  /**
+   * @generated from field: uint32 already_fired = 4;
+   */
+  alreadyFired: number;
+
+  /**
+   * The runs started since the previous message.
+   *
+   * @generated from field: repeated string run_ids = 5;
+   */
+  runIds: string[];
+};
+
+/**
+ * Describes the message taskframe.v1.BackfillScheduleResponse.
+ * Use `create(BackfillScheduleResponseSchema)` to create a new message.
+ */
+export const BackfillScheduleResponseSchema: GenMessage<BackfillScheduleResponse> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 50);
+
+/**
  * The hub's public API: what the `task` CLI, dashboards and other services use.
  * Run ids may be given as a unique prefix of the full id.
  *
@@ -1127,6 +1472,86 @@ export const HubService: GenService<{
     methodKind: "unary";
     input: typeof PutTaskOutputRequestSchema;
     output: typeof PutTaskOutputResponseSchema;
+  },
+  /**
+   * Registers schedules, or replaces those of the same name. A replaced
+   * schedule keeps its history, its paused state and the slots it fired; its
+   * next slot is computed again from the new trigger.
+   *
+   * @generated from rpc taskframe.v1.HubService.PutSchedules
+   */
+  putSchedules: {
+    methodKind: "unary";
+    input: typeof PutSchedulesRequestSchema;
+    output: typeof PutSchedulesResponseSchema;
+  },
+  /**
+   * By name, with their next fire times.
+   *
+   * @generated from rpc taskframe.v1.HubService.ListSchedules
+   */
+  listSchedules: {
+    methodKind: "unary";
+    input: typeof ListSchedulesRequestSchema;
+    output: typeof ListSchedulesResponseSchema;
+  },
+  /**
+   * @generated from rpc taskframe.v1.HubService.DeleteSchedule
+   */
+  deleteSchedule: {
+    methodKind: "unary";
+    input: typeof DeleteScheduleRequestSchema;
+    output: typeof DeleteScheduleResponseSchema;
+  },
+  /**
+   * A paused schedule fires nothing; resumed, it goes on from now (the slots
+   * it skipped while paused do not fire).
+   *
+   * @generated from rpc taskframe.v1.HubService.PauseSchedule
+   */
+  pauseSchedule: {
+    methodKind: "unary";
+    input: typeof PauseScheduleRequestSchema;
+    output: typeof PauseScheduleResponseSchema;
+  },
+  /**
+   * @generated from rpc taskframe.v1.HubService.ResumeSchedule
+   */
+  resumeSchedule: {
+    methodKind: "unary";
+    input: typeof ResumeScheduleRequestSchema;
+    output: typeof ResumeScheduleResponseSchema;
+  },
+  /**
+   * Starts a run now, whatever the trigger and overlap policy say.
+   *
+   * @generated from rpc taskframe.v1.HubService.TriggerSchedule
+   */
+  triggerSchedule: {
+    methodKind: "unary";
+    input: typeof TriggerScheduleRequestSchema;
+    output: typeof TriggerScheduleResponseSchema;
+  },
+  /**
+   * Slots fired (or skipped) and condition evaluations, newest first.
+   *
+   * @generated from rpc taskframe.v1.HubService.GetScheduleHistory
+   */
+  getScheduleHistory: {
+    methodKind: "unary";
+    input: typeof GetScheduleHistoryRequestSchema;
+    output: typeof GetScheduleHistoryResponseSchema;
+  },
+  /**
+   * Fires every slot of a cron schedule in [from, to) that has not fired
+   * yet, oldest first; progress as it goes.
+   *
+   * @generated from rpc taskframe.v1.HubService.BackfillSchedule
+   */
+  backfillSchedule: {
+    methodKind: "server_streaming";
+    input: typeof BackfillScheduleRequestSchema;
+    output: typeof BackfillScheduleResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_taskframe_v1_hub, 0);

@@ -1,0 +1,58 @@
+import { create, fromBinary } from "@bufbuild/protobuf";
+import {
+  type ConditionEvaluation,
+  ConditionEvaluationSchema,
+  type Schedule,
+  type ScheduleFire,
+  ScheduleFireSchema,
+  ScheduleSchema,
+  ScheduleSpecSchema,
+} from "../../core/gen/taskframe/v1/schedule_pb.js";
+import type { EvaluationRow, FireRow, ScheduleRow } from "../store/queries/schedules.js";
+
+const int = (ms: number | null | undefined) => BigInt(Math.round(ms ?? 0));
+
+export function fireToProto(row: FireRow): ScheduleFire {
+  return create(ScheduleFireSchema, {
+    slotUnixMs: int(row.slot_ms),
+    firedAtUnixMs: int(row.fired_at_ms),
+    outcome: row.outcome,
+    cause: row.cause,
+    runId: row.run_id ?? "",
+    runState: row.run_state ?? 0,
+    detail: row.detail,
+  });
+}
+
+export function evaluationToProto(row: EvaluationRow): ConditionEvaluation {
+  return create(ConditionEvaluationSchema, {
+    slotUnixMs: int(row.slot_ms),
+    outcome: row.outcome,
+    host: row.host,
+    ...(row.exit_code === null ? {} : { exitCode: row.exit_code }),
+    startedAtUnixMs: int(row.started_at_ms),
+    durationMs: int(row.duration_ms),
+    runId: row.run_id,
+    taskId: row.task_id,
+    detail: row.detail,
+    fired: row.fired,
+  });
+}
+
+export function scheduleToProto(
+  row: ScheduleRow,
+  lastFire?: FireRow,
+  lastEvaluation?: EvaluationRow,
+): Schedule {
+  return create(ScheduleSchema, {
+    spec: fromBinary(ScheduleSpecSchema, row.spec),
+    paused: row.paused,
+    pausedReason: row.paused_reason,
+    nextFireUnixMs: row.paused ? 0n : int(row.next_due_ms),
+    ...(lastFire ? { lastFire: fireToProto(lastFire) } : {}),
+    ...(lastEvaluation ? { lastEvaluation: evaluationToProto(lastEvaluation) } : {}),
+    queued: row.queued,
+    createdAtUnixMs: int(row.created_at_ms),
+    updatedAtUnixMs: int(row.updated_at_ms),
+  });
+}
