@@ -10,6 +10,7 @@ import { latencyScenario } from "./latency.js";
 import { rawRatesScenario } from "./raw-rates.js";
 import { scalingScenario } from "./scaling.js";
 import type { Scenario } from "./scenario.js";
+import { schedulesScenario } from "./schedules.js";
 import { spawnScenario } from "./spawn.js";
 
 /** Every scenario, in the order `all` runs them. */
@@ -26,4 +27,5 @@ export const scenarios: readonly Scenario[] = [
   distributedScenario,
   fanoutScenario,
   catalogueScenario,
+  schedulesScenario,
 ];

@@ -51,7 +51,7 @@ export interface LogRecord {
 
 const ms = (column: string) => sql.raw(`(extract(epoch from ${column}) * 1000)::float8`);
 
-/** A run id from a full id or a unique prefix; empty means the newest run. */
+/** A run id from a full id or a unique prefix; empty means the newest run (not a condition's evaluation). */
 export async function resolveRunId(database: Database, idOrPrefix: string): Promise<string> {
   const prefix = idOrPrefix.trim().toLowerCase();
   if (prefix && !/^[0-9a-f-]{1,36}$/.test(prefix)) {
@@ -63,7 +63,7 @@ export async function resolveRunId(database: Database, idOrPrefix: string): Prom
   const rows = await database.rows<{ id: string }>(
     prefix
       ? sql`select id from runs where id::text like ${`${prefix}%`} order by created_at desc limit 2`
-      : sql`select id from runs order by created_at desc limit 1`,
+      : sql`select id from runs where not (labels ? ${EVALUATION_LABEL}) order by created_at desc limit 1`,
   );
   if (rows.length === 0) {
     throw new TaskframeError(
