@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadSchedules } from "../core/definitions/schedules.js";
 import {
   CatchUpPolicy,
   ConditionMode,
@@ -16,6 +17,7 @@ import {
   type ScheduleSpec,
   ScheduleSpecSchema,
 } from "../core/gen/taskframe/v1/schedule_pb.js";
+import { packageRoot } from "../core/package-root.js";
 import { RunState, TaskState } from "../core/states.js";
 import { DATABASE_KINDS } from "./helpers/databases.js";
 import { runSpec, shellTask, startEngine, type TestEngine, waitForRun } from "./helpers/engine.js";
@@ -415,16 +417,46 @@ describe.each(DATABASE_KINDS)("schedules on %s", (kind) => {
     });
   });
 
+  it("the request's examples run as written: heartbeat every minute, prune-users when its check says so", async () => {
+    const seed = join(packageRoot, "examples", "seed");
+    const specs = [
+      ...(await loadSchedules(join(seed, "heartbeat.task"))),
+      ...(await loadSchedules(join(seed, "prune-users.task"))),
+    ];
+    expect(specs.map((spec) => `${spec.name} ${spec.trigger.case}`)).toEqual([
+      "heartbeat cron",
+      "prune-users condition",
+    ]);
+    now = minute(0) + 10_000;
+    await engine.client.putSchedules({ schedules: specs });
+    await tick(minute(1)); // heartbeat's slot, and prune-users' first evaluation
+    const evaluation = (await engine.client.getScheduleHistory({ name: "prune-users" })).evaluations[0]!;
+    await waitForRun(engine.client, evaluation.runId);
+    await tick(minute(1) + 1);
+
+    const [beat] = (await engine.client.getScheduleHistory({ name: "heartbeat" })).fires;
+    const heartbeat = await waitForRun(engine.client, beat!.runId);
+    expect(heartbeat.tasks.get("heartbeat")?.state).toBe(TaskState.SUCCEEDED);
+    const { evaluations, fires } = await engine.client.getScheduleHistory({ name: "prune-users" });
+    expect(evaluations.map((e) => [EvaluationOutcome[e.outcome], e.fired])).toEqual([["MET", true]]);
+    const prune = await waitForRun(engine.client, fires[0]!.runId);
+    expect(prune.tasks.get("prune-users")?.state).toBe(TaskState.SUCCEEDED);
+    const output: string[] = [];
+    for await (const chunk of engine.client.getLogs({ task: { taskId: prune.tasks.get("prune-users")!.id } }))
+      output.push(...chunk.entries.map((e) => Buffer.from(e.data).toString()));
+    expect(output.join("")).toContain("would prune inactive user");
+    for (const name of ["heartbeat", "prune-users"]) await engine.client.deleteSchedule({ name });
+  });
+
   it("refuses a schedule it could not fire, saying why", async () => {
-    const bad = (init: Partial<MessageInitShape<typeof ScheduleSpecSchema>>) =>
+    const bad = (init: { name?: string; trigger?: MessageInitShape<typeof ScheduleSpecSchema>["trigger"] }) =>
       engine.client
         .putSchedules({
           schedules: [
             create(ScheduleSpecSchema, {
-              name: "bad",
+              name: init.name ?? "bad",
               run: runSpec("bad", [shellTask("work", "true")]),
-              trigger: { case: "cron", value: { expression: "* * * * *" } },
-              ...init,
+              trigger: init.trigger ?? { case: "cron", value: { expression: "* * * * *" } },
             }),
           ],
         })

@@ -64,7 +64,10 @@ export function addDefinitionCommands(program: Command, setExit: (code: number) 
     .command("import-systemd")
     .description("convert a systemd service (and its timer) into a Taskframe unit")
     .argument("<service>", "the .service file")
-    .argument("[timer]", "its .timer file: OnCalendar= becomes [RunIf] cron=, OnUnitActiveSec= Interval=")
+    .argument(
+      "[timer]",
+      "its .timer file: OnCalendar= (and OnUnitActiveSec= that divides a day) becomes [RunIf] cron=; Persistent= CatchUp=; RandomizedDelaySec= Jitter=",
+    )
     .option("-o, --output <file>", "write the unit here (NAME.service, NAME.task) instead of stdout")
     .addHelpText("after", "\nDirectives without an equivalent are kept as `# not converted:` comments.")
     .action(async (service: string, timer: string | undefined, options: ImportOptions) =>

@@ -101,7 +101,10 @@ export const TASK_KEY_HINTS: KeyHints = {
 /** Hints for top-level keys. */
 export const PIPELINE_KEY_HINTS: KeyHints = {
   jobs: "use `tasks:` (a map of tasks, each with its `needs:`)",
-  on: "a pipeline has no triggers: run it with `task run`/`task submit`, or schedule a unit with [RunIf] cron=",
+  on: 'to run the pipeline on a schedule, use `schedule: { cron: "0 2 * * *" }` (and `timezone:`, `overlap:`, ...); otherwise run it with `task run`/`task submit`',
+  cron: 'use `schedule: { cron: "0 2 * * *" }`',
+  triggers: 'use `schedule: { cron: "0 2 * * *" }`',
+  trigger: 'use `schedule: { cron: "0 2 * * *" }`',
   env: "use `defaults: { env: { ... } }`",
   inputs: "use `params:` (defaults and documentation; values given with --param NAME=VALUE)",
   arguments: "use `params:` (defaults and documentation; values given with --param NAME=VALUE)",
@@ -120,4 +123,35 @@ export const PIPELINE_KEY_HINTS: KeyHints = {
   permissions: "not supported: a task runs as its `user:`/`group:`",
   default: "did you mean `defaults:`?",
   task: "did you mean `tasks:`?",
+};
+
+const TIME_ZONE = "use `timezone:` with an IANA time zone such as Europe/Berlin (default UTC)";
+const OVERLAP = 'use `overlap:` ("skip", "queue", "allow" or "cancel-previous")';
+const CATCH_UP = 'use `catch_up:` ("skip", "latest", "backfill" or "backfill(max=N)")';
+const JITTER = 'use `jitter:` with a duration such as "30s": each firing waits up to that long';
+
+/** Hints for keys in `schedule:`, for what Kubernetes CronJobs, Airflow and systemd timers call them. */
+export const SCHEDULE_KEY_HINTS: KeyHints = {
+  schedule: 'use `cron:` with a cron expression such as "0 2 * * *"',
+  expression: 'use `cron:` with a cron expression such as "0 2 * * *"',
+  calendar: 'use `cron:` with a cron expression such as "0 2 * * *"',
+  every: 'a schedule is a cron expression: every 5 minutes is `cron: "*/5 * * * *"`',
+  interval: 'a schedule is a cron expression: every 5 minutes is `cron: "*/5 * * * *"`',
+  tz: TIME_ZONE,
+  time_zone: TIME_ZONE,
+  timeZone: TIME_ZONE,
+  zone: TIME_ZONE,
+  concurrency: OVERLAP,
+  concurrencyPolicy: OVERLAP,
+  concurrency_policy: OVERLAP,
+  max_active_runs: OVERLAP,
+  misfire: CATCH_UP,
+  persistent: CATCH_UP,
+  backfill: CATCH_UP,
+  startingDeadlineSeconds: CATCH_UP,
+  random_delay: JITTER,
+  randomized_delay: JITTER,
+  splay: JITTER,
+  start_date: "use `start:` with an ISO 8601 date or date-time such as 2026-12-01T08:00",
+  end_date: "use `end:` with an ISO 8601 date or date-time such as 2027-01-01",
 };

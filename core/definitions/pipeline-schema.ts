@@ -3,6 +3,15 @@ import { parseDurationMs } from "./duration.js";
 import { describeValue } from "./field-path.js";
 import { splitCommandTemplate } from "./pipeline-expressions.js";
 import {
+  cronScheduleProblem,
+  instantOf,
+  parseCatchUp,
+  parseDateTime,
+  parseOverlap,
+  parseTimeZone,
+  type ScheduleSettings,
+} from "./schedule-values.js";
+import {
   parseArtifactUrl,
   parseCpuMillis,
   parseJail,
@@ -10,7 +19,7 @@ import {
   parseSha256,
 } from "./units/jail-settings.js";
 import { parseSizeBytes } from "./units/size.js";
-import { parsePackage } from "./units/unit-values.js";
+import { parseCron, parsePackage } from "./units/unit-values.js";
 
 /** Zod error option producing "expected WHAT, got VALUE" (or "missing; expected WHAT"). */
 const expecting = (what: string, whenMissing = what) => ({
@@ -290,6 +299,70 @@ const stepList = z
 export const parallelSchema = z.strictObject({ parallel: stepList }, expecting("a map"));
 export const sequenceSchema = z.strictObject({ steps: stepList }, expecting("a map"));
 
+const dateTime = z
+  .string(expecting("an ISO 8601 date or date-time such as 2026-12-01 or 2026-12-01T08:00"))
+  .transform(parsedBy(parseDateTime));
+
+/** A pipeline's `schedule:`: when to start a run of it. */
+export interface PipelineSchedule extends ScheduleSettings {
+  cron: string;
+}
+
+/** `schedule:` of a pipeline, the same settings as a unit's `[RunIf]` cron=, TimeZone=, Overlap= ... */
+export const scheduleSchema = z
+  .strictObject(
+    {
+      cron: z
+        .string(
+          expecting(
+            'a cron expression such as "0 2 * * *"',
+            '`cron:` with a cron expression such as "0 2 * * *" (5 fields, 6 with seconds first, or @daily)',
+          ),
+        )
+        .transform(parsedBy(parseCron)),
+      timezone: z
+        .string(expecting("an IANA time zone such as Europe/Berlin or UTC"))
+        .transform(parsedBy(parseTimeZone))
+        .optional(),
+      overlap: z
+        .string(expecting('"skip", "queue", "allow" or "cancel-previous"'))
+        .transform(parsedBy(parseOverlap))
+        .optional(),
+      catch_up: z
+        .string(expecting('"skip", "latest", "backfill" or "backfill(max=N)"'))
+        .transform(parsedBy(parseCatchUp))
+        .optional(),
+      jitter: duration.optional(),
+      start: dateTime.optional(),
+      end: dateTime.optional(),
+    },
+    expecting(
+      "a map with `cron:` and optionally `timezone`, `overlap`, `catch_up`, `jitter`, `start`, `end`",
+    ),
+  )
+  .transform((fields, ctx): PipelineSchedule => {
+    const zone = fields.timezone ?? "UTC";
+    const problem = cronScheduleProblem(fields.cron, zone);
+    if (problem) ctx.addIssue({ code: "custom", path: ["cron"], message: problem });
+    const startMs = fields.start && instantOf(fields.start, zone);
+    const endMs = fields.end && instantOf(fields.end, zone);
+    if (startMs !== undefined && endMs !== undefined && endMs <= startMs) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["end"],
+        message: `expected \`end:\` after \`start:\`, got ${fields.end!.text}, which is not after ${fields.start!.text}`,
+      });
+    }
+    const schedule: PipelineSchedule = { cron: fields.cron };
+    if (fields.timezone !== undefined) schedule.timezone = fields.timezone;
+    if (fields.overlap !== undefined) schedule.overlap = fields.overlap;
+    if (fields.catch_up !== undefined) schedule.catchUp = fields.catch_up;
+    if (fields.jitter !== undefined) schedule.jitterMs = fields.jitter;
+    if (startMs !== undefined) schedule.startMs = startMs;
+    if (endMs !== undefined) schedule.endMs = endMs;
+    return schedule;
+  });
+
 export const pipelineSchema = z.strictObject(
   {
     name: z.string(expecting("a pipeline name")).min(1, expecting("a non-empty pipeline name")).optional(),
@@ -300,6 +373,8 @@ export const pipelineSchema = z.strictObject(
     steps: z.array(z.unknown(), expecting("a list of steps")).optional(),
     // SDK worker pools to start for the run; read by worker-pools.ts, not by the task compiler
     workers: z.unknown().optional(),
+    // when to start runs of the pipeline (scheduleSchema); not part of the run
+    schedule: z.unknown().optional(),
   },
   expecting("a map with `tasks:` and/or `steps:` at the top level"),
 );

@@ -22,7 +22,7 @@ export type KeyHints = Readonly<Record<string, string>>;
  * problem in the map in file order (a DefinitionError, or DefinitionErrors for several): unknown
  * keys and bad values by position, and missing keys (which have no position of their own) last.
  */
-export function checkMap<S extends z.ZodObject>(
+export function checkMap<S extends z.ZodType>(
   source: YamlSource,
   schema: S,
   value: unknown,

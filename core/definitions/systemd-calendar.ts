@@ -1,7 +1,11 @@
+import { errorMessage } from "../errors.js";
+import { parseTimeZone } from "./schedule-values.js";
+
 /**
  * systemd OnCalendar= expressions (systemd.time(7)) as 5-field cron, for the forms cron can say:
  * the shorthands (minutely ... yearly) and `[WEEKDAYS] [*-MONTH-DAY] [HOUR:MINUTE[:00]]` with
- * values, lists, `a..b` ranges and `a/step` repetitions. Anything else is refused, naming why.
+ * values, lists, `a..b` ranges and `a/step` repetitions, and a time zone last (which a unit says
+ * with TimeZone=). Anything else is refused, naming why.
  */
 
 const SHORTHANDS: Readonly<Record<string, string>> = {
@@ -31,16 +35,51 @@ const HOUR: Field = { name: "hour", min: 0, max: 23 };
 const DAY: Field = { name: "day of the month", min: 1, max: 31 };
 const MONTH: Field = { name: "month", min: 1, max: 12 };
 
-/** The cron expression for an OnCalendar= value; throws an Error that names the form otherwise. */
+/** An OnCalendar= value as a unit says it: cron=, and TimeZone= when the value names a zone. */
+export interface CalendarSchedule {
+  cron: string;
+  /** An IANA name; undefined: the value names none (systemd then uses the host's zone). */
+  timezone?: string;
+}
+
+/** The cron expression for an OnCalendar= value without a time zone; throws an Error that names the form otherwise. */
 export function calendarToCron(expression: string): string {
+  const { cron, timezone } = calendarToSchedule(expression);
+  if (timezone !== undefined) {
+    throw new Error(
+      `cannot convert OnCalendar=${expression.trim()} to cron: the time zone (${timezone}) goes in TimeZone=`,
+    );
+  }
+  return cron;
+}
+
+/** The cron expression and time zone of an OnCalendar= value; throws an Error that names the form otherwise. */
+export function calendarToSchedule(expression: string): CalendarSchedule {
   const text = expression.trim();
+  const words = text.split(/\s+/).filter((word) => word !== "");
+  const refuse = (why: string): never => {
+    throw new Error(`cannot convert OnCalendar=${text} to cron: ${why} (${EXAMPLES})`);
+  };
+  // systemd's last word may be a time zone: "*-*-* 02:00 Europe/Berlin".
+  const last = words.at(-1);
+  let timezone: string | undefined;
+  if (words.length > 1 && last !== undefined && /^[A-Za-z_]+(?:\/[A-Za-z0-9_+-]+)*$/.test(last)) {
+    try {
+      timezone = parseTimeZone(last);
+    } catch (error) {
+      refuse(errorMessage(error));
+    }
+    words.pop();
+  }
+  const cron = wordsToCron(words.join(" "), refuse);
+  return timezone === undefined ? { cron } : { cron, timezone };
+}
+
+function wordsToCron(text: string, refuse: (why: string) => never): string {
   const shorthand = SHORTHANDS[text.toLowerCase()];
   if (shorthand) return shorthand;
   const words = text.split(/\s+/).filter((word) => word !== "");
   if (words.length === 0) throw new Error(`${EXAMPLES}, got nothing`);
-  const refuse = (why: string): never => {
-    throw new Error(`cannot convert OnCalendar=${text} to cron: ${why} (${EXAMPLES})`);
-  };
   let weekdays = "*";
   let day = "*";
   let month = "*";
@@ -77,11 +116,7 @@ export function calendarToCron(expression: string): string {
     index++;
   }
   if (index < words.length) {
-    const extra = words[index]!;
-    if (/^[A-Za-z_]+(?:\/[A-Za-z_+-]+)*$/.test(extra)) {
-      refuse(`a time zone (${extra}) has no cron form: cron= runs in the hub's time zone`);
-    }
-    refuse(`unexpected ${JSON.stringify(extra)}`);
+    refuse(`unexpected ${JSON.stringify(words[index]!)}`);
   }
   if (day !== "*" && weekdays !== "*") {
     refuse("a day of the month and a weekday together: systemd runs when both match, cron when either does");

@@ -3,8 +3,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { DefinitionError, DefinitionErrors } from "../errors.js";
-import { calendarToCron } from "./systemd-calendar.js";
-import { importSystemd } from "./systemd-import.js";
+import { CatchUpPolicy } from "../gen/taskframe/v1/schedule_pb.js";
+import { loadSchedules } from "./schedules.js";
+import { calendarToCron, calendarToSchedule } from "./systemd-calendar.js";
+import { everyAsCron, importSystemd } from "./systemd-import.js";
 import { formatTimeSpan, parseTimeSpanMs } from "./systemd-time.js";
 import { loadUnitRun } from "./units/index.js";
 
@@ -51,7 +53,7 @@ describe("calendarToCron", () => {
   it.each([
     ["2026-*-* 00:00", "a year (2026) has no cron field"],
     ["*-*-* 00:00:30", "the seconds must be 00"],
-    ["*-*-* 02:00 Europe/Berlin", "a time zone (Europe/Berlin) has no cron form"],
+    ["*-*-* 02:00 Mars/Olympus", 'unknown time zone "Mars/Olympus"'],
     ["Mon *-*-1..7 18:00", "a day of the month and a weekday together"],
     ["*-*~01 00:00", "days counted from the end of the month"],
     ["Funday 10:00", 'expected a weekday such as Mon or Monday, got "Funday"'],
@@ -59,6 +61,36 @@ describe("calendarToCron", () => {
   ])("refuses %s: %s", (calendar, why) => {
     expect(() => calendarToCron(calendar)).toThrow(why);
     expect(() => calendarToCron(calendar)).toThrow(`cannot convert OnCalendar=${calendar} to cron`);
+  });
+
+  it("reads a time zone last, which calendarToSchedule keeps and calendarToCron refuses", () => {
+    expect(calendarToSchedule("*-*-* 02:00 Europe/Berlin")).toEqual({
+      cron: "0 2 * * *",
+      timezone: "Europe/Berlin",
+    });
+    expect(calendarToSchedule("Mon..Fri 09:30 UTC")).toEqual({ cron: "30 9 * * 1-5", timezone: "UTC" });
+    expect(calendarToSchedule("daily")).toEqual({ cron: "0 0 * * *" });
+    expect(() => calendarToCron("*-*-* 02:00 Europe/Berlin")).toThrow(
+      "the time zone (Europe/Berlin) goes in TimeZone=",
+    );
+  });
+});
+
+describe("everyAsCron", () => {
+  it.each([
+    [15 * 60_000, "*/15 * * * *"],
+    [60_000, "* * * * *"],
+    [30_000, "*/30 * * * * *"],
+    [3_600_000, "0 * * * *"],
+    [6 * 3_600_000, "0 */6 * * *"],
+    [86_400_000, "0 0 * * *"],
+    [7 * 86_400_000, "0 0 * * 1"],
+    [7 * 60_000, undefined],
+    [90_000, undefined],
+    [1500, undefined],
+    [5 * 3_600_000, undefined],
+  ])("%i ms -> %s", (ms, cron) => {
+    expect(everyAsCron(ms)).toBe(cron);
   });
 });
 
@@ -126,6 +158,7 @@ describe("importSystemd", () => {
         "# $LEVEL in ExecStart= was replaced by its value from Environment=",
         "# WorkingDirectory= lost its '-' prefix: the directory must exist.",
         "# Timer: Every weekday night",
+        "# OnCalendar= ran in the host's time zone; cron= runs in UTC unless TimeZone= is set (e.g. TimeZone=Europe/Berlin).",
         "",
         "[Dependencies]",
         "Requires=postgresql.service",
@@ -151,6 +184,7 @@ describe("importSystemd", () => {
         "",
         "[RunIf]",
         'cron="0 2 * * 1-5"',
+        "CatchUp=latest",
         "",
         "# not converted: After=multi-user.target",
         "#   (a systemd unit that is not a service; Taskframe has network.target built in)",
@@ -162,10 +196,9 @@ describe("importSystemd", () => {
         "# not converted: Nice=10",
         "# not converted: WantedBy=multi-user.target",
         "#   (systemd's [Install] says what pulls the unit in at boot; Taskframe's [Install] lists packages)",
-        "# not converted: Persistent=true",
       ),
     );
-    expect(notConverted).toBe(7);
+    expect(notConverted).toBe(6);
   });
 
   it("writes a unit that the unit compiler accepts as it is", async () => {
@@ -200,7 +233,10 @@ describe("importSystemd", () => {
       expect(task.retry?.retries).toBe(3);
       expect(task.needs).toEqual(["postgresql"]);
       expect(task.after).toEqual(["network"]);
-      expect(text).toContain("Interval=15m");
+      expect(text).toContain('[RunIf]\ncron="*/15 * * * *"\nCatchUp=skip\n');
+      expect(text).toContain(
+        '# OnUnitActiveSec=15min became cron="*/15 * * * *": it fires on the clock, not after the last run.',
+      );
       expect(text).toContain("MaxTime=infinity");
       expect(text).toContain("# Restart=always became Restart=3: a task is retried only when it fails.");
       expect(text).toContain('# argv[0] was "backup-job"');
@@ -305,10 +341,46 @@ describe("importSystemd", () => {
     expect(problemsOf(unit("[Service]", "ExecStart=/bin/echo '|'"))[0]).toContain("found `|`");
   });
 
+  it("carries a timer's time zone, Persistent= and RandomizedDelaySec= into [RunIf]", async () => {
+    const service = unit("[Service]", "ExecStart=/bin/true");
+    const zoned = importSystemd(
+      { file: SERVICE, text: service },
+      {
+        file: TIMER,
+        text: unit("[Timer]", "OnCalendar=*-*-* 02:30 Europe/Berlin", "RandomizedDelaySec=5min"),
+      },
+    );
+    expect(zoned.text).toContain(
+      '[RunIf]\ncron="30 2 * * *"\nTimeZone=Europe/Berlin\nCatchUp=skip\nJitter=5m\n',
+    );
+    expect(zoned.text).not.toContain("host's time zone");
+    expect(zoned.notConverted).toBe(0);
+    const dir = await mkdtemp(join(tmpdir(), "taskframe-import-"));
+    try {
+      await writeFile(join(dir, "backup.service"), zoned.text);
+      const [schedule] = await loadSchedules(join(dir, "backup.service"));
+      expect(schedule?.trigger).toMatchObject({
+        case: "cron",
+        value: { expression: "30 2 * * *", timezone: "Europe/Berlin" },
+      });
+      expect(schedule?.policy).toMatchObject({ catchUp: CatchUpPolicy.SKIP, jitterMs: 300_000n });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    const every = (span: string) =>
+      importSystemd({ file: SERVICE, text: service }, { file: TIMER, text: unit("[Timer]", span) });
+    const odd = every("OnUnitActiveSec=7min");
+    expect(odd.text).not.toContain("[RunIf]");
+    expect(odd.text).toContain(
+      "# not converted: OnUnitActiveSec=7min\n#   (a unit repeats on cron=, and every 7m",
+    );
+    expect(every("OnUnitInactiveSec=1h").text).toContain('cron="0 * * * *"');
+  });
+
   it("refuses timers it cannot express, naming the form", () => {
     const service = unit("[Service]", "ExecStart=/bin/true");
-    expect(problemsOf(service, unit("[Timer]", "OnCalendar=*-*-* 02:00 UTC"))).toEqual([
-      `${TIMER}:2:1: Timer.OnCalendar: cannot convert OnCalendar=*-*-* 02:00 UTC to cron: a time zone (UTC) has no cron form: cron= runs in the hub's time zone (expected minutely, hourly, daily, weekly, monthly, yearly, or a form such as "*-*-* 02:00:00" or "Mon..Fri *-*-* 09:00")`,
+    expect(problemsOf(service, unit("[Timer]", "OnCalendar=*-*-* 02:00 Europe/Berln"))).toEqual([
+      `${TIMER}:2:1: Timer.OnCalendar: cannot convert OnCalendar=*-*-* 02:00 Europe/Berln to cron: unknown time zone "Europe/Berln": expected an IANA time zone such as Europe/Berlin, America/New_York or UTC; did you mean "Europe/Berlin"? (expected minutely, hourly, daily, weekly, monthly, yearly, or a form such as "*-*-* 02:00:00" or "Mon..Fri *-*-* 09:00")`,
     ]);
     expect(problemsOf(service, unit("[Timer]", "OnCalendar=daily", "OnCalendar=weekly"))[0]).toContain(
       "a timer with several OnCalendar= has no single cron=",

@@ -1,7 +1,7 @@
 import { basename } from "node:path";
 import { quote, split } from "shlex";
 import { DefinitionError, DefinitionErrors, errorMessage } from "../errors.js";
-import { calendarToCron } from "./systemd-calendar.js";
+import { calendarToSchedule } from "./systemd-calendar.js";
 import { convertExecStart } from "./systemd-exec.js";
 import { formatTimeSpan, parseTimeSpanMs } from "./systemd-time.js";
 import {
@@ -395,6 +395,25 @@ function timeSpan(writer: UnitWriter, unit: SystemdUnit, entry: SystemdEntry): n
   }
 }
 
+/** A cron= that fires every `ms`, when `ms` divides the minute, the hour or the day (or is a week). */
+export function everyAsCron(ms: number): string | undefined {
+  if (ms <= 0 || ms % 1000 !== 0) return undefined;
+  const seconds = ms / 1000;
+  if (seconds < 60) return 60 % seconds === 0 ? `*/${seconds} * * * * *` : undefined;
+  const minutes = seconds / 60;
+  if (!Number.isInteger(minutes)) return undefined;
+  if (minutes < 60) {
+    if (minutes === 1) return "* * * * *";
+    return 60 % minutes === 0 ? `*/${minutes} * * * *` : undefined;
+  }
+  const hours = minutes / 60;
+  if (!Number.isInteger(hours)) return undefined;
+  if (hours === 1) return "0 * * * *";
+  if (hours < 24) return 24 % hours === 0 ? `0 */${hours} * * *` : undefined;
+  if (hours === 24) return "0 0 * * *";
+  return hours === 168 ? "0 0 * * 1" : undefined;
+}
+
 function convertTimer(writer: UnitWriter, unit: SystemdUnit, serviceFileName: string): void {
   for (const entry of listValues(unit, "Unit", "Description")) {
     writer.done(entry);
@@ -410,9 +429,18 @@ function convertTimer(writer: UnitWriter, unit: SystemdUnit, serviceFileName: st
       "a timer with several OnCalendar= has no single cron=: make a unit for each schedule",
     );
   }
+  let scheduled = false;
   if (calendar) {
     try {
-      writer.set("RunIf", `cron=${iniQuote(calendarToCron(calendar.value))}`);
+      const { cron, timezone } = calendarToSchedule(calendar.value);
+      writer.set("RunIf", `cron=${iniQuote(cron)}`);
+      if (timezone !== undefined) writer.set("RunIf", `TimeZone=${timezone}`);
+      else if (cron.split(" ")[1] !== "*") {
+        writer.header.push(
+          `OnCalendar= ran in the host's time zone; cron= runs in UTC unless TimeZone= is set (e.g. TimeZone=Europe/Berlin).`,
+        );
+      }
+      scheduled = true;
     } catch (error) {
       writer.fail(unit, calendar, errorMessage(error));
     }
@@ -422,13 +450,43 @@ function convertTimer(writer: UnitWriter, unit: SystemdUnit, serviceFileName: st
   if (interval && !calendar) {
     writer.done(interval);
     const ms = timeSpan(writer, unit, interval);
+    const cron = ms ? everyAsCron(ms) : undefined;
     if (ms === undefined || ms === 0) writer.skip(interval, "expected a time span above 0");
-    else if (ms !== null) writer.set("RunIf", `Interval=${formatTimeSpan(ms)}`);
+    else if (ms !== null && cron === undefined) {
+      writer.skip(
+        interval,
+        `a unit repeats on cron=, and every ${formatTimeSpan(ms)} is not a step of the clock: ` +
+          'write the cron= closest to it, e.g. cron="*/10 * * * *"',
+      );
+    } else if (cron !== undefined) {
+      writer.set("RunIf", `cron=${iniQuote(cron)}`);
+      writer.header.push(
+        `${interval.key}=${interval.value} became cron="${cron}": it fires on the clock, not after the last run.`,
+      );
+      scheduled = true;
+    }
   } else if (interval) {
-    writer.skip(
-      interval,
-      "the timer also has OnCalendar=; a unit fires on cron= or on Interval=, and cron= was kept",
-    );
+    writer.skip(interval, "the timer also has OnCalendar=, which became cron=; a unit has one schedule");
+  }
+  // systemd runs a time missed while the host was off only with Persistent=true; a unit's default
+  // is CatchUp=latest, so the import says which.
+  const persistent = lastValue(unit, "Timer", "Persistent");
+  let catchUp = false;
+  if (persistent && scheduled) {
+    try {
+      catchUp = parseBoolean(persistent.value);
+      writer.done(persistent);
+    } catch {
+      writer.skip(persistent, "expected a boolean such as yes or no");
+    }
+  }
+  if (scheduled) writer.set("RunIf", `CatchUp=${catchUp ? "latest" : "skip"}`);
+  const delay = lastValue(unit, "Timer", "RandomizedDelaySec");
+  if (delay && scheduled) {
+    writer.done(delay);
+    const ms = timeSpan(writer, unit, delay);
+    if (ms !== null && ms !== undefined && ms > 0) writer.set("RunIf", `Jitter=${formatTimeSpan(ms)}`);
+    else if (ms !== null) writer.skip(delay, "expected a time span above 0");
   }
   const boot = ["OnBootSec", "OnStartupSec", "OnActiveSec"];
   for (const entry of unit.entries.filter((e) => e.section === "Timer" && boot.includes(e.key))) {

@@ -567,3 +567,104 @@ describe("pipeline errors: several at once", () => {
     expect(found[20]).toBe(`${FILE}: stopped after 20 problems; fix these and run again to see the rest`);
   });
 });
+
+describe("pipeline errors: schedule", () => {
+  const steps = "steps: [./a.sh]";
+
+  it("wants a map with cron:", async () => {
+    await expectProblem(
+      yaml("schedule: '0 2 * * *'", steps),
+      "1:11",
+      "schedule",
+      'expected a map with `cron:` and optionally `timezone`, `overlap`, `catch_up`, `jitter`, `start`, `end`, got "0 2 * * *"',
+    );
+    await expectProblem(
+      yaml("schedule: { timezone: UTC }", steps),
+      "1:11",
+      "schedule.cron",
+      'missing; expected `cron:` with a cron expression such as "0 2 * * *" (5 fields, 6 with seconds first, or @daily)',
+    );
+    await expectProblem(
+      yaml("schedule:", "  cron: 5", steps),
+      "2:9",
+      "schedule.cron",
+      'expected a cron expression such as "0 2 * * *", got 5',
+    );
+  });
+
+  it.each([
+    [["cron: '*/0 * * * *'"], "2:9", "schedule.cron", "expected a step from 1 after '/', got \"0\""],
+    [["cron: '0 0 31 2 *'"], "2:9", "schedule.cron", 'cron "0 0 31 2 *" never fires'],
+    [
+      ["cron: '@daily'", "timezone: Europe/Berln"],
+      "3:13",
+      "schedule.timezone",
+      'unknown time zone "Europe/Berln": expected an IANA time zone such as Europe/Berlin, America/New_York or UTC; did you mean "Europe/Berlin"?',
+    ],
+    [
+      ["cron: '@daily'", "overlap: replace"],
+      "3:12",
+      "schedule.overlap",
+      'expected "skip", "queue", "allow" or "cancel-previous", got "replace"',
+    ],
+    [
+      ["cron: '@daily'", "catch_up: backfill(max=99999)"],
+      "3:13",
+      "schedule.catch_up",
+      'expected backfill(max=N) with N a number of slots from 1 to 10000, got "99999"',
+    ],
+    [
+      ["cron: '@daily'", "jitter: soon"],
+      "3:11",
+      "schedule.jitter",
+      'expected a duration such as "500ms", "30s", "10m" or "1h30m", got "soon"',
+    ],
+    [
+      ["cron: '@daily'", "start: 2026-13-01"],
+      "3:10",
+      "schedule.start",
+      'got "2026-13-01": there is no month 13',
+    ],
+    [
+      ["cron: '@daily'", "start: 2026-12-01", "end: 2026-12-01"],
+      "4:8",
+      "schedule.end",
+      "expected `end:` after `start:`, got 2026-12-01, which is not after 2026-12-01",
+    ],
+    [
+      [`cron: '\${{ params.cron }}'`],
+      "2:9",
+      "schedule.cron",
+      `\${{ ... }} is not substituted in \`schedule:\`: write the value itself`,
+    ],
+  ])("schedule: %j", async (lines, where, path, expected) => {
+    await expectProblem(yaml("schedule:", ...lines.map((line) => `  ${line}`), steps), where, path, expected);
+  });
+
+  it("hints at what other schedulers call its keys", async () => {
+    await expectProblem(
+      yaml("schedule:", "  cron: '@daily'", "  tz: Europe/Berlin", steps),
+      "3:3",
+      "schedule.tz",
+      "unknown key 'tz': use `timezone:` with an IANA time zone such as Europe/Berlin (default UTC)",
+    );
+    await expectProblem(
+      yaml("schedule:", "  cron: '@daily'", "  concurrencyPolicy: Forbid", steps),
+      "3:3",
+      "schedule.concurrencyPolicy",
+      'use `overlap:` ("skip", "queue", "allow" or "cancel-previous")',
+    );
+    await expectProblem(
+      yaml("schedule:", "  cron: '@daily'", "  catchup: latest", steps),
+      "3:3",
+      "schedule.catchup",
+      "unknown key 'catchup'; did you mean 'catch_up'?",
+    );
+    await expectProblem(
+      yaml("cron: '@daily'", steps),
+      "1:1",
+      "cron",
+      "unknown key 'cron': use `schedule: { cron: \"0 2 * * *\" }`",
+    );
+  });
+});

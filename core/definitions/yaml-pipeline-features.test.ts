@@ -535,7 +535,7 @@ describe("keys from other tools", () => {
   it("hints at the top level too", async () => {
     expect((await problemsOf(yaml("jobs:", "  a: { run: x }")))[0]).toContain("use `tasks:`");
     expect((await problemsOf(yaml("on: push", "steps: [./a.sh]")))[0]).toContain(
-      "a pipeline has no triggers",
+      "to run the pipeline on a schedule, use `schedule: { cron:",
     );
     expect((await problemsOf(yaml("env: { A: b }", "steps: [./a.sh]")))[0]).toContain(
       "use `defaults: { env:",

@@ -2,18 +2,20 @@ import { readFile } from "node:fs/promises";
 import { dirname, parse, resolve } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import type { z } from "zod";
-import { DefinitionError, errorMessage } from "../errors.js";
+import { DefinitionError, DefinitionErrors, errorMessage } from "../errors.js";
 import { type RunSpec, RunSpecSchema, type TaskSpec } from "../gen/taskframe/v1/spec_pb.js";
 import { describeValue, type FieldPath, formatPath, isPlainMap } from "./field-path.js";
 import { type Draft, edgeEntries, rejectCycles, resolveEdges } from "./pipeline-edges.js";
 import { readForEachItems } from "./pipeline-for-each.js";
-import { PIPELINE_KEY_HINTS, TASK_KEY_HINTS } from "./pipeline-hints.js";
+import { PIPELINE_KEY_HINTS, SCHEDULE_KEY_HINTS, TASK_KEY_HINTS } from "./pipeline-hints.js";
 import { readParams } from "./pipeline-params.js";
 import { ProblemList } from "./pipeline-problems.js";
 import {
   type DefaultSettings,
   defaultsSchema,
+  type PipelineSchedule,
   pipelineSchema,
+  scheduleSchema,
   TASK_NAME,
   taskNameProblem,
 } from "./pipeline-schema.js";
@@ -32,6 +34,7 @@ import { checkMap } from "./schema-check.js";
 import { NameAllocator } from "./task-names.js";
 import { parseYamlSource, type YamlSource } from "./yaml-source.js";
 
+export type { PipelineSchedule } from "./pipeline-schema.js";
 export type { UnitClosureLoader } from "./pipeline-units.js";
 
 const NO_TASKS = "the pipeline defines no tasks: expected a `tasks:` map or a `steps:` list";
@@ -49,15 +52,26 @@ export interface PipelineOptions {
   loadUnitClosure?: UnitClosureLoader;
 }
 
+/** A compiled pipeline: its run, and its `schedule:` if it has one. */
+export interface CompiledPipeline {
+  run: RunSpec;
+  schedule?: PipelineSchedule;
+}
+
 /** Reads and compiles a YAML pipeline file; every problem is a DefinitionError (several: DefinitionErrors). */
 export async function loadPipelineFile(path: string, options: PipelineOptions = {}): Promise<RunSpec> {
+  return (await loadPipeline(path, options)).run;
+}
+
+/** As loadPipelineFile, with the pipeline's `schedule:`. */
+export async function loadPipeline(path: string, options: PipelineOptions = {}): Promise<CompiledPipeline> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (cause) {
     throw new DefinitionError({ file: path }, `cannot read pipeline file: ${errorMessage(cause)}`, { cause });
   }
-  return compilePipeline(text, path, options);
+  return compilePipelineDefinition(text, path, options);
 }
 
 /**
@@ -70,9 +84,20 @@ export async function compilePipeline(
   file: string,
   options: PipelineOptions = {},
 ): Promise<RunSpec> {
+  return (await compilePipelineDefinition(text, file, options)).run;
+}
+
+/** As compilePipeline, with the pipeline's `schedule:` (checked with the rest of the file). */
+export async function compilePipelineDefinition(
+  text: string,
+  file: string,
+  options: PipelineOptions = {},
+): Promise<CompiledPipeline> {
   const source = parseYamlSource(text, file);
   const problems = new ProblemList(file);
-  return problems.collect(() => new PipelineCompiler(source, problems, options).compile());
+  const compiler = new PipelineCompiler(source, problems, options);
+  const run = await problems.collect(() => compiler.compile());
+  return compiler.schedule === undefined ? { run } : { run, schedule: compiler.schedule };
 }
 
 type PipelineFields = z.output<typeof pipelineSchema>;
@@ -92,6 +117,8 @@ class PipelineCompiler {
   private readonly declared: string[] = [];
   /** Names of tasks that could not be compiled: needs on them are not reported again. */
   private readonly broken = new Set<string>();
+  /** The pipeline's `schedule:`, once read. */
+  schedule: PipelineSchedule | undefined;
 
   constructor(
     private readonly source: YamlSource,
@@ -113,6 +140,7 @@ class PipelineCompiler {
       );
     }
     const pipeline = this.readTop(top);
+    this.schedule = this.readSchedule(pipeline.schedule);
     const scope: Scope = {
       env: this.options.env ?? {},
       params: readParams(source, pipeline.params, this.options.params ?? {}, problems, {
@@ -163,7 +191,30 @@ class PipelineCompiler {
       defaults: top.defaults,
       tasks: field(shape.tasks, top.tasks),
       steps: field(shape.steps, top.steps),
+      schedule: top.schedule,
     };
+  }
+
+  /** `schedule:`, checked on its own, so that its problems and hints are its own. */
+  private readSchedule(raw: unknown): PipelineSchedule | undefined {
+    if (raw === undefined) return undefined;
+    const { source, problems } = this;
+    return problems.attempt(() => {
+      if (isPlainMap(raw)) {
+        const misplaced = Object.keys(raw).flatMap((key) =>
+          typeof raw[key] === "string" && raw[key].includes("${{")
+            ? [
+                source.problem(
+                  ["schedule", key],
+                  `\${{ ... }} is not substituted in \`schedule:\`: write the value itself`,
+                ),
+              ]
+            : [],
+        );
+        DefinitionErrors.throwIfAny(misplaced);
+      }
+      return checkMap(source, scheduleSchema, raw, ["schedule"], SCHEDULE_KEY_HINTS);
+    });
   }
 
   private readDefaults(pipeline: Partial<PipelineFields>, sub: Substituter): DefaultSettings {

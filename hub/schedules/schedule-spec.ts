@@ -8,8 +8,8 @@ import {
   ScheduleSpecSchema,
 } from "../../core/gen/taskframe/v1/schedule_pb.js";
 import { type RunSpec, RunSpecSchema, type TaskSpec } from "../../core/gen/taskframe/v1/spec_pb.js";
+import { CronSchedule, ScheduleError } from "../../core/schedules/cron-schedule.js";
 import { validateRunSpec } from "../validate-run.js";
-import { CronSchedule, ScheduleError } from "./cron-schedule.js";
 
 /** Labels on the runs a schedule starts. */
 export const SCHEDULE_LABEL = "taskframe.schedule";

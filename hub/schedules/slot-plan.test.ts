@@ -1,9 +1,9 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import {
   CatchUpPolicy,
   FireCause,
-  type SchedulePolicy,
+  type SchedulePolicySchema,
   type ScheduleSpec,
   ScheduleSpecSchema,
 } from "../../core/gen/taskframe/v1/schedule_pb.js";
@@ -19,7 +19,11 @@ import {
 const t = (iso: string) => Date.parse(iso);
 const iso = (ms: number) => new Date(ms).toISOString();
 
-function cronSpec(expression: string, policy: Partial<SchedulePolicy> = {}, timezone = "UTC"): ScheduleSpec {
+function cronSpec(
+  expression: string,
+  policy: MessageInitShape<typeof SchedulePolicySchema> = {},
+  timezone = "UTC",
+): ScheduleSpec {
   return create(ScheduleSpecSchema, {
     name: "nightly",
     trigger: { case: "cron", value: { expression, timezone } },

@@ -5,7 +5,7 @@ import {
   type SchedulePolicy,
   type ScheduleSpec,
 } from "../../core/gen/taskframe/v1/schedule_pb.js";
-import { CronSchedule } from "./cron-schedule.js";
+import { CronSchedule } from "../../core/schedules/cron-schedule.js";
 
 /**
  * A slot this much late still fires as usual: a hub's failover, a slow

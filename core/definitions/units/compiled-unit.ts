@@ -1,3 +1,4 @@
+import type { ConditionModeName, ScheduleSettings } from "../schedule-values.js";
 import type { ArtifactPin } from "./jail-settings.js";
 import type { UnitKind } from "./unit-names.js";
 
@@ -20,6 +21,17 @@ export interface MapReduceSettings {
   input: string;
   partitions?: number;
   output?: string;
+}
+
+/**
+ * The `[RunIf]` settings of a unit's schedule besides its trigger (cron=, or Requires= with
+ * Interval=); each is unset when the unit does not say, so that the defaults are the schedule's.
+ * `startMs` and `endMs` are `Start=` and `End=` read in `TimeZone=`.
+ */
+export interface UnitScheduleSettings extends ScheduleSettings {
+  /** `Timeout=` of each evaluation of the condition. */
+  conditionTimeoutMs?: number;
+  conditionMode?: ConditionModeName;
 }
 
 /** A command and its arguments, as a TaskSpec `Check` or the task's own command. */
@@ -82,8 +94,13 @@ export interface CompiledUnit {
    * Plain data (`taskSpecOf` makes the TaskSpec), so that large catalogues stay cheap to hold.
    */
   task: TaskTemplate;
-  /** `[RunIf] cron=` and `Interval=` (ms), for the scheduler; not part of the TaskSpec. */
+  /**
+   * `[RunIf] cron=` and `Interval=` (ms), for the scheduler; not part of the TaskSpec. The
+   * condition (`Requires=`) is the task's `condition`.
+   */
   cron?: string;
   intervalMs?: number;
+  /** The other settings of `[RunIf]`, when the unit has any. */
+  schedule?: UnitScheduleSettings;
   mapReduce?: MapReduceSettings;
 }

@@ -6,6 +6,7 @@ export type {
   MapReduceSettings,
   TaskTemplate,
   UnitReference,
+  UnitScheduleSettings,
 } from "./compiled-unit.js";
 export { cronProblem } from "./cron.js";
 export { type IniEntry, type IniPosition, type IniSection, IniValue } from "./ini.js";
@@ -17,7 +18,13 @@ export {
   MAX_CPU_PERCENT,
   PIDS_INFINITY,
 } from "./jail-settings.js";
-export { loadCatalogueRun, loadUnitCatalogue, loadUnitClosure, loadUnitRun } from "./load-units.js";
+export {
+  loadCatalogueRun,
+  loadDirectoryCatalogue,
+  loadUnitCatalogue,
+  loadUnitClosure,
+  loadUnitRun,
+} from "./load-units.js";
 export { MAX_REPORTED_PROBLEMS } from "./problems.js";
 export { readUnitTexts, type UnitText } from "./read-units.js";
 export { parseSizeBytes } from "./size.js";

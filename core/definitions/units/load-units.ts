@@ -18,9 +18,14 @@ import { compileUnitRun } from "./unit-run.js";
 
 /** Every unit of a directory as one run. */
 export async function loadCatalogueRun(dir: string): Promise<RunSpec> {
+  return compileUnitRun(await loadDirectoryCatalogue(dir));
+}
+
+/** Every unit of a directory, checked; a directory without units is an error. */
+export async function loadDirectoryCatalogue(dir: string): Promise<Catalogue> {
   const catalogue = await loadCatalogue(dir);
   throwIfEmpty(catalogue);
-  return compileUnitRun(catalogue);
+  return catalogue;
 }
 
 /**

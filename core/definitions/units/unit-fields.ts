@@ -1,4 +1,15 @@
 import { errorMessage } from "../../errors.js";
+import {
+  type CatchUp,
+  type ConditionModeName,
+  type LocalDateTime,
+  type Overlap,
+  parseCatchUp,
+  parseConditionMode,
+  parseDateTime,
+  parseOverlap,
+  parseTimeZone,
+} from "../schedule-values.js";
 import type { IniEntry, IniPosition } from "./ini.js";
 import {
   type ArtifactPin,
@@ -67,7 +78,24 @@ export interface UnitFields {
   Environment?: Named<string>[];
   Args?: { args?: string[] };
   Command?: { command: string[] };
-  RunIf?: { cron?: string; Requires?: string[]; Interval?: number };
+  RunIf?: {
+    cron?: string;
+    /** The condition's argv. */
+    Requires?: string[];
+    /** How often Requires= is evaluated (ms). */
+    Interval?: number;
+    /** The IANA zone of cron= (and of Start=/End= without an offset). */
+    TimeZone?: string;
+    Overlap?: Overlap;
+    CatchUp?: CatchUp;
+    /** Milliseconds. */
+    Jitter?: number;
+    Start?: LocalDateTime;
+    End?: LocalDateTime;
+    /** The limit of one evaluation of Requires= (ms). */
+    Timeout?: number;
+    Mode?: ConditionModeName;
+  };
   Install?: {
     pip?: Listed<string>[];
     npm?: Listed<string>[];
@@ -329,6 +357,14 @@ export const UNIT_FIELDS: { [S in keyof UnitFields]-?: SectionSpec<NonNullable<U
     cron: single(parseCron),
     Requires: single(parseCommandLine),
     Interval: single(positiveDuration),
+    TimeZone: single(parseTimeZone),
+    Overlap: single(parseOverlap),
+    CatchUp: single(parseCatchUp),
+    Jitter: single((text) => parseUnitDuration(text, false)),
+    Start: single(parseDateTime),
+    End: single(parseDateTime),
+    Timeout: single(positiveDuration),
+    Mode: single(parseConditionMode),
   },
   Install: {
     pip: packages,

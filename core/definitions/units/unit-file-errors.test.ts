@@ -190,8 +190,67 @@ describe("unit errors: values", () => {
     ["[Service]", "WorkingDirectory=-/tmp/x", "2:18", "Service.WorkingDirectory", '"-" prefix'],
     ["[RunIf]", 'cron="* 25 * * *"', "2:9", "RunIf.cron", 'cron hour field "25": expected 0-23'],
     ["[RunIf]", "cron=@reboot", "2:6", "RunIf.cron", "@reboot is not supported"],
-    ["[RunIf]", "Interval=0s", "2:10", "RunIf.Interval", "expected a duration above 0"],
+    ["[RunIf]\nRequires=./due.sh", "Interval=0s", "3:10", "RunIf.Interval", "expected a duration above 0"],
     ["[RunIf]", "Requires=./check.sh | wc", "2:10", "RunIf.Requires", "found `|`"],
+    [
+      "[RunIf]\ncron=@daily",
+      "TimeZone=Europe/Berln",
+      "3:10",
+      "RunIf.TimeZone",
+      'unknown time zone "Europe/Berln": expected an IANA time zone such as Europe/Berlin, America/New_York or UTC; did you mean "Europe/Berlin"?',
+    ],
+    [
+      "[RunIf]\ncron=@daily",
+      "TimeZone=+01:00",
+      "3:10",
+      "RunIf.TimeZone",
+      "a fixed offset does not follow daylight saving time",
+    ],
+    [
+      "[RunIf]\ncron=@daily",
+      "Overlap=cancel_previous",
+      "3:9",
+      "RunIf.Overlap",
+      'expected "skip", "queue", "allow" or "cancel-previous", got "cancel_previous"; did you mean "cancel-previous"?',
+    ],
+    [
+      "[RunIf]\ncron=@daily",
+      "CatchUp=all",
+      "3:9",
+      "RunIf.CatchUp",
+      'expected "skip", "latest", "backfill" or "backfill(max=N)" (N from 1 to 10000), got "all"',
+    ],
+    [
+      "[RunIf]\ncron=@daily",
+      "CatchUp=backfill(max=0)",
+      "3:22",
+      "RunIf.CatchUp",
+      'expected backfill(max=N) with N a number of slots from 1 to 10000, got "0"',
+    ],
+    ["[RunIf]\ncron=@daily", "Jitter=a bit", "3:8", "RunIf.Jitter", 'expected a duration such as "500ms"'],
+    [
+      "[RunIf]\ncron=@daily",
+      "Start=tomorrow",
+      "3:7",
+      "RunIf.Start",
+      'expected an ISO 8601 date or date-time such as 2026-12-01, 2026-12-01T08:00 or 2026-12-01T08:00+01:00, got "tomorrow"',
+    ],
+    ["[RunIf]\ncron=@daily", "End=2026-04-31", "3:5", "RunIf.End", "2026-04 has no day 31"],
+    ["[RunIf]\nRequires=./due.sh", "Timeout=0", "3:9", "RunIf.Timeout", "expected a duration above 0"],
+    [
+      "[RunIf]\nRequires=./due.sh",
+      "Mode=rising",
+      "3:6",
+      "RunIf.Mode",
+      'expected "edge" or "level", got "rising"',
+    ],
+    [
+      "[RunIf]\nTimeZone=America/New_York",
+      "cron=0 0 30 2 *",
+      "3:6",
+      "RunIf.cron",
+      'cron "0 0 30 2 *" never fires',
+    ],
     [
       "[Dependencies]",
       "Requires=libpng.service ../x/y.service",
@@ -373,6 +432,127 @@ describe("unit errors: kinds of unit", () => {
     ]);
     expect(problemsOf(RUNS, "x.timer")[0]).toContain(
       'expected a unit file ending in .task, .service or .target, got "x.timer"',
+    );
+  });
+});
+
+describe("unit errors: which [RunIf] keys go together", () => {
+  it("rejects Interval= without Requires=: a periodic run is cron=", () => {
+    expectProblem(
+      unit("[RunIf]", "Interval=5m", RUNS),
+      "2:1",
+      "RunIf.Interval",
+      'Interval= says how often to evaluate Requires=, and this unit has no Requires=; for a periodic run use cron=, e.g. cron="*/5 * * * *"',
+    );
+    expect(problemsOf(unit("[RunIf]", "Requires=./due.sh", "Interval=5m", RUNS))).toEqual([]);
+  });
+
+  it("rejects the settings of a schedule in a unit that has none", () => {
+    const text = unit(
+      "[RunIf]",
+      "Overlap=queue",
+      "CatchUp=skip",
+      "Jitter=5s",
+      "Start=2026-12-01",
+      "End=2027-01-01",
+      RUNS,
+    );
+    const tail =
+      'and this unit has no schedule: add cron= (e.g. cron="0 2 * * *") or a condition to evaluate, Requires=';
+    expect(problemsOf(text)).toEqual([
+      `${DIR}/a.task:2:1: RunIf.Overlap: Overlap= says what a firing does while the previous run is still going, ${tail}`,
+      `${DIR}/a.task:3:1: RunIf.CatchUp: CatchUp= says what happens to the firings missed while no hub ran, ${tail}`,
+      `${DIR}/a.task:4:1: RunIf.Jitter: Jitter= says how long each firing may wait, ${tail}`,
+      `${DIR}/a.task:5:1: RunIf.Start: Start= says when the schedule begins, ${tail}`,
+      `${DIR}/a.task:6:1: RunIf.End: End= says when the schedule ends, ${tail}`,
+    ]);
+    for (const trigger of ["cron=@daily", "Requires=./due.sh"]) {
+      expect(problemsOf(text.replace("[RunIf]", `[RunIf]\n${trigger}`))).toEqual([]);
+    }
+  });
+
+  it("takes TimeZone= only with cron=", () => {
+    expectProblem(
+      unit("[RunIf]", "TimeZone=UTC", RUNS),
+      "2:1",
+      "RunIf.TimeZone",
+      "TimeZone= is the time zone of cron=, and this unit has no cron=",
+    );
+    expectProblem(
+      unit("[RunIf]", "Requires=./due.sh", "TimeZone=UTC", RUNS),
+      "3:1",
+      "RunIf.TimeZone",
+      "Start= and End= of a condition take an offset instead (2026-12-01T08:00+01:00)",
+    );
+  });
+
+  it("takes Timeout= and Mode= only for a condition schedule", () => {
+    expect(problemsOf(unit("[RunIf]", "Timeout=10s", "Mode=level", RUNS))).toEqual([
+      `${DIR}/a.task:2:1: RunIf.Timeout: Timeout= limits each evaluation of Requires=, and this unit has no Requires=`,
+      `${DIR}/a.task:3:1: RunIf.Mode: Mode= says when Requires= holding fires the unit, and this unit has no Requires=`,
+    ]);
+    expectProblem(
+      unit("[RunIf]", "cron=@daily", "Requires=./due.sh", "Mode=level", RUNS),
+      "4:1",
+      "RunIf.Mode",
+      "this unit fires on cron= instead (Requires= is then checked when the run starts), so Mode= would do nothing",
+    );
+    expect(problemsOf(unit("[RunIf]", "Requires=./due.sh", "Timeout=10s", "Mode=level", RUNS))).toEqual([]);
+  });
+
+  it("wants End= after Start=, both read in TimeZone=", () => {
+    expectProblem(
+      unit("[RunIf]", "cron=@daily", "Start=2026-12-01", "End=2026-11-30T23:59", RUNS),
+      "4:5",
+      "RunIf.End",
+      "expected End= after Start= (line 3), got 2026-11-30T23:59, which is not after 2026-12-01",
+    );
+    // Midnight in Berlin is 23:00 UTC the day before: the same instant.
+    expectProblem(
+      unit(
+        "[RunIf]",
+        "cron=@daily",
+        "TimeZone=Europe/Berlin",
+        "Start=2026-12-01",
+        "End=2026-11-30T23:00Z",
+        RUNS,
+      ),
+      "5:5",
+      "RunIf.End",
+      "expected End= after Start= (line 4)",
+    );
+    expect(
+      problemsOf(unit("[RunIf]", "cron=@daily", "TimeZone=Mars/Base", "Start=2026-12-01", RUNS)),
+    ).toEqual([
+      `${DIR}/a.task:3:10: RunIf.TimeZone: unknown time zone "Mars/Base": expected an IANA time zone such as Europe/Berlin, America/New_York or UTC`,
+    ]);
+  });
+
+  it("suggests the keys of [RunIf], with advice for systemd's timer keys", () => {
+    expectProblem(
+      unit("[RunIf]", "cron=@daily", "Timezone=UTC", RUNS),
+      "3:1",
+      "RunIf.Timezone",
+      "did you mean 'TimeZone'? (names are case-sensitive)",
+    );
+    expectProblem(
+      unit("[RunIf]", "cron=@daily", "CatchUP=skip", RUNS),
+      "3:1",
+      "RunIf.CatchUP",
+      "did you mean 'CatchUp'?",
+    );
+    expectProblem(
+      unit("[RunIf]", "cron=@daily", "Persistent=true", RUNS),
+      "3:1",
+      "RunIf.Persistent",
+      "what happens to missed firings is CatchUp= (skip, latest, backfill or backfill(max=N))",
+      "(expected one of: cron, Requires, Interval, TimeZone, Overlap, CatchUp, Jitter, Start, End, Timeout, Mode)",
+    );
+    expectProblem(
+      unit("[RunIf]", "OnCalendar=daily", RUNS),
+      "2:1",
+      "RunIf.OnCalendar",
+      'a schedule is cron= (e.g. cron="0 2 * * *")',
     );
   });
 });

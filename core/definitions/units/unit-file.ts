@@ -2,6 +2,7 @@ import { DefinitionError } from "../../errors.js";
 import { formatPath } from "../field-path.js";
 import type { IniEntry, IniPosition } from "./ini.js";
 import { parseIni } from "./ini-parser.js";
+import { checkRunIfValues } from "./run-if.js";
 import { type Field, isField, type ProblemAt, UNIT_FIELDS, type UnitFields } from "./unit-fields.js";
 import { placeIssue } from "./unit-issues.js";
 import { checkKind } from "./unit-kinds.js";
@@ -64,6 +65,7 @@ export function parseUnitText(
     at(position, formatPath([where.section, entry.key]), message);
   });
   if (kind !== undefined) checkKind(kind, sections, at);
+  checkRunIfValues(fields.RunIf, sections.get("RunIf"), at);
 
   if (problems.length > 0 || kind === undefined) {
     problems.sort(

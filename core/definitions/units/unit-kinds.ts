@@ -1,4 +1,4 @@
-import type { IniPosition } from "./ini.js";
+import type { IniEntry, IniPosition } from "./ini.js";
 import type { UnitKind } from "./unit-names.js";
 import type { MergedSection } from "./unit-sections.js";
 
@@ -32,9 +32,70 @@ export function checkKind(kind: UnitKind, sections: ReadonlyMap<string, MergedSe
       at(args, "Args", "[Args] are the arguments of [Command] command=, and this unit has no [Command]");
     }
   }
-  const runIf = sections.get("RunIf")?.entries ?? [];
-  const interval = runIf.find((entry) => entry.key === "Interval");
-  if (interval && runIf.some((entry) => entry.key === "cron")) {
+  checkRunIfKeys(sections.get("RunIf")?.entries ?? [], at);
+}
+
+/** What each setting of a schedule is, for saying that it needs a schedule. */
+const POLICY_KEYS: Readonly<Record<string, string>> = {
+  Overlap: "what a firing does while the previous run is still going",
+  CatchUp: "what happens to the firings missed while no hub ran",
+  Jitter: "how long each firing may wait",
+  Start: "when the schedule begins",
+  End: "when the schedule ends",
+};
+
+/** Which `[RunIf]` keys go together: a trigger (cron= or Requires=) and the settings that need it. */
+function checkRunIfKeys(entries: readonly IniEntry[], at: Report): void {
+  if (entries.length === 0) return;
+  const first = (key: string): IniEntry | undefined => entries.find((entry) => entry.key === key);
+  const cron = first("cron");
+  const interval = first("Interval");
+  const requires = first("Requires");
+  if (interval && cron) {
     at(interval, "RunIf.Interval", "cron= and Interval= both say when to run; keep one");
+  } else if (interval && !requires) {
+    at(
+      interval,
+      "RunIf.Interval",
+      "Interval= says how often to evaluate Requires=, and this unit has no Requires=; " +
+        'for a periodic run use cron=, e.g. cron="*/5 * * * *"',
+    );
+  }
+  const timeZone = first("TimeZone");
+  if (timeZone && !cron) {
+    at(
+      timeZone,
+      "RunIf.TimeZone",
+      "TimeZone= is the time zone of cron=, and this unit has no cron=" +
+        (requires ? "; Start= and End= of a condition take an offset instead (2026-12-01T08:00+01:00)" : ""),
+    );
+  }
+  const conditionKeys: Readonly<Record<string, string>> = {
+    Timeout: "limits each evaluation of Requires=",
+    Mode: "says when Requires= holding fires the unit",
+  };
+  for (const [key, what] of Object.entries(conditionKeys)) {
+    const entry = first(key);
+    if (!entry) continue;
+    if (!requires) at(entry, `RunIf.${key}`, `${key}= ${what}, and this unit has no Requires=`);
+    else if (cron) {
+      at(
+        entry,
+        `RunIf.${key}`,
+        `${key}= ${what} on a condition schedule, and this unit fires on cron= instead ` +
+          `(Requires= is then checked when the run starts), so ${key}= would do nothing`,
+      );
+    }
+  }
+  if (cron || requires || interval) return;
+  for (const [key, what] of Object.entries(POLICY_KEYS)) {
+    const entry = first(key);
+    if (!entry) continue;
+    at(
+      entry,
+      `RunIf.${key}`,
+      `${key}= says ${what}, and this unit has no schedule: add cron= (e.g. cron="0 2 * * *") ` +
+        "or a condition to evaluate, Requires=",
+    );
   }
 }

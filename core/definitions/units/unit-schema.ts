@@ -75,6 +75,14 @@ export const KEY_HINTS: ReadonlyMap<string, string> = new Map(
     "Service.NoNewPrivileges": JAIL_ADVICE,
     "Service.DynamicUser": JAIL_ADVICE,
     "Service.IPAddressDeny": "to cut a task off the network, write PrivateNetwork=yes",
+    "RunIf.OnCalendar":
+      'a schedule is cron= (e.g. cron="0 2 * * *"); `task import-systemd` converts a timer\'s OnCalendar=',
+    "RunIf.OnUnitActiveSec": 'a periodic run is cron=, e.g. cron="*/15 * * * *"',
+    "RunIf.Persistent":
+      "what happens to missed firings is CatchUp= (skip, latest, backfill or backfill(max=N))",
+    "RunIf.RandomizedDelaySec": "a random delay of each firing is Jitter=",
+    "RunIf.TZ": "the time zone of cron= is TimeZone= (an IANA name such as Europe/Berlin)",
+    "RunIf.Condition": "the condition is Requires=, a command: exit 0 runs the task, exit 1 skips it",
     "Install.WantedBy":
       "[Install] lists what to install before the task runs (pip=, npm=, apt=, From=, Artifact=); to pull this unit in, name it in another unit's Wants=",
   }),

@@ -1,10 +1,12 @@
 import { isAbsolute, resolve } from "node:path";
+import { instantOf } from "../schedule-values.js";
 import type {
   CommandTemplate,
   CompiledUnit,
   MapReduceSettings,
   TaskTemplate,
   UnitReference,
+  UnitScheduleSettings,
 } from "./compiled-unit.js";
 import type { IniPosition } from "./ini.js";
 import { setOwn } from "./set-own.js";
@@ -101,11 +103,30 @@ export function compileUnit(parsed: ParsedUnit, dir: string): CompiledUnit {
   const runIf = fields.RunIf;
   if (runIf?.cron !== undefined) unit.cron = runIf.cron;
   if (runIf?.Interval !== undefined) unit.intervalMs = runIf.Interval;
+  if (runIf) {
+    const schedule = scheduleSettings(runIf);
+    if (schedule) unit.schedule = schedule;
+  }
   if (fields.MapReduce) {
     const header = parsed.sections.get("MapReduce") ?? { line: 1, column: 1 };
     unit.mapReduce = mapReduce(fields.MapReduce, dir, header);
   }
   return unit;
+}
+
+/** The settings of `[RunIf]` besides its trigger; undefined when there are none. */
+function scheduleSettings(runIf: NonNullable<UnitFields["RunIf"]>): UnitScheduleSettings | undefined {
+  const { TimeZone, Overlap, CatchUp, Jitter, Start, End, Timeout, Mode } = runIf;
+  const settings: UnitScheduleSettings = {};
+  if (TimeZone !== undefined) settings.timezone = TimeZone;
+  if (Overlap !== undefined) settings.overlap = Overlap;
+  if (CatchUp !== undefined) settings.catchUp = CatchUp;
+  if (Jitter !== undefined) settings.jitterMs = Jitter;
+  if (Start !== undefined) settings.startMs = instantOf(Start, TimeZone);
+  if (End !== undefined) settings.endMs = instantOf(End, TimeZone);
+  if (Timeout !== undefined) settings.conditionTimeoutMs = Timeout;
+  if (Mode !== undefined) settings.conditionMode = Mode;
+  return Object.keys(settings).length > 0 ? settings : undefined;
 }
 
 function mapReduce(
