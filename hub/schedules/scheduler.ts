@@ -1,4 +1,5 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { v4 as uuidv4 } from "uuid";
 import { TaskframeError, TaskframeErrorCode } from "../../core/errors.js";
 import {
   ConditionMode,
@@ -245,27 +246,35 @@ export class Scheduler {
     effects: Effects,
   ): Promise<string | undefined> {
     const { spec } = standing;
+    const runId = uuidv4();
     const claimed = await rows.insertFire(this.#database, tx, {
       schedule: spec.name,
       slotMs,
       outcome: FireOutcome.STARTED,
       cause,
+      runId,
       detail,
     });
     if (!claimed) return undefined;
-    const runId = await this.#writeRun(tx, spec, slotMs, effects);
-    await rows.startedFire(this.#database, tx, spec.name, slotMs, runId);
+    await this.#writeRun(tx, spec, slotMs, effects, runId);
     standing.lastRunId = runId;
     standing.previousRunning = true;
     return runId;
   }
 
-  async #writeRun(tx: Tx, spec: ScheduleSpec, slotMs: number, effects: Effects): Promise<string> {
+  async #writeRun(
+    tx: Tx,
+    spec: ScheduleSpec,
+    slotMs: number,
+    effects: Effects,
+    runId?: string,
+  ): Promise<string> {
     const inserted = await writeRun(
       this.#database,
       tx,
       firedRunSpec(spec, slotMs),
       `schedule:${spec.name}:${slotMs}`,
+      runId,
     );
     effects.ready.push(...inserted.ready);
     return inserted.runId;

@@ -49,12 +49,16 @@ export function insertRun(database: Database, spec: RunSpec, idempotencyKey: str
   return database.transaction((tx) => writeRun(database, tx, spec, idempotencyKey));
 }
 
-/** `insertRun` inside a transaction of the caller's (a schedule's slot and its run commit together). */
+/**
+ * `insertRun` inside a transaction of the caller's (a schedule's slot and its run commit together),
+ * with the run id the caller may have recorded already.
+ */
 export async function writeRun(
   database: Database,
   tx: Tx,
   spec: RunSpec,
   idempotencyKey: string,
+  runId: string = uuidv4(),
 ): Promise<InsertedRun> {
   const graph = runGraphOf(spec);
   const { tasks, offsets, targets, requires } = graph;
@@ -65,7 +69,6 @@ export async function writeRun(
     );
     if (existing[0]) return { runId: existing[0].id, existing: true, ready: [] };
   }
-  const runId = uuidv4();
   const now = new Date().toISOString();
   const ids = new Array<string>(tasks.length);
   for (let i = 0; i < tasks.length; i++) ids[i] = uuidv7();
