@@ -4,6 +4,7 @@ import { TaskframeError, TaskframeErrorCode } from "../core/errors.js";
 import { CliError, ExitCode } from "./cli-error.js";
 import { conformanceCommand } from "./commands/conformance.js";
 import { addDefinitionCommands, DEFINITION_ARGUMENT, paramOption } from "./commands/definitions.js";
+import { devCommand } from "./commands/dev.js";
 import { doctorCommand } from "./commands/doctor.js";
 import {
   auditCommand,
@@ -13,6 +14,16 @@ import {
   statusCommand,
 } from "./commands/read-commands.js";
 import { runCommand } from "./commands/run.js";
+import {
+  backfillCommand,
+  scheduleApplyCommand,
+  scheduleHistoryCommand,
+  scheduleListCommand,
+  schedulePauseCommand,
+  scheduleRemoveCommand,
+  scheduleResumeCommand,
+  scheduleTriggerCommand,
+} from "./commands/schedule.js";
 import { addServiceCommands } from "./commands/services.js";
 import { spawnCommand } from "./commands/spawn.js";
 import { submitCommand } from "./commands/submit.js";
@@ -28,20 +39,9 @@ function withStoreOptions(command: Command): Command {
     .option("--json", "print JSON instead of a table");
 }
 
-export function buildProgram(): Command {
-  const program = new Command("task")
-    .description(
-      "Taskframe: run executables as a DAG of tasks, with retries, timeouts, logs and an audit trail.",
-    )
-    .version(process.env.npm_package_version ?? "0.1.0", "-V, --version")
-    .showHelpAfterError("(run with --help for usage)")
-    .exitOverride();
-
-  program
-    .command("run")
-    .description("run a pipeline file to the end on this machine (embedded mode: no services needed)")
-    .argument("<file>", DEFINITION_ARGUMENT)
-    .addOption(paramOption())
+/** The embedded engine's options, as `task run` and `task dev` take them. */
+function withEngineOptions(command: Command): Command {
+  return command
     .addOption(
       new Option("--data <dir>", "embedded data directory")
         .default(storeOptionDefaults().data)
@@ -61,7 +61,25 @@ export function buildProgram(): Command {
       new Option("--jail-user <user>", "who runs jailed tasks that set no User= (as root)")
         .default("nobody")
         .env("TASKFRAME_JAIL_USER"),
+    );
+}
+
+export function buildProgram(): Command {
+  const program = new Command("task")
+    .description(
+      "Taskframe: run executables as a DAG of tasks, with retries, timeouts, logs and an audit trail.",
     )
+    .version(process.env.npm_package_version ?? "0.1.0", "-V, --version")
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+
+  withEngineOptions(
+    program
+      .command("run")
+      .description("run a pipeline file to the end on this machine (embedded mode: no services needed)")
+      .argument("<file>", DEFINITION_ARGUMENT)
+      .addOption(paramOption()),
+  )
     .option("--json", "print the final state as JSON instead of a table")
     .option("-q, --quiet", "no live progress; only the summary")
     .addHelpText(
@@ -69,6 +87,107 @@ export function buildProgram(): Command {
       "\nExit status: 0 if every task succeeded, 1 if not, 2 for a bad pipeline, 130 if interrupted.",
     )
     .action(async (file: string, options) => setExit(await runCommand(file, options)));
+
+  withEngineOptions(
+    program
+      .command("dev")
+      .description(
+        "fire schedules on this machine (embedded hub and sidecar in the foreground), printing each fire and run",
+      )
+      .argument(
+        "[files...]",
+        `${DEFINITION_ARGUMENT} with schedules (none: those registered in the data directory)`,
+      )
+      .addOption(paramOption()),
+  )
+    .addHelpText(
+      "after",
+      "\nThe files' schedules are registered (replacing those of the same name) and fire, with those\n" +
+        "registered before, while task dev runs; a file without a schedule runs once at start. Other task\n" +
+        "commands on the same --data reach this process: task schedule ls, task ls, task logs TASK.\n" +
+        "Ctrl-C (or SIGTERM) stops the firing and cancels the runs still going (a second Ctrl-C leaves at\n" +
+        "once); every run stays for task ls. Examples:\n" +
+        "  task dev units/backup.task pipelines/report.yaml\n  task dev\n" +
+        "\nExit status: 0 when stopped, 2 for a bad definition, 3 if the data directory is busy.",
+    )
+    .action(async (files: string[], options) => setExit(await devCommand(files, options)));
+
+  const schedule = program
+    .command("schedule")
+    .description("list, register, pause, resume, trigger and remove schedules (cron and condition triggers)")
+    .addHelpText(
+      "after",
+      "\nEach subcommand takes --data DIR (the embedded store, or the task dev running on it), --hub URL\n" +
+        "and --json. Examples:\n  task schedule apply units/backup.task\n  task schedule ls\n" +
+        "  task schedule pause backup --reason 'disk swap'\n  task schedule history backup --limit 10",
+    );
+
+  withStoreOptions(schedule.command("ls"))
+    .description("list schedules: trigger, policies, next fire, last fire and its run, paused")
+    .argument("[names...]", "only these schedules")
+    .action(async (names: string[], options) => setExit(await scheduleListCommand(names, options)));
+
+  withStoreOptions(schedule.command("apply"))
+    .description("register the schedules the files define (replacing those of the same name)")
+    .argument("<files...>", `${DEFINITION_ARGUMENT} with schedules`)
+    .addOption(paramOption())
+    .addHelpText(
+      "after",
+      "\nA unit schedules with [RunIf] cron= (or Requires= with Interval=); a directory, each such unit in it;\n" +
+        "a YAML pipeline with a schedule: block. A replaced schedule keeps its history and paused state.\n" +
+        "In the embedded store, schedules fire while task dev runs on it.",
+    )
+    .action(async (files: string[], options) => setExit(await scheduleApplyCommand(files, options)));
+
+  withStoreOptions(schedule.command("pause"))
+    .description("stop a schedule from firing until it is resumed")
+    .argument("<name>", "the schedule")
+    .option("--reason <text>", "why, shown by task schedule ls")
+    .action(async (name: string, options) => setExit(await schedulePauseCommand(name, options)));
+
+  withStoreOptions(schedule.command("resume"))
+    .description(
+      "let a paused schedule fire again, from now on (the slots it missed while paused do not fire)",
+    )
+    .argument("<name>", "the schedule")
+    .action(async (name: string, options) => setExit(await scheduleResumeCommand(name, options)));
+
+  withStoreOptions(schedule.command("trigger"))
+    .description(
+      "start a run of a schedule now, whatever its trigger and overlap policy say; prints the run id",
+    )
+    .argument("<name>", "the schedule")
+    .option("-f, --follow", "follow the run to its end; exit 0 only if every task succeeded")
+    .option("-q, --quiet", "with --follow: no live progress, only the summary")
+    .action(async (name: string, options) => setExit(await scheduleTriggerCommand(name, options)));
+
+  withStoreOptions(schedule.command("history"))
+    .description("a schedule's fires (slot, cause, outcome, run) and condition evaluations, newest first")
+    .argument("<name>", "the schedule")
+    .option("-n, --limit <n>", "how many fires and evaluations (default 50)", parsePositiveInt("--limit"))
+    .action(async (name: string, options) => setExit(await scheduleHistoryCommand(name, options)));
+
+  withStoreOptions(schedule.command("rm"))
+    .description("remove a schedule (its runs stay)")
+    .argument("<name>", "the schedule")
+    .action(async (name: string, options) => setExit(await scheduleRemoveCommand(name, options)));
+
+  withStoreOptions(program.command("backfill"))
+    .description("fire every slot of a cron schedule in [--from, --to) that has not fired yet, oldest first")
+    .argument("<name>", "the schedule")
+    .requiredOption(
+      "--from <time>",
+      "ISO 8601 (2026-11-27, 2026-11-27T14:05, ...Z or +01:00); no offset: local",
+    )
+    .option("--to <time>", "ISO 8601, as --from (default: now)")
+    .option("--max <n>", "refuse a range with more slots than this (default 1000)", parsePositiveInt("--max"))
+    .addHelpText(
+      "after",
+      "\nSlots that fired before are counted, not fired again. Needs a running hub: task dev on --data, or\n" +
+        "--hub URL. Example: task backfill nightly --from 2026-11-01 --to 2026-11-08\n" +
+        "Exit status: 0 when every slot is done, 2 for a bad time or an unknown schedule.",
+    )
+    .action(async (name: string, options) => setExit(await backfillCommand(name, options)));
 
   withStoreOptions(program.command("submit"))
     .description("send a pipeline to a hub (--hub URL) and print the run id")
@@ -146,6 +265,7 @@ export function buildProgram(): Command {
   withStoreOptions(program.command("ls"))
     .description("list runs, newest first")
     .option("-n, --limit <n>", "how many runs", parsePositiveInt("--limit"), 20)
+    .option("-a, --all", "also the runs that evaluate schedules' conditions")
     .action(async (options) => setExit(await listRunsCommand(options)));
 
   withStoreOptions(program.command("logs"))

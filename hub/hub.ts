@@ -54,6 +54,7 @@ export class Hub implements AsyncDisposable {
   readonly #leadership: Leadership;
   readonly #reconciler: Reconciler;
   readonly #stop = new AbortController();
+  readonly #stopFiring = new AbortController();
   #loops: Promise<unknown>[] = [];
   #sweeper: NodeJS.Timeout | undefined;
   #state: HubState = "created";
@@ -120,7 +121,8 @@ export class Hub implements AsyncDisposable {
       keepRunning("the recorder", signal, (s) => this.#recorder.run(s), this.#logger),
       keepRunning("the dead-letter reader", signal, (s) => this.#recorder.runDeadLetters(s), this.#logger),
     ];
-    if (this.#options.schedules?.fire ?? true) this.#loops.push(this.schedules.run(signal));
+    if (this.#options.schedules?.fire ?? true)
+      this.#loops.push(this.schedules.run(AbortSignal.any([signal, this.#stopFiring.signal])));
     this.#retryTimer.start();
     this.#leadership.start();
     this.#reconciler.start();
@@ -169,6 +171,12 @@ export class Hub implements AsyncDisposable {
       finishedRuns: cancelled.finished,
     });
     return cancelled.changes.length + cancelled.stopping.length;
+  }
+
+  /** Fires no more schedules (`task dev` stopping); the rest goes on until `stop`. */
+  stopFiring(): void {
+    this.#stopFiring.abort();
+    this.schedules.wake();
   }
 
   async stop(): Promise<void> {

@@ -400,6 +400,8 @@ describe.each(DATABASE_KINDS)("schedules on %s", (kind) => {
     expect([first.slots, first.started, first.alreadyFired]).toEqual([6, 6, 0]);
     const again = await backfill(minute(-60), minute(0));
     expect([again.slots, again.started, again.alreadyFired]).toEqual([6, 0, 6]);
+    const future = await backfill(now - 30 * 60_000, now + 60 * 60_000); // the slots to come are left to their time
+    expect(future.slots).toBe(3);
 
     const tooMany = engine.client.backfillSchedule({
       name,

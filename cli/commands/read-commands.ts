@@ -11,10 +11,15 @@ import { renderTable } from "../render/table.js";
 
 const out = (text: string) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
 
-/** `task ls`: runs, newest first. */
-export async function listRunsCommand(options: StoreOptions & { limit: number }): Promise<number> {
+/** `task ls`: runs, newest first; with --all, the runs that evaluate schedules' conditions too. */
+export async function listRunsCommand(
+  options: StoreOptions & { limit: number; all?: boolean },
+): Promise<number> {
   return withHubClient(options, async (client) => {
-    const { runs } = await client.listRuns({ limit: options.limit });
+    const { runs } = await client.listRuns({
+      limit: options.limit,
+      includeEvaluations: options.all ?? false,
+    });
     if (options.json) {
       printJson(runs.map(runJson));
       return ExitCode.Ok;

@@ -470,7 +470,7 @@ export class Scheduler {
     return runId;
   }
 
-  /** Fires every slot of a cron schedule in [from, to) that has not fired, oldest first. */
+  /** Fires every slot of a cron schedule in [from, to) that has not fired, oldest first; `to` is capped at now. */
   async *backfill(
     name: string,
     fromMs: number,
@@ -488,9 +488,11 @@ export class Scheduler {
       );
     if (toMs <= fromMs)
       throw new TaskframeError(TaskframeErrorCode.InvalidArgument, "backfill: --to must come after --from");
+    // slots to come fire at their time: claimed now, they would not
+    const endMs = Math.min(toMs, (await this.#clock()) + 1);
     const times = slotTimesOf(spec);
     const slots: number[] = [];
-    for (let at = times.next(fromMs - 1); at !== undefined && at < toMs; at = times.next(at)) {
+    for (let at = times.next(fromMs - 1); at !== undefined && at < endMs; at = times.next(at)) {
       if (slots.length === limit)
         throw new TaskframeError(
           TaskframeErrorCode.InvalidArgument,

@@ -169,7 +169,9 @@ export class Spawner implements AsyncDisposable {
     const native = this.#native;
     let helper: Helper;
     if (native !== undefined) {
-      helper = spawn(native, [], { env, stdio: ["pipe", "pipe", "inherit"] });
+      // a process group of its own (detached): a Ctrl-C meant for `task dev` or `task run` must
+      // not kill the helper under running tasks; it ends when its stdin closes with this process
+      helper = spawn(native, [], { env, stdio: ["pipe", "pipe", "inherit"], detached: true });
       // one that cannot start, or ends before it said a word (not a helper, built for another
       // machine...), is not tried again: Node's spawn from now on
       const giveUp = (why: string) => {
@@ -192,6 +194,7 @@ export class Spawner implements AsyncDisposable {
       helper = spawn(process.execPath, [...nodeArgs, ...loader, entry], {
         env,
         stdio: ["pipe", "pipe", "inherit"],
+        detached: true,
       });
     }
     this.#helper = helper;

@@ -1544,7 +1544,8 @@ export const HubService: GenService<{
   },
   /**
    * Fires every slot of a cron schedule in [from, to) that has not fired
-   * yet, oldest first; progress as it goes.
+   * yet, oldest first; progress as it goes. Slots after now are left to fire
+   * at their time (`to` is capped at now).
    *
    * @generated from rpc taskframe.v1.HubService.BackfillSchedule
    */
