@@ -1,5 +1,5 @@
-import { CronSchedule } from "../schedules/cron-schedule.js";
 import { errorMessage } from "../errors.js";
+import { CronSchedule } from "../schedules/cron-schedule.js";
 import { closestMatch } from "./suggest.js";
 import { ValueProblem } from "./units/unit-values.js";
 
