@@ -63,7 +63,7 @@ describe("task schedule on the embedded store", () => {
 
     const badTime = await task(["backfill", "nightly", "--from", "yesterday", ...data()], { cwd });
     expect(badTime.code).toBe(2);
-    expect(badTime.stderr).toContain("--from: expected an ISO 8601 time such as 2026-11-27");
+    expect(badTime.stderr).toContain("--from: expected an ISO 8601 date or date-time such as 2026-12-01");
     const backwards = await task(["backfill", "nightly", "--from", "2026-11-02", "--to", "2026-11-01"], {
       cwd,
     });

@@ -9,14 +9,11 @@ import {
   type ScheduleFire,
 } from "../../core/gen/taskframe/v1/schedule_pb.js";
 import type { RunSpec } from "../../core/gen/taskframe/v1/spec_pb.js";
-import { createLogger } from "../../core/logger.js";
 import { RunState } from "../../core/states.js";
-import type { EmbeddedOptions } from "../../embedded/engine.js";
 import { SCHEDULE_LABEL } from "../../hub/schedules/schedule-spec.js";
-import type { JailConfig } from "../../sidecar/jail/jail-config.js";
 import { CliError, ExitCode } from "../cli-error.js";
+import { type EngineCommandOptions, engineOptionsOf } from "../engine-options.js";
 import { type HubClient, toCliError } from "../hub-client.js";
-import { dataDirOf } from "../options.js";
 import { shortId } from "../render/format.js";
 import {
   clock,
@@ -29,11 +26,7 @@ import {
 } from "../render/schedules.js";
 import { loadOptionsPerFile, loadScheduleFiles } from "./schedule.js";
 
-export interface DevCommandOptions {
-  data: string;
-  slots?: number;
-  jail?: JailConfig["profile"];
-  jailUser?: string;
+export interface DevCommandOptions extends EngineCommandOptions {
   /** `--param NAME=VALUE` for `${{ params.NAME }}`. */
   param?: Record<string, string>;
 }
@@ -64,18 +57,7 @@ export async function devCommand(files: string[], options: DevCommandOptions): P
 
   const since = Date.now();
   const { EmbeddedEngine } = await import("../../embedded/engine.js");
-  const engineOptions: EmbeddedOptions = {
-    dataDir: dataDirOf(options),
-    workerPools,
-    ...(options.slots ? { slots: options.slots } : {}),
-    jail: {
-      ...(options.jail ? { profile: options.jail } : {}),
-      ...(options.jailUser ? { defaultUser: options.jailUser } : {}),
-    },
-    logger: createLogger("taskframe", "warn"),
-    schedules: true,
-  };
-  const engine = await EmbeddedEngine.open(engineOptions);
+  const engine = await EmbeddedEngine.open({ ...engineOptionsOf(options, workerPools), schedules: true });
   const jail = engine.jail;
   if (jail && jail.profile === "none" && (options.jail ?? "auto") === "auto")
     process.stderr.write(pc.yellow(`warning: tasks run without a jail: ${jail.problems.join("; ")}\n`));

@@ -1,18 +1,12 @@
 import pc from "picocolors";
 import { loadDefinition } from "../../core/definitions/load.js";
 import { loadWorkerPools } from "../../core/definitions/worker-pools.js";
-import { createLogger } from "../../core/logger.js";
-import type { JailConfig } from "../../sidecar/jail/jail-config.js";
 import { ExitCode } from "../cli-error.js";
+import { type EngineCommandOptions, engineOptionsOf } from "../engine-options.js";
 import { followRunToEnd } from "../follow-run.js";
 import { toCliError } from "../hub-client.js";
-import { dataDirOf } from "../options.js";
 
-export interface RunCommandOptions {
-  data: string;
-  slots?: number;
-  jail?: JailConfig["profile"];
-  jailUser?: string;
+export interface RunCommandOptions extends EngineCommandOptions {
   json?: boolean;
   quiet?: boolean;
   /** `--param NAME=VALUE` for `${{ params.NAME }}`. */
@@ -28,16 +22,7 @@ export async function runCommand(file: string, options: RunCommandOptions): Prom
   const spec = await loadDefinition(file, { params: options.param ?? {}, env: process.env });
   const workerPools = await loadWorkerPools(file);
   const { EmbeddedEngine } = await import("../../embedded/engine.js");
-  const engine = await EmbeddedEngine.open({
-    dataDir: dataDirOf(options),
-    workerPools,
-    ...(options.slots ? { slots: options.slots } : {}),
-    jail: {
-      ...(options.jail ? { profile: options.jail } : {}),
-      ...(options.jailUser ? { defaultUser: options.jailUser } : {}),
-    },
-    logger: createLogger("taskframe", "warn"),
-  });
+  const engine = await EmbeddedEngine.open(engineOptionsOf(options, workerPools));
   const jail = engine.jail;
   if (jail && jail.profile === "none" && (options.jail ?? "auto") === "auto" && !options.quiet)
     process.stderr.write(pc.yellow(`warning: tasks run without a jail: ${jail.problems.join("; ")}\n`));

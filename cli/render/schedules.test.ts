@@ -105,11 +105,11 @@ describe("times", () => {
 
   it("refuses what is not an ISO 8601 time, saying what was expected", () => {
     expect(() => parseTimeArgument("yesterday", NOW)).toThrow(
-      'expected an ISO 8601 time such as 2026-11-27, 2026-11-27T14:05 or 2026-11-27T14:05:00Z, got "yesterday"',
+      'expected an ISO 8601 date or date-time such as 2026-12-01, 2026-12-01T08:00 or 2026-12-01T08:00+01:00, got "yesterday"',
     );
-    expect(() => parseTimeArgument("2026-02-30", NOW)).toThrow("no such date or time");
-    expect(() => parseTimeArgument("2026-11-27T24:00", NOW)).toThrow("no such date or time");
-    expect(() => parseTimeArgument("27.11.2026", NOW)).toThrow("expected an ISO 8601 time");
+    expect(() => parseTimeArgument("2026-02-30", NOW)).toThrow("2026-02 has no day 30");
+    expect(() => parseTimeArgument("2026-11-27T24:00", NOW)).toThrow("the hour goes from 00 to 23");
+    expect(() => parseTimeArgument("27.11.2026", NOW)).toThrow("expected an ISO 8601 date");
   });
 });
 

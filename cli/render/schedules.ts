@@ -1,4 +1,5 @@
 import pc from "picocolors";
+import { instantOf, parseDateTime } from "../../core/definitions/schedule-values.js";
 import type { BackfillScheduleResponse, Run } from "../../core/gen/taskframe/v1/hub_pb.js";
 import {
   CatchUpPolicy,
@@ -45,43 +46,37 @@ export const evaluationOutcomeName = (outcome: EvaluationOutcome): string =>
 /** `SKIP` -> `skip`, `NOT_MET` -> `not met`, `CATCH_UP` -> `catch-up`: enum names as words in tables. */
 const word = (name: string): string => name.toLowerCase().replace(/_/g, name === "CATCH_UP" ? "-" : " ");
 
+const SPAN_UNITS = [
+  ["d", 86_400],
+  ["h", 3600],
+  ["m", 60],
+  ["s", 1],
+] as const;
+
+/** Whole seconds in units, largest first; with `most`, that many adjacent units at most (`1d 2h`). */
+function spanParts(seconds: number, most?: number): string[] {
+  const parts: string[] = [];
+  for (const [unit, size] of SPAN_UNITS) {
+    if (seconds >= size && parts.length < (most ?? SPAN_UNITS.length)) {
+      parts.push(`${Math.floor(seconds / size)}${unit}`);
+      seconds %= size;
+    } else if (most !== undefined && parts.length > 0) break;
+  }
+  return parts;
+}
+
 /** A span as people say it: `30s`, `1m30s`, `2h`, `1d6h`, `1500ms`. */
 export function compactDuration(ms: number): string {
   if (ms < 1000 || (ms < 60_000 && ms % 1000 !== 0)) return formatDuration(ms);
-  let seconds = Math.round(ms / 1000);
-  const parts: string[] = [];
-  for (const [unit, size] of [
-    ["d", 86_400],
-    ["h", 3600],
-    ["m", 60],
-    ["s", 1],
-  ] as const) {
-    if (seconds >= size) {
-      parts.push(`${Math.floor(seconds / size)}${unit}`);
-      seconds %= size;
-    }
-  }
-  return parts.join("");
+  return spanParts(Math.round(ms / 1000)).join("");
 }
 
 /** `in 4m 10s`, `12s ago`, `now`: the two largest units of the distance from `nowMs`. */
 export function relativeTime(atMs: number, nowMs: number): string {
   const distance = atMs - nowMs;
-  let seconds = Math.round(Math.abs(distance) / 1000);
+  const seconds = Math.round(Math.abs(distance) / 1000);
   if (seconds === 0) return "now";
-  const parts: string[] = [];
-  for (const [unit, size] of [
-    ["d", 86_400],
-    ["h", 3600],
-    ["m", 60],
-    ["s", 1],
-  ] as const) {
-    if (seconds >= size && parts.length < 2) {
-      parts.push(`${Math.floor(seconds / size)}${unit}`);
-      seconds %= size;
-    } else if (parts.length > 0) break;
-  }
-  const text = parts.join(" ");
+  const text = spanParts(seconds, 2).join(" ");
   return distance > 0 ? `in ${text}` : `${text} ago`;
 }
 
@@ -394,41 +389,12 @@ export function evaluationJson(evaluation: ConditionEvaluation) {
 
 /* --- time arguments ------------------------------------------------------------------------- */
 
-const ISO_TIME =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
-
 /**
- * An ISO 8601 time as Unix ms: `2026-11-27`, `2026-11-27T14:05`,
- * `2026-11-27 14:05:30.250`, with `Z` or an offset (`+01:00`); without one,
- * a local time. `now` is `nowMs`. Throws an Error saying what was expected.
+ * A time given on the command line: ISO 8601 (`2026-11-27`, `2026-11-27T14:05`, with `Z` or an
+ * offset), read in the local time zone when it has no offset (a date alone is local midnight),
+ * or `now`. The same reading as `Start=`/`End=` in units, in this machine's zone.
  */
 export function parseTimeArgument(text: string, nowMs: number): number {
-  const trimmed = text.trim();
-  if (trimmed.toLowerCase() === "now") return nowMs;
-  const expected = `expected an ISO 8601 time such as 2026-11-27, 2026-11-27T14:05 or 2026-11-27T14:05:00Z, got ${JSON.stringify(text)}`;
-  const match = ISO_TIME.exec(trimmed);
-  if (!match) throw new Error(expected);
-  const [, y, mo, d, h = "0", mi = "0", s = "0", fraction = "", zone] = match;
-  const [year, month, day, hour, minute, second] = [y, mo, d, h, mi, s].map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  const millis = Math.floor(Number(`0.${fraction || "0"}`) * 1000);
-  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59)
-    throw new Error(`${expected}: no such date or time`);
-  if (!zone) return new Date(year, month - 1, day, hour, minute, second, millis).getTime();
-  let offsetMinutes = 0;
-  if (zone.toUpperCase() !== "Z") {
-    const digits = zone.slice(1).replace(":", "");
-    const hours = Number(digits.slice(0, 2));
-    const minutes = Number(digits.slice(2) || "0");
-    if (hours > 23 || minutes > 59) throw new Error(`${expected}: bad offset ${zone}`);
-    offsetMinutes = (zone.startsWith("-") ? -1 : 1) * (hours * 60 + minutes);
-  }
-  return Date.UTC(year, month - 1, day, hour, minute, second, millis) - offsetMinutes * 60_000;
+  if (text.trim().toLowerCase() === "now") return nowMs;
+  return instantOf(parseDateTime(text), Intl.DateTimeFormat().resolvedOptions().timeZone);
 }

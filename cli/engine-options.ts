@@ -1,0 +1,30 @@
+import type { WorkerPoolSpec } from "../core/definitions/worker-pools.js";
+import { createLogger } from "../core/logger.js";
+import type { EmbeddedOptions } from "../embedded/engine.js";
+import type { JailConfig } from "../sidecar/jail/jail-config.js";
+import { dataDirOf } from "./options.js";
+
+/** The options of the commands that run an embedded engine in the foreground (`task run`, `task dev`). */
+export interface EngineCommandOptions {
+  data: string;
+  slots?: number;
+  jail?: JailConfig["profile"];
+  jailUser?: string;
+}
+
+/** The engine those options ask for, with the worker pools its definitions declare. */
+export function engineOptionsOf(
+  options: EngineCommandOptions,
+  workerPools: readonly WorkerPoolSpec[],
+): EmbeddedOptions {
+  return {
+    dataDir: dataDirOf(options),
+    workerPools,
+    ...(options.slots ? { slots: options.slots } : {}),
+    jail: {
+      ...(options.jail ? { profile: options.jail } : {}),
+      ...(options.jailUser ? { defaultUser: options.jailUser } : {}),
+    },
+    logger: createLogger("taskframe", "warn"),
+  };
+}
