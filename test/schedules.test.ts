@@ -1,9 +1,10 @@
 import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, type ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadSchedules } from "../core/definitions/schedules.js";
 import {
   CatchUpPolicy,
@@ -128,6 +129,45 @@ describe.each(DATABASE_KINDS)("schedules on %s", (kind) => {
     expect(new Set(history.map((f) => f.runId)).size).toBe(6);
     await engine.client.deleteSchedule({ name });
   });
+
+  // PGlite runs in this process and takes its clock from it: one host, nothing to be skewed against
+  it.skipIf(kind === "pglite")(
+    "reads the time from Postgres: a host clock an hour fast fires nothing early",
+    async () => {
+      const { Scheduler } = await import("../hub/schedules/scheduler.js");
+      const { databaseNowMs } = await import("../hub/store/queries/schedules.js");
+      const dbClock = new Scheduler({
+        store: engine.engine.store,
+        publish: async () => {},
+        cancelRun: async () => {},
+      });
+      const name = uniqueName("skewed");
+      const startMs =
+        Math.ceil(((await databaseNowMs(engine.engine.store.database)) + 1_500) / 1_000) * 1_000;
+      await dbClock.put([
+        cronSchedule(
+          name,
+          "true",
+          { overlap: OverlapPolicy.ALLOW, startUnixMs: BigInt(startMs) },
+          "* * * * * *",
+        ),
+      ]);
+      vi.useFakeTimers({ now: Date.now() + 3_600_000, toFake: ["Date"] });
+      try {
+        await dbClock.tick();
+        expect(await fires(name)).toEqual([]);
+        await sleep(Math.max(0, startMs - (await databaseNowMs(engine.engine.store.database))) + 300);
+        await dbClock.tick();
+      } finally {
+        vi.useRealTimers();
+      }
+      const fired = await fires(name);
+      expect(fired.length).toBeGreaterThanOrEqual(1);
+      expect(fired.length).toBeLessThanOrEqual(3);
+      expect(Number(fired[0]!.slotUnixMs)).toBe(startMs);
+      await engine.client.deleteSchedule({ name });
+    },
+  );
 
   it("after downtime: catch-up latest, skip and backfill(max=3)", async () => {
     const latest = uniqueName("latest");
