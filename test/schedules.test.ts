@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, type ConnectError } from "@connectrpc/connect";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { loadSchedules } from "../core/definitions/schedules.js";
 import {
@@ -168,6 +169,21 @@ describe.each(DATABASE_KINDS)("schedules on %s", (kind) => {
       await engine.client.deleteSchedule({ name });
     },
   );
+
+  it("a schedule that cannot fire does not hold up the others", async () => {
+    const broken = uniqueName("broken-spec");
+    const healthy = uniqueName("healthy");
+    await register(cronSchedule(broken, "true"));
+    await register(cronSchedule(healthy, "true"));
+    // what a newer version could have stored, or a damaged row: not a ScheduleSpec
+    await engine.engine.store.database.rows(
+      sql`update schedules set spec = ${new Uint8Array([0xff, 0xff, 0xff])} where name = ${broken}`,
+    );
+    await tick(minute(1));
+    expect((await fires(healthy)).map(describeFire)).toEqual(["10:01:00 SCHEDULE STARTED"]);
+    expect(await fires(broken)).toEqual([]);
+    await engine.client.deleteSchedule({ name: broken });
+  });
 
   it("after downtime: catch-up latest, skip and backfill(max=3)", async () => {
     const latest = uniqueName("latest");

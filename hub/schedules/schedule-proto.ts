@@ -39,13 +39,22 @@ export function evaluationToProto(row: EvaluationRow): ConditionEvaluation {
   });
 }
 
+/** The stored spec; one this version cannot read is listed by its name alone (the scheduler logs why). */
+function readableSpec(row: ScheduleRow) {
+  try {
+    return fromBinary(ScheduleSpecSchema, row.spec);
+  } catch {
+    return create(ScheduleSpecSchema, { name: row.name });
+  }
+}
+
 export function scheduleToProto(
   row: ScheduleRow,
   lastFire?: FireRow,
   lastEvaluation?: EvaluationRow,
 ): Schedule {
   return create(ScheduleSchema, {
-    spec: fromBinary(ScheduleSpecSchema, row.spec),
+    spec: readableSpec(row),
     paused: row.paused,
     pausedReason: row.paused_reason,
     nextFireUnixMs: row.paused ? 0n : int(row.next_due_ms),

@@ -46,6 +46,8 @@ const BATCH = 50;
 const MIN_SLEEP_MS = 25;
 const DEFAULT_BACKFILL_SLOTS = 1_000;
 const BACKFILL_BATCH = 100;
+/** A schedule that failed to fire is looked at again this much later. */
+const RETRY_BROKEN_MS = 60_000;
 
 interface Effects {
   ready: ReadyWork[];
@@ -129,7 +131,7 @@ export class Scheduler {
         effects.ready = [];
         effects.cancels = [];
         const due = await rows.lockSchedulesWithWork(this.#database, tx, now, BATCH);
-        for (const row of due) await this.#process(tx, row, now, effects);
+        for (const row of due) await this.#processAlone(tx, row, now, effects);
         return due.length;
       });
       await this.#afterCommit(effects);
@@ -145,6 +147,27 @@ export class Scheduler {
         this.#logger.warn({ err: error, runId }, "could not cancel the previous run of a schedule");
       });
     }
+  }
+
+  /**
+   * One schedule in a savepoint of its own: one that cannot fire (a stored spec this version
+   * cannot read, a run its checks refuse) is logged and looked at again a minute later, and the
+   * others fire.
+   */
+  async #processAlone(tx: Tx, row: rows.ScheduleRow, now: number, effects: Effects): Promise<void> {
+    const own: Effects = { ready: [], cancels: [] };
+    try {
+      await tx.transaction((savepoint) => this.#process(savepoint, row, now, own));
+    } catch (error) {
+      this.#logger.error(
+        { err: error, schedule: row.name },
+        `schedule ${row.name} cannot fire; trying again in a minute`,
+      );
+      await rows.updateSchedule(this.#database, tx, row.name, { nextDueMs: now + RETRY_BROKEN_MS });
+      return;
+    }
+    effects.ready.push(...own.ready);
+    effects.cancels.push(...own.cancels);
   }
 
   async #process(tx: Tx, row: rows.ScheduleRow, now: number, effects: Effects): Promise<void> {
