@@ -124,19 +124,20 @@ export class Scheduler {
   /** One pass at `nowMs` (default: the clock): everything due fires. Returns the schedules worked on. */
   async tick(nowMs?: number): Promise<number> {
     const now = nowMs ?? (await this.#clock());
-    let total = 0;
+    // each schedule once per pass, even one whose work is never done (it cannot fire)
+    const seen: string[] = [];
     for (;;) {
       const effects: Effects = { ready: [], cancels: [] };
       const processed = await this.#database.transaction(async (tx) => {
         effects.ready = [];
         effects.cancels = [];
-        const due = await rows.lockSchedulesWithWork(this.#database, tx, now, BATCH);
+        const due = await rows.lockSchedulesWithWork(this.#database, tx, now, BATCH, seen);
         for (const row of due) await this.#processAlone(tx, row, now, effects);
-        return due.length;
+        return due.map((row) => row.name);
       });
       await this.#afterCommit(effects);
-      total += processed;
-      if (processed < BATCH) return total;
+      seen.push(...processed);
+      if (processed.length < BATCH) return seen.length;
     }
   }
 

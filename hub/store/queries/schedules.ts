@@ -58,15 +58,24 @@ export async function readSchedules(
 }
 
 /**
- * Schedules with something to do at `nowMs`, locked for this transaction;
- * those another hub holds are skipped. Something to do: a slot is due, a
+ * Schedules with something to do at `nowMs`, locked for this transaction
+ * (but those in `exclude`, done earlier in the pass); those another hub holds
+ * are skipped. Something to do: a slot is due, a
  * queued slot can start (its previous run finished), or a condition
  * evaluation has ended.
  */
-export function lockSchedulesWithWork(database: Database, tx: Tx, nowMs: number, limit: number) {
+export function lockSchedulesWithWork(
+  database: Database,
+  tx: Tx,
+  nowMs: number,
+  limit: number,
+  exclude: readonly string[] = [],
+) {
+  const excluded =
+    exclude.length > 0 ? sql`and not (s.name = any(${sql.param([...exclude])}::text[]))` : sql``;
   return database.rows<ScheduleRow>(
     sql`select ${scheduleColumns} from schedules s
-        where not s.paused and (
+        where not s.paused ${excluded} and (
           s.next_due_at <= ${at(nowMs)}
           or (s.queued > 0 and not exists (
                 select 1 from runs r where r.id = s.last_run_id and r.finished_at is null))
