@@ -6,6 +6,7 @@ import { conformanceCommand } from "./commands/conformance.js";
 import { addDefinitionCommands, DEFINITION_ARGUMENT, paramOption } from "./commands/definitions.js";
 import { devCommand } from "./commands/dev.js";
 import { doctorCommand } from "./commands/doctor.js";
+import { queryCommand } from "./commands/query.js";
 import {
   auditCommand,
   cancelCommand,
@@ -284,6 +285,33 @@ export function buildProgram(): Command {
     .argument("<task>", "task name (newest run that has it) or task id")
     .option("--run <run>", "the run to look in (id or prefix)")
     .action(async (task: string, options) => setExit(await auditCommand(task, options)));
+
+  withStoreOptions(program.command("query"))
+    .description(
+      "run one read-only SQL SELECT over the views runs, tasks, attempts, task_events, schedules, schedule_fires, hosts",
+    )
+    .argument("<sql>", 'e.g. "SELECT state, count(*) FROM tasks GROUP BY state"')
+    .option("--csv", "print CSV (with a header) instead of a table")
+    .option(
+      "--limit <n>",
+      "at most this many rows (default 1000, at most 100000)",
+      parsePositiveInt("--limit"),
+    )
+    .option(
+      "--timeout <ms>",
+      "statement timeout in ms (default 5000, at most 60000)",
+      parsePositiveInt("--timeout"),
+    )
+    .addHelpText(
+      "after",
+      "\nThe query runs in a read-only transaction, as a role that can read only the views (docs/query.md\n" +
+        "lists their columns); writes, a second statement and the tables under the views are refused.\n" +
+        "Examples:\n" +
+        '  task query "SELECT name, state, run_ms FROM tasks ORDER BY run_ms DESC NULLS LAST LIMIT 10"\n' +
+        "  task query \"SELECT task_name, count(*) FROM attempts WHERE outcome = 'FAILED' GROUP BY 1\" --csv\n" +
+        "\nExit status: 0 with the rows, 2 for a query refused or wrong.",
+    )
+    .action(async (sql: string, options) => setExit(await queryCommand(sql, options)));
 
   withStoreOptions(program.command("cancel"))
     .description("cancel a run: stop its running tasks and cancel the rest (default: the newest run)")

@@ -55,6 +55,21 @@ describe("task run on the examples", () => {
     expect(summary).toMatch(/SUCCEEDED in .*: 5 succeeded/);
   });
 
+  it("then answers SQL about it with task query, as CSV and JSON, and refuses a write", async () => {
+    const sql =
+      "SELECT task_name, attempt, outcome, exit_code FROM attempts WHERE task_name = 'flaky-upload' ORDER BY attempt";
+    const csv = await task(["query", sql, "--csv"], { cwd });
+    expect(csv.code).toBe(0);
+    expect(csv.stdout.toString()).toBe(
+      "task_name,attempt,outcome,exit_code\nflaky-upload,1,RETRYING,75\nflaky-upload,2,SUCCEEDED,0\n",
+    );
+    const json = await task(["query", "SELECT count(*) AS n FROM tasks WHERE run_name = 'hello'", "--json"], { cwd });
+    expect(JSON.parse(json.stdout.toString())).toEqual([{ n: 5 }]);
+    const write = await task(["query", "UPDATE tasks SET state = 'FAILED'"], { cwd });
+    expect(write.code).toBe(2);
+    expect(write.stderr).toContain("task query only reads");
+  });
+
   it("then shows the task's output with task logs, stdout and stderr apart", async () => {
     const result = await task(["logs", "flaky-upload"], { cwd });
     expect(result.code).toBe(0);

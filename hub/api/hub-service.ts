@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
   type BackfillScheduleRequest,
@@ -11,6 +11,8 @@ import {
   type HubService,
   ListRunsResponseSchema,
   ListTasksResponseSchema,
+  QueryResponseSchema,
+  type QueryValueSchema,
   type Run,
   type Task,
   type WatchRunResponse,
@@ -18,6 +20,7 @@ import {
 } from "../../core/gen/taskframe/v1/hub_pb.js";
 import { isTerminal, RunState, TaskState } from "../../core/states.js";
 import type { Hub } from "../hub.js";
+import { type QueryCell, runReadOnlyQuery } from "../query/run-query.js";
 import { evaluationToProto, fireToProto } from "../schedules/schedule-proto.js";
 import type { TaskChange } from "../store/queries/task-change.js";
 import { toConnectError } from "./errors.js";
@@ -133,8 +136,27 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
       };
     },
     backfillSchedule: (request) => backfill(hub, request),
+    async query(request) {
+      const result = await runReadOnlyQuery(store.database, request.sql, {
+        limit: request.limit,
+        timeoutMs: request.timeoutMs,
+      });
+      return create(QueryResponseSchema, {
+        columns: result.columns,
+        rows: result.rows.map((row) => ({ values: row.map(queryValue) })),
+        truncated: result.truncated,
+        durationMs: BigInt(result.durationMs),
+      });
+    },
   };
   return withErrorMapping(service);
+}
+
+function queryValue(cell: QueryCell): MessageInitShape<typeof QueryValueSchema> {
+  if (cell === null) return {};
+  if (typeof cell === "number") return { kind: { case: "number", value: cell } };
+  if (typeof cell === "boolean") return { kind: { case: "boolean", value: cell } };
+  return { kind: { case: "text", value: cell } };
 }
 
 async function* backfill(

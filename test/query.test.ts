@@ -1,0 +1,140 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { Code, type ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { QueryResponse } from "../core/gen/taskframe/v1/hub_pb.js";
+import { DATABASE_KINDS } from "./helpers/databases.js";
+import { runSpec, runToEnd, shellTask, startEngine, type TestEngine } from "./helpers/engine.js";
+
+/** Rows as plain values (null for SQL NULL), for comparing. */
+const plain = (response: QueryResponse) =>
+  response.rows.map((row) => row.values.map((value) => (value.kind.case ? value.kind.value : null)));
+
+describe.each(DATABASE_KINDS)("task query on %s", (kind) => {
+  let engine: TestEngine;
+  let runId = "";
+
+  beforeAll(async () => {
+    engine = await startEngine(kind, { slots: 4 });
+    const finished = await runToEnd(
+      engine.client,
+      runSpec("query-me", [
+        shellTask("ok", "echo fine"),
+        shellTask("broken", "exit 3", { retry: { retries: 1, intervalMs: 10n } }),
+        shellTask("after", "true", { needs: ["ok"] }),
+      ]),
+    );
+    runId = finished.run.id;
+  });
+  afterAll(async () => {
+    await engine?.[Symbol.asyncDispose]();
+  });
+
+  const query = (sql: string, options: { limit?: number; timeoutMs?: number } = {}) =>
+    engine.client.query({ sql, ...options });
+  const refusal = (sql: string, options: { limit?: number; timeoutMs?: number } = {}) =>
+    query(sql, options).then(
+      () => "accepted",
+      (error: ConnectError) => `${Code[error.code]}: ${error.rawMessage}`,
+    );
+
+  it("answers SQL over the views, with column names and types", async () => {
+    const response = await query(
+      `SELECT name, state, exit_code, attempt FROM tasks WHERE run_id = '${runId}' ORDER BY name`,
+    );
+    expect(response.columns.map((c) => `${c.name}:${c.type}`)).toEqual([
+      "name:text",
+      "state:text",
+      "exit_code:integer",
+      "attempt:integer",
+    ]);
+    expect(plain(response)).toEqual([
+      ["after", "SUCCEEDED", 0, 1],
+      ["broken", "FAILED", 3, 2],
+      ["ok", "SUCCEEDED", 0, 1],
+    ]);
+    expect(response.truncated).toBe(false);
+  });
+
+  it("has attempts, events, runs and hosts to aggregate", async () => {
+    const attempts = await query(
+      `SELECT task_name, attempt, outcome, exit_code, duration_ms >= 0 AS timed, host <> '' AS has_host
+       FROM attempts WHERE run_id = '${runId}' AND task_name = 'broken' ORDER BY attempt`,
+    );
+    expect(plain(attempts)).toEqual([
+      ["broken", 1, "RETRYING", 3, true, true],
+      ["broken", 2, "FAILED", 3, true, true],
+    ]);
+    const events = await query(
+      `SELECT to_state, count(*) AS n FROM task_events WHERE run_id = '${runId}' GROUP BY to_state ORDER BY to_state`,
+    );
+    expect(Object.fromEntries(plain(events) as [string, number][])).toMatchObject({
+      CREATED: 3,
+      FAILED: 1,
+      RETRYING: 1,
+      SUCCEEDED: 2,
+    });
+    const runs = await query(
+      `SELECT name, state, total_tasks, finished_at IS NOT NULL FROM runs WHERE id = '${runId}'`,
+    );
+    expect(plain(runs)).toEqual([["query-me", "FAILED", 3, true]]);
+    const hosts = await query("SELECT host, tasks FROM hosts");
+    expect(plain(hosts).length).toBeGreaterThan(0);
+    const scheduled = await query("SELECT count(*) AS schedules FROM schedules");
+    expect(plain(scheduled)).toEqual([[0]]);
+  });
+
+  it("returns at most the limit, and says so", async () => {
+    const response = await query("SELECT * FROM task_events", { limit: 2 });
+    expect(response.rows).toHaveLength(2);
+    expect(response.truncated).toBe(true);
+  });
+
+  it("refuses writes, a second statement, and the tables under the views, saying why", async () => {
+    expect(await refusal("DELETE FROM tasks")).toBe(
+      "InvalidArgument: task query only reads: it runs one SELECT (or WITH ... SELECT, VALUES, TABLE), got DELETE",
+    );
+    expect(await refusal("SELECT 1; DELETE FROM tasks")).toMatch(
+      /^InvalidArgument: .*one SELECT|multiple commands/,
+    );
+    expect(await refusal("WITH gone AS (DELETE FROM tasks RETURNING id) SELECT * FROM gone")).toMatch(
+      /^InvalidArgument: task query only reads: .*data-modifying/,
+    );
+    expect(await refusal("SELECT 1; DROP TABLE tasks")).toMatch(/^InvalidArgument: /);
+    // a second statement would run as the hub's own user: it must never run
+    const pwned = join(engine.dir, "pwned");
+    for (const injection of [
+      `SELECT 1) AS x; RESET ROLE; COPY (SELECT 1) TO PROGRAM 'touch ${pwned}'; SELECT * FROM (SELECT 1`,
+      `SELECT 1; RESET ROLE; COPY (SELECT 1) TO PROGRAM 'touch ${pwned}'`,
+    ])
+      expect(await refusal(injection)).toMatch(/^InvalidArgument: /);
+    expect(existsSync(pwned)).toBe(false);
+    expect(await refusal("SELECT * FROM public.tasks")).toMatch(
+      /^InvalidArgument: permission denied for table tasks: task query reads the views runs, tasks/,
+    );
+    expect(await refusal("SELECT * FROM outbox")).toMatch(
+      /^InvalidArgument: relation "outbox" does not exist/,
+    );
+    expect(await refusal("SELECT set_config('transaction_read_only', 'off', true)")).not.toBe("accepted");
+    expect(
+      await refusal("SELECT name FROM tasks WHERE name = '' OR 1=1 -- a comment to the end of the line"),
+    ).toBe("accepted");
+    // the tables are still there
+    expect(plain(await query(`SELECT count(*) FROM tasks WHERE run_id = '${runId}'`))).toEqual([[3]]);
+  });
+
+  // PGlite runs statements on this thread and cannot interrupt one (docs/query.md says so)
+  it.skipIf(kind === "pglite")("stops a query at its timeout", async () => {
+    expect(await refusal("SELECT pg_sleep(5)", { timeoutMs: 200 })).toBe(
+      "InvalidArgument: the query ran past its 200 ms limit (--timeout, at most 60000 ms)",
+    );
+  });
+
+  it("says what is wrong with a query", async () => {
+    expect(await refusal("")).toMatch(/the query is empty/);
+    expect(await refusal("SELEC name FROM tasks")).toMatch(
+      /syntax error at or near "FROM" \(at character 12\)/,
+    );
+    expect(await refusal("SELECT 1 AS a, 2 AS a")).toMatch(/two columns are named "a"/);
+  });
+});
