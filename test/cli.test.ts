@@ -63,7 +63,9 @@ describe("task run on the examples", () => {
     expect(csv.stdout.toString()).toBe(
       "task_name,attempt,outcome,exit_code\nflaky-upload,1,RETRYING,75\nflaky-upload,2,SUCCEEDED,0\n",
     );
-    const json = await task(["query", "SELECT count(*) AS n FROM tasks WHERE run_name = 'hello'", "--json"], { cwd });
+    const json = await task(["query", "SELECT count(*) AS n FROM tasks WHERE run_name = 'hello'", "--json"], {
+      cwd,
+    });
     expect(JSON.parse(json.stdout.toString())).toEqual([{ n: 5 }]);
     const write = await task(["query", "UPDATE tasks SET state = 'FAILED'"], { cwd });
     expect(write.code).toBe(2);
