@@ -27,6 +27,7 @@ import {
 } from "./commands/schedule.js";
 import { addServiceCommands } from "./commands/services.js";
 import { spawnCommand } from "./commands/spawn.js";
+import { statsCommand } from "./commands/stats.js";
 import { submitCommand } from "./commands/submit.js";
 import { parsePositiveInt, storeOptionDefaults } from "./options.js";
 
@@ -312,6 +313,34 @@ export function buildProgram(): Command {
         "\nExit status: 0 with the rows, 2 for a query refused or wrong.",
     )
     .action(async (sql: string, options) => setExit(await queryCommand(sql, options)));
+
+  withStoreOptions(program.command("stats"))
+    .description(
+      "throughput, failures, retries, queue wait and run time percentiles of the tasks that ended lately",
+    )
+    .addOption(
+      new Option(
+        "--since <duration>",
+        "the window: tasks that ended in the last ... (e.g. 15m, 24h)",
+      ).default("1h"),
+    )
+    .addOption(
+      new Option("--by <grouping>", "one row per task name, pool, host or end state").choices([
+        "name",
+        "pool",
+        "host",
+        "state",
+      ]),
+    )
+    .option("--limit <n>", "groups at most, the busiest first (default 20)", parsePositiveInt("--limit"))
+    .option("-w, --watch", "redraw every 2 s until Ctrl-C")
+    .addHelpText(
+      "after",
+      "\nQueue wait is the time from queued (PENDING) to started (RUNNING), per attempt; run time is the\n" +
+        "last attempt's. FAILED counts FAILED, TIMED_OUT and CHECK_FAILED. Examples:\n" +
+        "  task stats --since 24h --by name\n  task stats --by host --watch",
+    )
+    .action(async (options) => setExit(await statsCommand(options)));
 
   withStoreOptions(program.command("cancel"))
     .description("cancel a run: stop its running tasks and cancel the rest (default: the newest run)")

@@ -72,6 +72,19 @@ describe("task run on the examples", () => {
     expect(write.stderr).toContain("task query only reads");
   });
 
+  it("then sums it up with task stats, as a table and as JSON", async () => {
+    const table = await task(["stats", "--by", "name"], { cwd });
+    expect(table.code).toBe(0);
+    expect(table.stdout.toString()).toMatch(/^tasks that ended from /);
+    expect(table.stdout.toString()).toMatch(/flaky-upload\s+1\s+\S+\s+0\.0%\s+1\s/);
+    const json = JSON.parse((await task(["stats", "--json", "--since", "10m"], { cwd })).stdout.toString());
+    expect(json.total.tasks).toBe("5");
+    expect(json.total.retries).toBe("1");
+    const bad = await task(["stats", "--since", "soon"], { cwd });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--since: expected a duration");
+  });
+
   it("then shows the task's output with task logs, stdout and stderr apart", async () => {
     const result = await task(["logs", "flaky-upload"], { cwd });
     expect(result.code).toBe(0);

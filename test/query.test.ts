@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { QueryResponse } from "../core/gen/taskframe/v1/hub_pb.js";
+import { type QueryResponse, StatsGrouping } from "../core/gen/taskframe/v1/hub_pb.js";
 import { DATABASE_KINDS } from "./helpers/databases.js";
 import { runSpec, runToEnd, shellTask, startEngine, type TestEngine } from "./helpers/engine.js";
 
@@ -136,5 +136,31 @@ describe.each(DATABASE_KINDS)("task query on %s", (kind) => {
       /syntax error at or near "FROM" \(at character 12\)/,
     );
     expect(await refusal("SELECT 1 AS a, 2 AS a")).toMatch(/two columns are named "a"/);
+  });
+
+  it("sums up what ended lately: task stats", async () => {
+    const stats = await engine.client.getStats({ sinceMs: 3_600_000n, by: StatsGrouping.NAME });
+    const total = stats.total!;
+    expect([total.tasks, total.succeeded, total.failed, total.retries]).toEqual([3n, 2n, 1n, 1n]);
+    expect(total.perSecond).toBeCloseTo(3 / 3600, 6);
+    for (const p of [total.queueWait!, total.runTime!]) {
+      expect(p.p50).toBeGreaterThanOrEqual(0);
+      expect(p.p95).toBeGreaterThanOrEqual(p.p50);
+      expect(p.p99).toBeGreaterThanOrEqual(p.p95);
+    }
+    expect(stats.rows.map((r) => [r.key, r.tasks, r.failed, r.retries])).toEqual([
+      ["after", 1n, 0n, 0n],
+      ["broken", 1n, 1n, 1n],
+      ["ok", 1n, 0n, 0n],
+    ]);
+    expect(stats.topFailing.map((f) => [f.name, f.failed, f.tasks])).toEqual([["broken", 1n, 1n]]);
+    expect(stats.topFailing[0]!.lastDetail).toContain("exit code 3");
+    const byState = await engine.client.getStats({ sinceMs: 3_600_000n, by: StatsGrouping.STATE });
+    expect(byState.rows.map((r) => [r.key, r.tasks])).toEqual([
+      ["SUCCEEDED", 2n],
+      ["FAILED", 1n],
+    ]);
+    const nothing = await engine.client.getStats({ sinceMs: 1n });
+    expect(nothing.total!.tasks).toBe(0n);
   });
 });

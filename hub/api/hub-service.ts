@@ -7,6 +7,7 @@ import {
   GetAuditResponseSchema,
   GetLogsResponseSchema,
   GetRunResponseSchema,
+  GetStatsResponseSchema,
   GetTaskResponseSchema,
   type HubService,
   ListRunsResponseSchema,
@@ -22,6 +23,7 @@ import { isTerminal, RunState, TaskState } from "../../core/states.js";
 import type { Hub } from "../hub.js";
 import { type QueryCell, runReadOnlyQuery } from "../query/run-query.js";
 import { evaluationToProto, fireToProto } from "../schedules/schedule-proto.js";
+import type { StatsRowRecord } from "../store/queries/stats.js";
 import type { TaskChange } from "../store/queries/task-change.js";
 import { toConnectError } from "./errors.js";
 import { auditToProto, logToProto, mergeChange, runToProto, taskToProto } from "./to-proto.js";
@@ -136,6 +138,36 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
       };
     },
     backfillSchedule: (request) => backfill(hub, request),
+    async getStats(request) {
+      const stats = await store.taskStats({
+        sinceMs: Number(request.sinceMs) || 3_600_000,
+        by: request.by,
+        limit: request.limit || 20,
+      });
+      const windowSeconds = Math.max(1, (stats.toMs - stats.fromMs) / 1000);
+      const row = (r: StatsRowRecord) => ({
+        key: r.key,
+        tasks: BigInt(r.tasks),
+        succeeded: BigInt(r.succeeded),
+        failed: BigInt(r.failed),
+        retries: BigInt(r.retries),
+        perSecond: r.tasks / windowSeconds,
+        queueWait: { p50: r.wait[0] ?? 0, p95: r.wait[1] ?? 0, p99: r.wait[2] ?? 0 },
+        runTime: { p50: r.run[0] ?? 0, p95: r.run[1] ?? 0, p99: r.run[2] ?? 0 },
+      });
+      return create(GetStatsResponseSchema, {
+        fromUnixMs: BigInt(stats.fromMs),
+        toUnixMs: BigInt(stats.toMs),
+        total: row(stats.total),
+        rows: stats.rows.map(row),
+        topFailing: stats.topFailing.map((f) => ({
+          name: f.name,
+          failed: BigInt(f.failed),
+          tasks: BigInt(f.tasks),
+          lastDetail: f.last_detail ?? "",
+        })),
+      });
+    },
     async query(request) {
       const result = await runReadOnlyQuery(store.database, request.sql, {
         limit: request.limit,

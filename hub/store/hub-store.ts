@@ -23,6 +23,7 @@ import { type DispatchedTask, republishLost, staleDispatchedTasks, taskStates } 
 import { recordEvents } from "./queries/record-events.js";
 import { releaseDueRetries } from "./queries/release-retries.js";
 import { type SpawnRequest, spawnChildren } from "./queries/spawn-children.js";
+import { taskStats } from "./queries/stats.js";
 
 /**
  * Everything the hub reads and writes, one method per operation. The single
@@ -115,6 +116,9 @@ export class HubStore implements AsyncDisposable {
   }
   readAudit(taskId: string) {
     return read.readAudit(this.database, taskId);
+  }
+  taskStats(options: Parameters<typeof taskStats>[1]) {
+    return taskStats(this.database, options);
   }
   readLogs(taskId: string, options?: Parameters<typeof read.readLogs>[2]) {
     return read.readLogs(this.database, taskId, options);
