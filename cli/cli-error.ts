@@ -7,6 +7,8 @@ export const ExitCode = {
   Usage: 2,
   /** The command could not reach what it needs (store busy, hub down). */
   Unavailable: 3,
+  /** The task asked about has not ended yet (`task result`). */
+  NotFinished: 4,
   Interrupted: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];

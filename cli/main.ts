@@ -14,6 +14,7 @@ import {
   logsCommand,
   statusCommand,
 } from "./commands/read-commands.js";
+import { resultCommand } from "./commands/result.js";
 import { runCommand } from "./commands/run.js";
 import {
   backfillCommand,
@@ -341,6 +342,24 @@ export function buildProgram(): Command {
         "  task stats --since 24h --by name\n  task stats --by host --watch",
     )
     .action(async (options) => setExit(await statsCommand(options)));
+
+  withStoreOptions(program.command("result"))
+    .description(
+      "a task's result: a handler's output (to stdout), or an executable's end and its last log lines",
+    )
+    .argument("<task>", "task name (newest run that has it) or task id")
+    .option("--run <run>", "the run to look in (id or prefix)")
+    .option(
+      "-n, --lines <n>",
+      "log lines shown for a task without an output (default 10)",
+      parsePositiveInt("--lines"),
+    )
+    .addHelpText(
+      "after",
+      "\nExit status: 0 if the task succeeded, 1 if it ended otherwise, 2 for an unknown task, 4 if it has\n" +
+        "not ended yet.",
+    )
+    .action(async (name: string, options) => setExit(await resultCommand(name, options)));
 
   withStoreOptions(program.command("cancel"))
     .description("cancel a run: stop its running tasks and cancel the rest (default: the newest run)")

@@ -85,6 +85,20 @@ describe("task run on the examples", () => {
     expect(bad.stderr).toContain("--since: expected a duration");
   });
 
+  it("then says how a task ended with task result, with its last log lines", async () => {
+    const result = await task(["result", "flaky-upload"], { cwd });
+    expect(result.code).toBe(0);
+    expect(result.stdout.toString()).toMatch(
+      /^flaky-upload \(run \w+\): SUCCEEDED, exit code 0, attempt 2 of 3\n/,
+    );
+    expect(result.stdout.toString()).toContain("stdout: uploaded on attempt 2");
+    const json = JSON.parse((await task(["result", "flaky-upload", "--json"], { cwd })).stdout.toString());
+    expect(json.last_lines).toEqual(["stdout: uploaded on attempt 2"]);
+    expect(json.output).toBeNull();
+    const unknown = await task(["result", "no-such-task"], { cwd });
+    expect(unknown.code).toBe(2);
+  });
+
   it("then shows the task's output with task logs, stdout and stderr apart", async () => {
     const result = await task(["logs", "flaky-upload"], { cwd });
     expect(result.code).toBe(0);

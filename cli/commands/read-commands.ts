@@ -191,7 +191,7 @@ export async function cancelCommand(
 }
 
 /** A task named by id (a UUID) or by name. */
-function taskRef(name: string, run: string | undefined) {
+export function taskRef(name: string, run: string | undefined) {
   const isId = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(name);
   return isId ? { taskId: name, runId: "", name: "" } : { taskId: "", runId: run ?? "", name };
 }
