@@ -280,6 +280,7 @@ export function buildProgram(): Command {
     .option("--stdout", "only stdout")
     .option("--stderr", "only stderr")
     .option("-t, --timestamps", "prefix each line with the time it was read")
+    .option("--since <when>", "only output read since then: 10m (back from now) or 2026-11-27T14:00")
     .action(async (task: string, options) => setExit(await logsCommand(task, options)));
 
   withStoreOptions(program.command("audit"))

@@ -95,6 +95,11 @@ describe("task run on the examples", () => {
     const json = JSON.parse((await task(["result", "flaky-upload", "--json"], { cwd })).stdout.toString());
     expect(json.last_lines).toEqual(["stdout: uploaded on attempt 2"]);
     expect(json.output).toBeNull();
+    const recent = await task(["logs", "flaky-upload", "--since", "10m"], { cwd });
+    expect(recent.stdout.toString()).toBe("uploaded on attempt 2\n");
+    const future = await task(["logs", "flaky-upload", "--since", "2999-01-01T00:00Z"], { cwd });
+    expect(future.stdout.toString()).toBe("");
+    expect((await task(["logs", "flaky-upload", "--since", "whenever"], { cwd })).code).toBe(2);
     const unknown = await task(["result", "no-such-task"], { cwd });
     expect(unknown.code).toBe(2);
   });

@@ -1,4 +1,5 @@
 import pc from "picocolors";
+import { parseDurationMs } from "../../core/definitions/duration.js";
 import { LogStream } from "../../core/gen/taskframe/v1/state_pb.js";
 import { parseTaskState, TaskState, taskStateName } from "../../core/states.js";
 import { CliError, ExitCode } from "../cli-error.js";
@@ -7,6 +8,7 @@ import type { StoreOptions } from "../options.js";
 import { elapsed, runState, shortId, taskState, timestamp } from "../render/format.js";
 import { auditJson, logJson, printJson, runJson, taskJson } from "../render/json.js";
 import { summarizeCounts } from "../render/progress.js";
+import { parseTimeArgument } from "../render/schedules.js";
 import { renderTable } from "../render/table.js";
 
 const out = (text: string) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
@@ -90,6 +92,24 @@ export interface LogsOptions extends StoreOptions {
   stdout?: boolean;
   stderr?: boolean;
   timestamps?: boolean;
+  /** Only output from then on: a duration back from now (`10m`) or an ISO 8601 time. */
+  since?: string;
+}
+
+/** `--since 10m` or `--since 2026-11-27T14:00`: the instant, in ms. */
+export function sinceInstant(text: string, nowMs = Date.now()): number {
+  try {
+    return nowMs - parseDurationMs(text);
+  } catch {
+    try {
+      return parseTimeArgument(text, nowMs);
+    } catch {
+      throw new CliError(
+        `--since: expected a duration back from now (10m, 2h) or an ISO 8601 time (2026-11-27T14:00), got ${JSON.stringify(text)}`,
+        ExitCode.Usage,
+      );
+    }
+  }
 }
 
 /**
@@ -101,6 +121,7 @@ export async function logsCommand(name: string, options: LogsOptions): Promise<n
   if (options.stdout) streams.push(LogStream.STDOUT);
   if (options.stderr) streams.push(LogStream.STDERR);
   if (streams.length > 0) streams.push(LogStream.SYSTEM);
+  const sinceMs = options.since ? sinceInstant(options.since) : 0;
   return withHubClient(options, async (client) => {
     let attemptShown = 0;
     let attemptsSeen = 0;
@@ -112,6 +133,7 @@ export async function logsCommand(name: string, options: LogsOptions): Promise<n
     };
     for await (const response of client.getLogs(request)) {
       for (const entry of response.entries) {
+        if (Number(entry.atUnixMs) < sinceMs) continue;
         if (options.json) {
           process.stdout.write(`${JSON.stringify(logJson(entry))}\n`);
           continue;
