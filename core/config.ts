@@ -104,6 +104,11 @@ export const sidecarConfigSchema = z.strictObject({
     .string()
     .regex(/^[^:]*:\d+$/, "HOST:PORT")
     .optional(),
+  /** Serve Prometheus metrics at http://HOST:PORT/metrics. */
+  "metrics-listen": z
+    .string()
+    .regex(/^[^:]*:\d+$/, "HOST:PORT")
+    .optional(),
   ...jailShape(),
 });
 

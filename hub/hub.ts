@@ -1,9 +1,11 @@
+import type { Registry } from "prom-client";
 import type { ControlBus, EventSource } from "../core/event-bus.js";
 import type { RunSpec } from "../core/gen/taskframe/v1/spec_pb.js";
 import { keepRunning } from "../core/keep-running.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import type { WorkQueue } from "../core/work-queue.js";
 import { Dispatcher } from "./dispatcher.js";
+import { HubMetrics } from "./hub-metrics.js";
 import { type Leadership, SoleLeader } from "./leadership.js";
 import { HubNotifications } from "./notifications.js";
 import { Reconciler, type ReconcilerOptions } from "./reconciler.js";
@@ -31,6 +33,8 @@ export interface HubOptions {
    * and the scheduler's clock and sleep for tests. @default { fire: true }
    */
   schedules?: { fire?: boolean } & Pick<SchedulerOptions, "clock" | "maxSleepMs">;
+  /** Where the hub's Prometheus metrics go. @default a registry of its own */
+  metrics?: Registry;
 }
 
 /**
@@ -44,6 +48,7 @@ export type HubState = "created" | "running" | "stopped";
 export class Hub implements AsyncDisposable {
   readonly store: HubStore;
   readonly notifications = new HubNotifications();
+  readonly metrics: HubMetrics;
   /** Schedules: registered through the API, fired by every hub that runs with `schedules.fire`. */
   readonly schedules: Scheduler;
   readonly #options: HubOptions;
@@ -63,6 +68,7 @@ export class Hub implements AsyncDisposable {
     this.#options = options;
     this.store = options.store;
     this.#logger = options.logger ?? silentLogger;
+    this.metrics = new HubMetrics(options.metrics, () => options.store.openTaskCounts());
     this.#dispatcher = new Dispatcher(options.store, options.queue, this.#logger);
     this.#retryTimer = new RetryTimer(async () => {
       const released = await this.store.releaseDueRetries();
@@ -77,6 +83,7 @@ export class Hub implements AsyncDisposable {
       dispatcher: this.#dispatcher,
       notifications: this.notifications,
       retryTimer: this.#retryTimer,
+      metrics: this.metrics,
       logger: this.#logger,
     });
     this.#leadership = options.leadership ?? new SoleLeader();

@@ -6,6 +6,7 @@ import { TaskState } from "../core/states.js";
 import type { WorkQueue } from "../core/work-queue.js";
 import type { HubVerdict } from "./apply-transitions.js";
 import type { Dispatcher } from "./dispatcher.js";
+import type { HubMetrics } from "./hub-metrics.js";
 import type { HubNotifications } from "./notifications.js";
 import type { RetryTimer } from "./retry-timer.js";
 import type { HubStore } from "./store/hub-store.js";
@@ -19,6 +20,7 @@ export interface RecorderDeps {
   dispatcher: Dispatcher;
   notifications: HubNotifications;
   retryTimer: RetryTimer;
+  metrics?: HubMetrics;
   logger: Logger;
 }
 
@@ -57,7 +59,9 @@ export class Recorder {
   async afterCommit(
     recorded: Pick<RecordedEvents, "ready" | "changes"> & Partial<RecordedEvents>,
   ): Promise<void> {
-    const { dispatcher, control, notifications, retryTimer, logger } = this.deps;
+    const { dispatcher, control, notifications, retryTimer, metrics, logger } = this.deps;
+    metrics?.changed(recorded.changes);
+    metrics?.published(recorded.ready);
     // Each step on its own: unpublished work stays in the outbox (the sweep sends it), watchers refresh.
     await dispatcher
       .publish(recorded.ready)
@@ -88,6 +92,7 @@ export class Recorder {
       this.deps.store.recordEvents(received.transitions, received.logs),
     );
     if (!recorded) return;
+    this.deps.metrics?.recorded(received.transitions.length, recorded.rejected);
     await received.ack().catch((error: unknown) => {
       // they will be delivered again and recorded as no-ops: the record is already right
       this.deps.logger.warn(`could not acknowledge recorded events: ${errorMessage(error)}`);

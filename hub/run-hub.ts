@@ -1,6 +1,7 @@
 import type { HubConfig } from "../core/config.js";
 import { errorMessage } from "../core/errors.js";
 import { createLogger } from "../core/logger.js";
+import { processMetricsRegistry } from "../core/metrics.js";
 import { connectNats } from "../core/nats/connect.js";
 import { JetStreamEventSource } from "../core/nats/jetstream-event-bus.js";
 import { JetStreamWorkQueue } from "../core/nats/jetstream-work-queue.js";
@@ -32,6 +33,7 @@ export async function runHub(config: HubConfig): Promise<void> {
     control,
     logger,
     leadership,
+    metrics: processMetricsRegistry("hub"),
     reconcile: { everyMs: config["reconcile-every"], staleAfterMs: config["reconcile-after"] },
   });
   hub.start();

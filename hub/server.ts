@@ -14,8 +14,9 @@ export interface HubServer {
 
 /**
  * The hub's API on one port, HTTP/1.1 and cleartext HTTP/2 (h2c) alike, plus
- * `/healthz` (the process answers; says whether this hub leads) and `/readyz`
- * (store and NATS reachable: 200, else 503 naming what is not).
+ * `/healthz` (the process answers; says whether this hub leads), `/readyz`
+ * (store and NATS reachable: 200, else 503 naming what is not) and
+ * `/metrics` (Prometheus).
  */
 export async function startHubServer(
   hub: Hub,
@@ -28,13 +29,19 @@ export async function startHubServer(
     routes: (router) => router.service(HubService, service),
     shutdownSignal: shutdown.signal,
     fallback: (request, response) => {
-      const reply = (status: number, body: string) => {
-        response.writeHead(status, { "content-type": "text/plain" });
+      const reply = (status: number, body: string, contentType = "text/plain") => {
+        response.writeHead(status, { "content-type": contentType });
         response.end(body);
       };
       const path = request.url?.split("?")[0];
       if (path === "/healthz") reply(200, `ok\nleader: ${hub.isLeader ? "yes" : "no"}\n`);
-      else if (path !== "/readyz") reply(404, "not found\n");
+      else if (path === "/metrics") {
+        const { registry } = hub.metrics;
+        registry.metrics().then(
+          (text) => reply(200, text, registry.contentType),
+          (error: unknown) => reply(500, `${String(error)}\n`),
+        );
+      } else if (path !== "/readyz") reply(404, "not found\n");
       else {
         checkReady().then(
           (problems) =>

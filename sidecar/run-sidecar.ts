@@ -6,6 +6,7 @@ import type { SidecarConfig } from "../core/config.js";
 import { loadWorkerPools } from "../core/definitions/worker-pools.js";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
 import { createLogger } from "../core/logger.js";
+import { processMetricsRegistry, serveMetrics } from "../core/metrics.js";
 import { connectNats } from "../core/nats/connect.js";
 import { JetStreamEventSink } from "../core/nats/jetstream-event-bus.js";
 import { JetStreamWorkQueue } from "../core/nats/jetstream-work-queue.js";
@@ -60,7 +61,9 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     allowApt: config["allow-apt"],
     logger,
   });
+  const metrics = config["metrics-listen"] ? processMetricsRegistry("sidecar") : undefined;
   const sidecar = new Sidecar({
+    ...(metrics ? { metrics } : {}),
     queue,
     events,
     control,
@@ -109,6 +112,11 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     logger,
   });
   await sidecar.start();
+  const metricsServer =
+    metrics && config["metrics-listen"]
+      ? await serveMetrics(metrics, hostPort(config["metrics-listen"]))
+      : undefined;
+  if (metricsServer) logger.info({ metrics: metricsServer.address }, "serving metrics");
   const pools = poolSpecs.map((spec) => {
     const pool = new WorkerPool(spec, {
       socketPath: config.socketPath,
@@ -139,6 +147,7 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
   logger.info("draining");
   for (const pool of pools) pool.stopRestarting();
   await sidecar.stop(config["drain-timeout"]);
+  await metricsServer?.close();
   await Promise.all(pools.map((pool) => pool.stop()));
   await spawner.close();
   // runs outlive a sidecar: their directories stay for its successor (swept when idle for a day)

@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Registry } from "prom-client";
 import { type ConnectListener, listenConnect } from "../core/connect-listener.js";
 import { errorMessage } from "../core/errors.js";
 import type { ControlBus, EventSink } from "../core/event-bus.js";
@@ -27,6 +28,7 @@ import { runPreChecks, unenforcedSettings } from "./pre-checks.js";
 import { type ProcessOutcome, runProcess } from "./process-runner.js";
 import { HandlerRunner, type PayloadStore } from "./runner/handler-runner.js";
 import { createRunnerService, type ReadChildren, type SpawnTasks } from "./runner/runner-service.js";
+import { SidecarMetrics } from "./sidecar-metrics.js";
 import { Slots } from "./slots.js";
 import type { ProcessLauncher } from "./spawner/spawner.js";
 import { taskEnvironment } from "./task-env.js";
@@ -76,6 +78,8 @@ export interface SidecarOptions {
   payloads?: PayloadStore;
   /** Where running tasks' children stand (the hub), for handlers that await them. */
   readChildren?: ReadChildren;
+  /** Where the sidecar's Prometheus metrics go (none when absent). */
+  metrics?: Registry;
   logger?: Logger;
 }
 
@@ -121,6 +125,7 @@ export class Sidecar implements AsyncDisposable {
   readonly #publisher: EventPublisher;
   readonly #leases: LeaseKeeper;
   readonly #running = new Map<string, RunningAttempt>();
+  readonly #metrics: SidecarMetrics | undefined;
   readonly #cancelledRuns = new Map<string, number>();
   readonly #halt = new AbortController();
   readonly #launch: ProcessLauncher;
@@ -141,6 +146,9 @@ export class Sidecar implements AsyncDisposable {
     this.#leases = new LeaseKeeper(options.heartbeatMs, this.#logger);
     this.#launch = options.launch ?? launchInProcess;
     this.#logMaxBytes = options.logMaxBytes ?? 16 * 2 ** 20;
+    this.#metrics = options.metrics
+      ? new SidecarMetrics(options.metrics, () => this.#running.size)
+      : undefined;
   }
 
   get state(): SidecarState {
@@ -327,6 +335,8 @@ export class Sidecar implements AsyncDisposable {
     };
     this.#running.set(item.taskId, attempt);
     this.#leases.track(lease);
+    if (lease.delivery > 1) this.#metrics?.redelivered();
+    const startedMs = performance.now();
     try {
       void this.#publisher.transition(
         this.#transition(attempt, TaskState.RUNNING, { signal: "", detail: "" }),
@@ -339,6 +349,7 @@ export class Sidecar implements AsyncDisposable {
       if (result.systemLine) attempt.capture.closeWith(result.systemLine);
       this.#publisher.logs(this.#logChunks(attempt, attempt.capture.takeChunks(true)));
       await this.#publisher.transition(this.#transition(attempt, result.state, result));
+      this.#metrics?.ended(result.state, (performance.now() - startedMs) / 1000);
       await lease.ack();
     } finally {
       this.#leases.untrack(lease);

@@ -99,6 +99,7 @@ export function addServiceCommands(program: Command, setExit: (code: number) => 
     ],
     ["--socket <path>", "unix socket where SDK workers connect (they read it from TASKFRAME_SOCKET)"],
     ["--runner-listen <host:port>", "also serve SDK workers on this local TCP address"],
+    ["--metrics-listen <host:port>", "serve Prometheus metrics at http://HOST:PORT/metrics"],
     [
       "--workers <files>",
       "SDK worker pools to start and keep running: .worker units or YAML with workers:, comma separated",

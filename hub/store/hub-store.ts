@@ -4,6 +4,7 @@ import type { LogChunk, StateTransition } from "../../core/gen/taskframe/v1/mess
 import type { RunSpec } from "../../core/gen/taskframe/v1/spec_pb.js";
 import type { TaskState } from "../../core/states.js";
 import type { HubVerdict } from "../apply-transitions.js";
+import { OPEN_STATES } from "../hub-metrics.js";
 import {
   type Database,
   type DatabaseTarget,
@@ -116,6 +117,13 @@ export class HubStore implements AsyncDisposable {
   }
   readAudit(taskId: string) {
     return read.readAudit(this.database, taskId);
+  }
+  /** Tasks waiting or running, by state and pool (the metrics' `taskframe_tasks`). */
+  openTaskCounts() {
+    return this.database.rows<{ state: number; pool: string; count: number }>(
+      sql`select state, pool, count(*)::int as count from tasks
+          where state in (${sql.raw(OPEN_STATES.join(", "))}) group by state, pool`,
+    );
   }
   taskStats(options: Parameters<typeof taskStats>[1]) {
     return taskStats(this.database, options);

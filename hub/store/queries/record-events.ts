@@ -31,6 +31,8 @@ export interface RecordedEvents {
   nextRetryAtMs: number | undefined;
   /** Tasks that got new log output. */
   loggedTasks: Set<string>;
+  /** Results refused by fencing (a stale lease or attempt), recorded and not applied. */
+  rejected: number;
 }
 
 /**
@@ -53,6 +55,7 @@ export async function recordEvents(
       finishedRuns: [],
       nextRetryAtMs: undefined,
       loggedTasks: new Set(logs.map((l) => l.taskId)),
+      rejected: 0,
     };
     await insertLogs(tx, logs);
     if (transitions.length === 0 && verdicts.length === 0) return recorded;
@@ -64,6 +67,7 @@ export async function recordEvents(
     const applied = applyTransitions(rows, transitions, nowMs, Math.random, verdicts);
     recorded.stop = applied.stop;
     const events = applied.events;
+    for (const event of events) if (event.rejected) recorded.rejected++;
     await updateTasks(tx, applied.changed);
     for (const row of applied.changed) {
       recorded.changes.push(changeOf(row));
