@@ -17,6 +17,7 @@ import { type Logger, silentLogger } from "../core/logger.js";
 import { TaskState } from "../core/states.js";
 import { DEFAULT_POOL, type Lease, type WorkQueue } from "../core/work-queue.js";
 import { logChunksOf, type ReportedResult, transitionOf } from "./attempt-report.js";
+import { type AttemptTrace, startAttemptTrace } from "./attempt-trace.js";
 import { cancelNoticeMatcher } from "./cancel-notice.js";
 import { EventPublisher } from "./event-publisher.js";
 import type { InstalledSet } from "./install/install-cache.js";
@@ -110,6 +111,7 @@ interface RunningAttempt {
   stopReason: string;
   /** Set when the sidecar itself is shutting down: hand the work back instead of reporting. */
   handBack: boolean;
+  readonly trace: AttemptTrace;
 }
 
 /** Remember cancelled runs this long, to skip work of theirs still in the queue. */
@@ -332,6 +334,7 @@ export class Sidecar implements AsyncDisposable {
       stop: new AbortController(),
       stopReason: "",
       handBack: false,
+      trace: startAttemptTrace(item, this.host),
     };
     this.#running.set(item.taskId, attempt);
     this.#leases.track(lease);
@@ -343,6 +346,7 @@ export class Sidecar implements AsyncDisposable {
       );
       const result = await this.#execute(attempt);
       if (attempt.handBack) {
+        attempt.trace.end(TaskState.PENDING, "handed back");
         await lease.nak();
         return;
       }
@@ -350,8 +354,10 @@ export class Sidecar implements AsyncDisposable {
       this.#publisher.logs(this.#logChunks(attempt, attempt.capture.takeChunks(true)));
       await this.#publisher.transition(this.#transition(attempt, result.state, result));
       this.#metrics?.ended(result.state, (performance.now() - startedMs) / 1000);
+      attempt.trace.end(result.state, result.detail);
       await lease.ack();
     } finally {
+      attempt.trace.end(TaskState.FAILED, "the attempt ended without a result");
       this.#leases.untrack(lease);
       this.#running.delete(item.taskId);
     }
@@ -405,6 +411,7 @@ export class Sidecar implements AsyncDisposable {
       process.env,
       hubUrl ? { hubUrl, leaseEpoch: attempt.epoch } : undefined,
     );
+    env.TRACEPARENT = attempt.trace.traceparent;
     const installed = await this.#install(spec, attempt, cwd);
     if ("state" in installed) return installed;
     if (installed.pathPrepend.length > 0)

@@ -45,14 +45,21 @@ describe.each(BACKENDS)("handler tasks on %s", (kind) => {
     startWorker({
       greet: (ctx) => {
         ctx.log(`greeting ${ctx.json<{ who: string }>().who}`);
-        return { greeting: `hello ${ctx.json<{ who: string }>().who}`, attempt: ctx.attempt };
+        return {
+          greeting: `hello ${ctx.json<{ who: string }>().who}`,
+          attempt: ctx.attempt,
+          traceparent: ctx.traceparent,
+        };
       },
     });
     const { run: final, tasks } = await waitForRun(harness.client, run!.id);
     expect(final.state).toBe(RunState.SUCCEEDED);
     const { task } = await harness.client.getTask({ task: { taskId: tasks.get("greet")!.id } });
     expect(task?.outputContentType).toBe("application/json");
-    expect(JSON.parse(Buffer.from(task!.output).toString())).toEqual({ greeting: "hello world", attempt: 1 });
+    const output = JSON.parse(Buffer.from(task!.output).toString());
+    expect(output).toMatchObject({ greeting: "hello world", attempt: 1 });
+    // the attempt's trace context, in the run's trace
+    expect(output.traceparent).toMatch(new RegExp(`^00-${run!.id.replace(/-/g, "")}-[0-9a-f]{16}-01$`));
     const lines: string[] = [];
     for await (const r of harness.client.getLogs({ task: { taskId: task!.id } })) {
       lines.push(...r.entries.map((e) => Buffer.from(e.data).toString()));

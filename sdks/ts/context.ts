@@ -9,6 +9,8 @@ export interface TaskContext {
   readonly attempt: number;
   readonly input: Uint8Array;
   readonly contentType: string;
+  /** The W3C trace context of this attempt (`00-TRACEID-SPANID-01`): the parent of the handler's own spans. */
+  readonly traceparent: string;
   /** Aborts when the task is cancelled, its deadline passes, its lease is lost, or the worker stops; `reason` says which. */
   readonly signal: AbortSignal;
   /** The input as text (UTF-8). */

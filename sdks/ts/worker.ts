@@ -146,6 +146,7 @@ export class Worker {
       attempt: assignment.attempt,
       input: assignment.input,
       contentType: assignment.contentType,
+      traceparent: assignment.traceparent,
       signal,
       text: () => Buffer.from(assignment.input).toString("utf8"),
       json: <T>() => JSON.parse(Buffer.from(assignment.input).toString("utf8")) as T,

@@ -21,6 +21,7 @@ import { TaskState } from "../../core/states.js";
 import { WakeUp } from "../../core/wake-up.js";
 import type { Lease, WorkQueue } from "../../core/work-queue.js";
 import { type Delivery, logChunksOf, type ReportedResult, transitionOf } from "../attempt-report.js";
+import { type AttemptTrace, startAttemptTrace } from "../attempt-trace.js";
 import { cancelNoticeMatcher } from "../cancel-notice.js";
 import type { EventPublisher } from "../event-publisher.js";
 import type { LeaseKeeper } from "../lease-keeper.js";
@@ -59,6 +60,7 @@ interface HandlerAttempt extends Delivery {
   readonly deadline: number | undefined;
   /** Set once the attempt is asked to stop: why, and when to give up waiting for the worker. */
   stopping?: { reason: string; outcome: TaskState.CANCELLED | TaskState.TIMED_OUT; giveUpAt: number };
+  readonly trace: AttemptTrace;
 }
 
 class Worker {
@@ -499,6 +501,7 @@ export class HandlerRunner {
       worker,
       capture: new LogCapture({ maxBytes: this.options.logMaxBytes, chunkBytes: this.options.logChunkBytes }),
       deadline: timeoutMs > 0 ? performance.now() + timeoutMs : undefined,
+      trace: startAttemptTrace(lease.item, this.options.host),
     };
     worker.inFlight.set(lease.item.taskId, attempt);
     this.options.leases.track(lease);
@@ -519,6 +522,7 @@ export class HandlerRunner {
         input: target?.input ?? new Uint8Array(),
         contentType: target?.contentType ?? "",
         deadlineUnixMs: BigInt(timeoutMs > 0 ? Date.now() + timeoutMs : 0),
+        traceparent: attempt.trace.traceparent,
       }),
     );
   }
@@ -573,6 +577,7 @@ export class HandlerRunner {
   async #finish(attempt: HandlerAttempt, state: TaskState, report: ReportedResult): Promise<void> {
     const { worker } = attempt;
     worker.inFlight.delete(attempt.item.taskId);
+    attempt.trace.end(state, report.detail);
     this.options.leases.untrack(attempt.lease);
     this.options.publisher.logs(logChunksOf(attempt, attempt.capture.takeChunks(true)));
     await this.options.publisher.transition(transitionOf(attempt, this.options.host, state, report));
