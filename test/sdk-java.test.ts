@@ -99,7 +99,13 @@ describe("the Java SDK", () => {
         ]),
     );
     for (const [name, state, attempts, detail] of expected) {
-      expect(rows.get(name), name).toEqual([state, attempts, detail]);
+      const row = rows.get(name);
+      if (name === "waits") {
+        // whether the worker's own "Cancelled" answer arrives before the sidecar stops waiting for it
+        // depends on the machine's load; the state and the reason do not
+        expect(row?.slice(0, 2), name).toEqual([state, attempts]);
+        expect(String(row?.[2]), name).toMatch(/^timed out: deadline exceeded\b/);
+      } else expect(row, name).toEqual([state, attempts, detail]);
     }
     const steps = await task(["logs", "steps", "--data", data], { cwd: root });
     expect(steps.stdout.toString()).toBe("to stdout\n");
