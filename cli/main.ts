@@ -6,6 +6,7 @@ import { conformanceCommand } from "./commands/conformance.js";
 import { addDefinitionCommands, DEFINITION_ARGUMENT, paramOption } from "./commands/definitions.js";
 import { devCommand } from "./commands/dev.js";
 import { doctorCommand } from "./commands/doctor.js";
+import { exportCommand } from "./commands/export.js";
 import { queryCommand } from "./commands/query.js";
 import {
   auditCommand,
@@ -361,6 +362,17 @@ export function buildProgram(): Command {
         "not ended yet.",
     )
     .action(async (name: string, options) => setExit(await resultCommand(name, options)));
+
+  withStoreOptions(program.command("export"))
+    .description("write a finished day (UTC) of runs, tasks and audit events as newline-delimited JSON files")
+    .requiredOption("--day <YYYY-MM-DD>", "the UTC day, once it has ended")
+    .option("-o, --out <dir>", "the files go to DIR/DAY/{runs,tasks,task_events}.ndjson", "export")
+    .addHelpText(
+      "after",
+      "\nThe runs created that day, their tasks, and the state changes recorded that day, with the columns\n" +
+        "of the query views (docs/query.md). Example: task export --day 2026-11-26 --out /data/taskframe",
+    )
+    .action(async (options) => setExit(await exportCommand(options)));
 
   withStoreOptions(program.command("cancel"))
     .description("cancel a run: stop its running tasks and cancel the rest (default: the newest run)")

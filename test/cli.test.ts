@@ -72,7 +72,7 @@ describe("task run on the examples", () => {
     expect(write.stderr).toContain("task query only reads");
   });
 
-  it("then sums it up with task stats, as a table and as JSON", async () => {
+  it("then sums it up with task stats, as a table and as JSON; task export writes finished days", async () => {
     const table = await task(["stats", "--by", "name"], { cwd });
     expect(table.code).toBe(0);
     expect(table.stdout.toString()).toMatch(/^tasks that ended from /);
@@ -80,6 +80,13 @@ describe("task run on the examples", () => {
     const json = JSON.parse((await task(["stats", "--json", "--since", "10m"], { cwd })).stdout.toString());
     expect(json.total.tasks).toBe("5");
     expect(json.total.retries).toBe("1");
+    const past = await task(["export", "--day", "2020-01-01", "--out", "exported"], { cwd });
+    expect(past.code).toBe(0);
+    expect(past.stdout.toString()).toContain(join(cwd, "exported", "2020-01-01", "runs.ndjson"));
+    expect(await readFile(join(cwd, "exported", "2020-01-01", "tasks.ndjson"), "utf8")).toBe("");
+    const today = await task(["export", "--day", new Date().toISOString().slice(0, 10)], { cwd });
+    expect(today.code).toBe(2);
+    expect(today.stderr).toContain("has not ended yet");
     const bad = await task(["stats", "--since", "soon"], { cwd });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("--since: expected a duration");

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { Code, type ConnectError } from "@connectrpc/connect";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type QueryResponse, StatsGrouping } from "../core/gen/taskframe/v1/hub_pb.js";
 import { DATABASE_KINDS } from "./helpers/databases.js";
@@ -162,5 +163,48 @@ describe.each(DATABASE_KINDS)("task query on %s", (kind) => {
     ]);
     const nothing = await engine.client.getStats({ sinceMs: 1n });
     expect(nothing.total!.tasks).toBe(0n);
+  });
+
+  it("exports a finished day as NDJSON, table by table, and refuses a day that has not ended", async () => {
+    // the test's run, moved two days back: a day that has ended
+    const database = engine.engine.store.database;
+    await database.rows(sql`update runs set created_at = created_at - interval '2 days' where id = ${runId}`);
+    await database.rows(sql`update task_events set at = at - interval '2 days' where run_id = ${runId}`);
+    const [row] = await database.rows<{ day: string }>(
+      sql`select to_char(created_at at time zone 'UTC', 'YYYY-MM-DD') as day from runs where id = ${runId}`,
+    );
+    const day = row!.day;
+    const lines = new Map<string, unknown[]>();
+    for await (const batch of engine.client.exportDay({ day })) {
+      const parsed = Buffer.from(batch.ndjson)
+        .toString()
+        .trimEnd()
+        .split("\n")
+        .map((line) => JSON.parse(line));
+      expect(parsed).toHaveLength(batch.rows);
+      lines.set(batch.table, [...(lines.get(batch.table) ?? []), ...parsed]);
+    }
+    const runs = lines.get("runs") as { id: string; state: string }[];
+    expect(runs.find((r) => r.id === runId)?.state).toBe("FAILED");
+    const tasks = (lines.get("tasks") as { run_id: string; name: string }[]).filter(
+      (t) => t.run_id === runId,
+    );
+    expect(tasks.map((t) => t.name).sort()).toEqual(["after", "broken", "ok"]);
+    const events = (lines.get("task_events") as { run_id: string }[]).filter((e) => e.run_id === runId);
+    const [counted] = await database.rows<{ n: number }>(
+      sql`select count(*)::int as n from task_events where run_id = ${runId}`,
+    );
+    expect(events).toHaveLength(counted!.n);
+
+    const refusal = async (d: string) => {
+      try {
+        for await (const _ of engine.client.exportDay({ day: d }));
+        return "accepted";
+      } catch (error) {
+        return (error as ConnectError).rawMessage;
+      }
+    };
+    expect(await refusal(new Date().toISOString().slice(0, 10))).toMatch(/has not ended yet/);
+    expect(await refusal("2026-02-30")).toMatch(/expected a day as YYYY-MM-DD/);
   });
 });

@@ -4,6 +4,8 @@ import {
   type BackfillScheduleRequest,
   type BackfillScheduleResponse,
   BackfillScheduleResponseSchema,
+  type ExportDayResponse,
+  ExportDayResponseSchema,
   GetAuditResponseSchema,
   GetLogsResponseSchema,
   GetRunResponseSchema,
@@ -21,6 +23,7 @@ import {
 } from "../../core/gen/taskframe/v1/hub_pb.js";
 import { isTerminal, RunState, TaskState } from "../../core/states.js";
 import type { Hub } from "../hub.js";
+import { exportDay } from "../query/export-day.js";
 import { type QueryCell, runReadOnlyQuery } from "../query/run-query.js";
 import { evaluationToProto, fireToProto } from "../schedules/schedule-proto.js";
 import type { StatsRowRecord } from "../store/queries/stats.js";
@@ -138,6 +141,7 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
       };
     },
     backfillSchedule: (request) => backfill(hub, request),
+    exportDay: (request) => exportBatches(store, request.day),
     async getStats(request) {
       const stats = await store.taskStats({
         sinceMs: Number(request.sinceMs) || 3_600_000,
@@ -189,6 +193,16 @@ function queryValue(cell: QueryCell): MessageInitShape<typeof QueryValueSchema> 
   if (typeof cell === "number") return { kind: { case: "number", value: cell } };
   if (typeof cell === "boolean") return { kind: { case: "boolean", value: cell } };
   return { kind: { case: "text", value: cell } };
+}
+
+async function* exportBatches(store: Hub["store"], day: string): AsyncIterable<ExportDayResponse> {
+  const encoder = new TextEncoder();
+  for await (const batch of exportDay(store.database, day))
+    yield create(ExportDayResponseSchema, {
+      table: batch.table,
+      ndjson: encoder.encode(batch.ndjson),
+      rows: batch.rows,
+    });
 }
 
 async function* backfill(
