@@ -36,11 +36,8 @@ export async function definitionKind(path: string): Promise<DefinitionKind | und
   return info.isDirectory() ? "catalogue" : undefined;
 }
 
-/**
- * Compiles whatever `path` holds into a run: a YAML pipeline, a unit with the units it requires,
- * or every unit of a directory. Problems are DefinitionError(s) naming file, line and field.
- */
-export async function loadDefinition(path: string, options: LoadOptions = {}): Promise<RunSpec> {
+/** What `path` holds; anything but a definition is a DefinitionError saying what was expected. */
+export async function knownDefinitionKind(path: string): Promise<DefinitionKind> {
   const kind = await definitionKind(path);
   if (kind === undefined) {
     throw new DefinitionError(
@@ -48,6 +45,15 @@ export async function loadDefinition(path: string, options: LoadOptions = {}): P
       `expected ${ACCEPTED_KINDS}, got the file ${JSON.stringify(basename(path))}`,
     );
   }
+  return kind;
+}
+
+/**
+ * Compiles whatever `path` holds into a run: a YAML pipeline, a unit with the units it requires,
+ * or every unit of a directory. Problems are DefinitionError(s) naming file, line and field.
+ */
+export async function loadDefinition(path: string, options: LoadOptions = {}): Promise<RunSpec> {
+  const kind = await knownDefinitionKind(path);
   if (kind === "pipeline") {
     return loadPipelineFile(path, {
       ...options,

@@ -14,7 +14,7 @@ import {
   ScheduleSpecSchema,
 } from "../gen/taskframe/v1/schedule_pb.js";
 import type { RunSpec } from "../gen/taskframe/v1/spec_pb.js";
-import { ACCEPTED_KINDS, definitionKind, type LoadOptions } from "./load.js";
+import { knownDefinitionKind, type LoadOptions } from "./load.js";
 import {
   type CatchUp,
   DEFAULT_CONDITION_INTERVAL_MS,
@@ -47,13 +47,7 @@ import { loadPipeline } from "./yaml-pipeline.js";
  * Problems are DefinitionError(s) naming file, line and key, as for `loadDefinition`.
  */
 export async function loadSchedules(path: string, options: LoadOptions = {}): Promise<ScheduleSpec[]> {
-  const kind = await definitionKind(path);
-  if (kind === undefined) {
-    throw new DefinitionError(
-      { file: path },
-      `expected ${ACCEPTED_KINDS}, got the file ${JSON.stringify(basename(path))}`,
-    );
-  }
+  const kind = await knownDefinitionKind(path);
   if (kind === "pipeline") {
     const { run, schedule } = await loadPipeline(path, {
       ...options,

@@ -1,5 +1,5 @@
 import { FireCause, FireOutcome } from "../../core/gen/taskframe/v1/schedule_pb.js";
-import { enumEntries, TaskState } from "../../core/states.js";
+import { enumEntries, TaskState, TERMINAL_TASK_STATES } from "../../core/states.js";
 
 /** `case column when 1 then 'STARTED' ... end`: a proto enum's names, from the enum itself. */
 function enumCase(column: string, values: Record<string, string | number>, prefix: string): string {
@@ -23,15 +23,8 @@ export const QUERY_VIEWS = [
   "hosts",
 ];
 
-const ENDED = [
-  TaskState.SUCCEEDED,
-  TaskState.FAILED,
-  TaskState.CANCELLED,
-  TaskState.TIMED_OUT,
-  TaskState.SKIPPED,
-  TaskState.CHECK_FAILED,
-  TaskState.RETRYING,
-].join(", ");
+/** States an attempt ends in: the terminal ones, and RETRYING (it failed, and another follows). */
+const ENDED = [...TERMINAL_TASK_STATES, TaskState.RETRYING].join(", ");
 
 /**
  * The views and the reader role, created or replaced at every migration (they
