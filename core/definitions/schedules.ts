@@ -1,4 +1,4 @@
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { DefinitionError } from "../errors.js";
 import {
