@@ -76,6 +76,8 @@ export const hubConfigSchema = z.strictObject({
     .default("127.0.0.1:7070"),
   "reconcile-every": duration().default(10_000),
   "reconcile-after": duration().default(60_000),
+  /** Delete runs finished longer ago than this, with their tasks, events and logs; 0 keeps them all. */
+  retention: duration().default(0),
   "shutdown-timeout": duration().default(10_000),
 });
 

@@ -10,6 +10,7 @@ import { type Leadership, SoleLeader } from "./leadership.js";
 import { HubNotifications } from "./notifications.js";
 import { Reconciler, type ReconcilerOptions } from "./reconciler.js";
 import { Recorder } from "./recorder.js";
+import { Retention, type RetentionOptions } from "./retention.js";
 import { RetryTimer } from "./retry-timer.js";
 import { Scheduler, type SchedulerOptions } from "./schedules/scheduler.js";
 import type { HubStore } from "./store/hub-store.js";
@@ -33,6 +34,8 @@ export interface HubOptions {
    * and the scheduler's clock and sleep for tests. @default { fire: true }
    */
   schedules?: { fire?: boolean } & Pick<SchedulerOptions, "clock" | "maxSleepMs">;
+  /** Delete runs finished longer ago than this (leading hub only). @default keep every run */
+  retention?: RetentionOptions;
   /** Where the hub's Prometheus metrics go. @default a registry of its own */
   metrics?: Registry;
 }
@@ -58,6 +61,7 @@ export class Hub implements AsyncDisposable {
   readonly #retryTimer: RetryTimer;
   readonly #leadership: Leadership;
   readonly #reconciler: Reconciler;
+  readonly #retention: Retention | undefined;
   readonly #stop = new AbortController();
   readonly #stopFiring = new AbortController();
   #loops: Promise<unknown>[] = [];
@@ -98,6 +102,12 @@ export class Hub implements AsyncDisposable {
       },
       options.reconcile,
     );
+    this.#retention = options.retention
+      ? new Retention(
+          { store: options.store, leadership: this.#leadership, logger: this.#logger },
+          options.retention,
+        )
+      : undefined;
     this.schedules = new Scheduler({
       store: options.store,
       publish: (ready) => this.#recorder.afterCommit({ ready, changes: [] }),
@@ -109,6 +119,11 @@ export class Hub implements AsyncDisposable {
 
   get isLeader(): boolean {
     return this.#leadership.isLeader;
+  }
+
+  /** One pruning pass, now (tests; operators): runs deleted past the retention window. */
+  prune(): Promise<number> {
+    return this.#retention?.prune() ?? Promise.resolve(0);
   }
 
   /** One reconciler pass, now (tests; operators). Returns how many tasks were published again. */
@@ -133,6 +148,7 @@ export class Hub implements AsyncDisposable {
     this.#retryTimer.start();
     this.#leadership.start();
     this.#reconciler.start();
+    this.#retention?.start();
     const sweepAfterMs = this.#options.outboxSweepAfterMs ?? 10_000;
     this.#sweeper = setInterval(() => {
       this.#dispatcher
@@ -194,6 +210,7 @@ export class Hub implements AsyncDisposable {
     this.#retryTimer.stop();
     clearInterval(this.#sweeper);
     await this.#reconciler.stop();
+    await this.#retention?.stop();
     await this.#leadership.stop();
     await Promise.all(this.#loops);
   }

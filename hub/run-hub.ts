@@ -34,6 +34,7 @@ export async function runHub(config: HubConfig): Promise<void> {
     logger,
     leadership,
     metrics: processMetricsRegistry("hub"),
+    ...(config.retention > 0 ? { retention: { keepMs: config.retention } } : {}),
     reconcile: { everyMs: config["reconcile-every"], staleAfterMs: config["reconcile-after"] },
   });
   hub.start();

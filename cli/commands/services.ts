@@ -68,6 +68,10 @@ export function addServiceCommands(program: Command, setExit: (code: number) => 
     ["--listen <host:port>", "where the API answers, HTTP/1.1 and h2c (default 127.0.0.1:7070)"],
     ["--reconcile-every <duration>", "how often the leading hub checks for lost work items (default 10s)"],
     ["--reconcile-after <duration>", "a dispatched task unchanged this long is checked (default 1m)"],
+    [
+      "--retention <duration>",
+      "delete runs finished longer ago than this, with their tasks, events and logs (default: keep all)",
+    ],
     ["--shutdown-timeout <duration>", "how long open API streams get on SIGTERM (default 10s)"],
     ...NATS_FLAGS,
   ])

@@ -19,6 +19,7 @@ import { readChildren } from "./queries/children.js";
 import { insertRun } from "./queries/insert-run.js";
 import { deletePublished, unpublishedWork } from "./queries/outbox.js";
 import { readTaskInput, storeTaskOutput } from "./queries/payloads.js";
+import { pruneFinishedRuns } from "./queries/prune-runs.js";
 import * as read from "./queries/read.js";
 import { type DispatchedTask, republishLost, staleDispatchedTasks, taskStates } from "./queries/reconcile.js";
 import { recordEvents } from "./queries/record-events.js";
@@ -78,6 +79,9 @@ export class HubStore implements AsyncDisposable {
   }
   cancelRun(runId: string, reason: string) {
     return cancelRun(this.database, runId, reason);
+  }
+  pruneFinishedRuns(olderThanMs: number, batch: number) {
+    return pruneFinishedRuns(this.database, olderThanMs, batch);
   }
   abandonUnfinishedRuns(reason: string) {
     return abandonUnfinishedRuns(this.database, reason);

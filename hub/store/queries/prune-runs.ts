@@ -1,0 +1,33 @@
+import { sql } from "drizzle-orm";
+import type { Database } from "../database.js";
+
+/**
+ * Deletes up to `batch` runs that finished before `olderThanMs` ago, with
+ * everything recorded about them: audit events, log chunks, stored outputs
+ * and leftover outbox rows (by task), then the runs (their tasks and edges
+ * go with them). One transaction per batch, so a large backlog is pruned in
+ * short steps. Returns how many runs went.
+ */
+export async function pruneFinishedRuns(
+  database: Database,
+  olderThanMs: number,
+  batch: number,
+): Promise<number> {
+  return database.transaction(async (tx) => {
+    const runs = await database.rows<{ id: string }>(
+      sql`select id from runs
+          where finished_at is not null and finished_at < now() - make_interval(secs => ${olderThanMs / 1000})
+          order by finished_at limit ${batch} for update skip locked`,
+      tx,
+    );
+    if (runs.length === 0) return 0;
+    const ids = sql.param(runs.map((r) => r.id));
+    const tasks = sql`(select id from tasks where run_id = any(${ids}::uuid[]))`;
+    await database.rows(sql`delete from task_events where task_id in ${tasks}`, tx);
+    await database.rows(sql`delete from log_chunks where task_id in ${tasks}`, tx);
+    await database.rows(sql`delete from task_outputs where task_id in ${tasks}`, tx);
+    await database.rows(sql`delete from outbox where task_id in ${tasks}`, tx);
+    await database.rows(sql`delete from runs where id = any(${ids}::uuid[])`, tx);
+    return runs.length;
+  });
+}

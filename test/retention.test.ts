@@ -1,0 +1,59 @@
+import { sql } from "drizzle-orm";
+import { describe, expect, it } from "vitest";
+import { MemoryControlBus, MemoryEventBus } from "../core/event-bus.js";
+import { MemoryWorkQueue } from "../core/memory-work-queue.js";
+import { Hub } from "../hub/hub.js";
+import { DATABASE_KINDS } from "./helpers/databases.js";
+import { runSpec, runToEnd, shellTask, startEngine } from "./helpers/engine.js";
+
+const DAY_MS = 86_400_000;
+
+describe.each(DATABASE_KINDS)("retention on %s", (kind) => {
+  it("deletes runs finished before the window, with their tasks, events and logs; keeps the rest", async () => {
+    await using engine = await startEngine(kind);
+    const old = await runToEnd(
+      engine.client,
+      runSpec("old", [shellTask("a", "echo old"), shellTask("b", "true")]),
+    );
+    const recent = await runToEnd(engine.client, runSpec("recent", [shellTask("a", "echo recent")]));
+    const { database } = engine.engine.store;
+    await database.rows(
+      sql`update runs set finished_at = finished_at - interval '40 days' where id = ${old.run.id}`,
+    );
+    const count = async (table: string, runId: string) => {
+      const [row] = await database.rows<{ n: number }>(
+        sql`select count(*)::int as n from ${sql.identifier(table)}
+            where task_id in (select id from tasks where run_id = ${runId})`,
+      );
+      return row!.n;
+    };
+    expect(await count("task_events", old.run.id)).toBeGreaterThan(0);
+    expect(await count("log_chunks", old.run.id)).toBeGreaterThan(0);
+    const oldTasks = [...old.tasks.values()].map((t) => t.id);
+
+    // the leading hub's job, over the same store (an embedded hub always leads)
+    const hub = new Hub({
+      store: engine.engine.store,
+      queue: new MemoryWorkQueue(),
+      events: new MemoryEventBus(),
+      control: new MemoryControlBus(),
+      schedules: { fire: false },
+      retention: { keepMs: 30 * DAY_MS, batch: 1 },
+    });
+    expect(await hub.prune()).toBe(1);
+    expect(await hub.prune()).toBe(0);
+
+    const left = await database.rows<{ id: string }>(sql`select id from runs`);
+    expect(left.map((r) => r.id)).toEqual([recent.run.id]);
+    const orphans = await database.rows<{ n: number }>(
+      sql`select (select count(*) from task_events where task_id = any(${sql.param(oldTasks)}::uuid[]))::int
+            + (select count(*) from log_chunks where task_id = any(${sql.param(oldTasks)}::uuid[]))::int
+            + (select count(*) from tasks where id = any(${sql.param(oldTasks)}::uuid[]))::int as n`,
+    );
+    expect(orphans[0]!.n).toBe(0);
+    expect(await count("task_events", recent.run.id)).toBeGreaterThan(0);
+    // what stays is still readable
+    const { tasks } = await engine.client.listTasks({ runId: recent.run.id });
+    expect(tasks.map((t) => t.name)).toEqual(["a"]);
+  });
+});
