@@ -1,6 +1,11 @@
 import { createServer, type Server } from "node:http";
 import { collectDefaultMetrics, Registry } from "prom-client";
 
+/** Histogram buckets for task and attempt durations, in seconds: 5 ms to an hour. */
+export const DURATION_BUCKETS_SECONDS = [
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600,
+];
+
 /**
  * A process's Prometheus registry, with the Node.js process metrics (CPU,
  * memory, event loop lag, handles) under `taskframe_`, labelled with the

@@ -1,12 +1,11 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { DURATION_BUCKETS_SECONDS } from "../core/metrics.js";
 import { isTerminal, TaskState, taskStateName } from "../core/states.js";
 import type { ReadyWork } from "./store/queries/ready-work.js";
 import type { TaskChange } from "./store/queries/task-change.js";
 
 /** Tasks by (state, pool) for the states a task waits or runs in, read when scraped. */
 export type OpenTaskCounts = () => Promise<{ state: number; pool: string; count: number }[]>;
-
-const RUN_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
 /**
  * What a hub measures for Prometheus (`GET /metrics` on its API port):
@@ -36,7 +35,7 @@ export class HubMetrics {
       name: "taskframe_task_run_seconds",
       help: "Run time of the last attempt of tasks that ended, by end state",
       labelNames: ["state"],
-      buckets: RUN_SECONDS,
+      buckets: DURATION_BUCKETS_SECONDS,
       registers,
     });
     this.#batchSize = new Histogram({

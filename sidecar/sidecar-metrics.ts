@@ -1,7 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { DURATION_BUCKETS_SECONDS } from "../core/metrics.js";
 import { type TaskState, taskStateName } from "../core/states.js";
-
-const ATTEMPT_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
 /**
  * What a sidecar measures for Prometheus (`task sidecar --metrics-listen`):
@@ -25,7 +24,7 @@ export class SidecarMetrics {
       name: "taskframe_sidecar_attempt_seconds",
       help: "Wall time of attempts from lease to end (installs and checks included), by end state",
       labelNames: ["state"],
-      buckets: ATTEMPT_SECONDS,
+      buckets: DURATION_BUCKETS_SECONDS,
       registers,
     });
     this.#redeliveries = new Counter({

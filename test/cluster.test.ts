@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
@@ -12,6 +11,7 @@ import { JetStreamWorkQueue } from "../core/nats/jetstream-work-queue.js";
 import { RunState, TaskState } from "../core/states.js";
 import { startCluster } from "./helpers/cluster.js";
 import { type HubClient, runSpec, runToEnd, shellTask, waitForRun } from "./helpers/engine.js";
+import { freePort } from "./helpers/processes.js";
 
 /*
  * The distributed mode as separate processes: hubs and sidecars over a real
@@ -264,15 +264,4 @@ async function startNatsServer(): Promise<TestNatsServer> {
       await rm(dir, { recursive: true, force: true });
     },
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
 }

@@ -1,16 +1,7 @@
-import { createServer } from "node:net";
 import { describe, expect, it } from "vitest";
 import { startCluster } from "./helpers/cluster.js";
 import { runSpec, runToEnd, shellTask, startEngine } from "./helpers/engine.js";
-
-/** A free TCP port on 127.0.0.1. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+import { freePort } from "./helpers/processes.js";
 
 /** A sample's value from the Prometheus text format, 0 when it is not there. */
 function sample(text: string, name: string, labels = ""): number {

@@ -1,5 +1,6 @@
 import { errorMessage } from "../errors.js";
 import { CronSchedule } from "../schedules/cron-schedule.js";
+import { zoneFormat } from "../schedules/time-zones.js";
 import { closestMatch } from "./suggest.js";
 import { ValueProblem } from "./units/unit-values.js";
 
@@ -95,32 +96,6 @@ export function parseCatchUp(text: string): CatchUp {
 
 const ZONE_EXAMPLES = "an IANA time zone such as Europe/Berlin, America/New_York or UTC";
 let zoneNames: readonly string[] | undefined;
-const formats = new Map<string, Intl.DateTimeFormat>();
-
-/** The formatter of a zone (expensive to make, so kept); undefined when the zone is unknown. */
-function formatOf(zone: string): Intl.DateTimeFormat | undefined {
-  const known = formats.get(zone);
-  if (known) return known;
-  let format: Intl.DateTimeFormat;
-  try {
-    format = new Intl.DateTimeFormat("en-US", {
-      timeZone: zone,
-      hourCycle: "h23",
-      year: "numeric",
-      month: "numeric",
-      day: "numeric",
-      hour: "numeric",
-      minute: "numeric",
-      second: "numeric",
-    });
-  } catch {
-    return undefined;
-  }
-  if (formats.size >= 1024) formats.clear();
-  formats.set(zone, format);
-  return format;
-}
-
 /** A zone close to a misspelt one: `Europe/Berln`, or a city alone (`Berlin`). */
 function zoneSuggestion(text: string): string | undefined {
   zoneNames ??= [...Intl.supportedValuesOf("timeZone"), "UTC"];
@@ -141,7 +116,7 @@ export function parseTimeZone(text: string): string {
         "(for one anyway, write Etc/GMT-1 for UTC+01:00: the sign is inverted)",
     );
   }
-  const format = formatOf(zone);
+  const format = zoneFormat(zone);
   if (format === undefined) {
     const suggestion = zoneSuggestion(zone);
     const hint = suggestion === undefined ? "" : `; did you mean ${show(suggestion)}?`;
@@ -231,7 +206,7 @@ const DAY_MS = 86_400_000;
 export function instantOf(dateTime: LocalDateTime, zone = "UTC"): number {
   const { wallMs, offsetMinutes } = dateTime;
   if (offsetMinutes !== undefined) return wallMs - offsetMinutes * 60_000;
-  const format = formatOf(zone);
+  const format = zoneFormat(zone);
   if (format === undefined) throw new ValueProblem(`unknown time zone ${show(zone)}`);
   const before = zoneOffsetMs(format, wallMs - DAY_MS);
   const after = zoneOffsetMs(format, wallMs + DAY_MS);

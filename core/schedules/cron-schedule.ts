@@ -1,4 +1,5 @@
 import { Cron } from "croner";
+import { zoneFormat } from "./time-zones.js";
 
 /** A cron expression or time zone that cannot be scheduled; the message says what was expected. */
 export class ScheduleError extends Error {}
@@ -36,7 +37,7 @@ export class CronSchedule {
   }
 
   static parse(expression: string, timezone = "UTC"): CronSchedule {
-    if (!isTimeZone(timezone))
+    if (zoneFormat(timezone) === undefined)
       throw new ScheduleError(
         `unknown time zone ${JSON.stringify(timezone)}: expected an IANA name such as Europe/Berlin or UTC`,
       );
@@ -72,21 +73,4 @@ export class CronSchedule {
       at = next;
     }
   }
-}
-
-/** Zones already checked: constructing a DateTimeFormat costs a quarter of a millisecond. */
-const knownZones = new Map<string, boolean>();
-
-function isTimeZone(zone: string): boolean {
-  let known = knownZones.get(zone);
-  if (known === undefined) {
-    try {
-      new Intl.DateTimeFormat("en-US", { timeZone: zone });
-      known = true;
-    } catch {
-      known = false;
-    }
-    if (knownZones.size < 1_000) knownZones.set(zone, known);
-  }
-  return known;
 }

@@ -1,6 +1,6 @@
 import { sql } from "drizzle-orm";
 import { TaskframeError, TaskframeErrorCode } from "../../core/errors.js";
-import type { Database } from "../store/database.js";
+import { type Database, rowsOf } from "../store/database.js";
 import { QUERY_ROLE, QUERY_SCHEMA, QUERY_VIEWS } from "./query-views.js";
 
 export const DEFAULT_QUERY_LIMIT = 1_000;
@@ -76,7 +76,7 @@ export async function runReadOnlyQuery(
           );
         names.add(name);
       }
-      const records = rowsOf(result);
+      const records = rowsOf<Record<string, unknown>>(result);
       const rows = records.slice(0, limit).map((record) => columns.map(({ name }) => cell(record[name])));
       return {
         columns,
@@ -88,10 +88,6 @@ export async function runReadOnlyQuery(
   } catch (error) {
     throw explain(error, timeoutMs);
   }
-}
-
-function rowsOf(result: unknown): Record<string, unknown>[] {
-  return (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as Record<string, unknown>[];
 }
 
 /** Names and types of the result's columns: postgres-js has `columns`, PGlite `fields`. */

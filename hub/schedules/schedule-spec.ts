@@ -7,7 +7,7 @@ import {
   type ScheduleSpec,
   ScheduleSpecSchema,
 } from "../../core/gen/taskframe/v1/schedule_pb.js";
-import { type RunSpec, RunSpecSchema, type TaskSpec } from "../../core/gen/taskframe/v1/spec_pb.js";
+import { type RunSpec, RunSpecSchema, TaskSpecSchema } from "../../core/gen/taskframe/v1/spec_pb.js";
 import { CronSchedule, ScheduleError } from "../../core/schedules/cron-schedule.js";
 import { validateRunSpec } from "../validate-run.js";
 
@@ -112,7 +112,7 @@ export function evaluationRunSpec(spec: ScheduleSpec, slotMs: number): RunSpec {
   const condition = spec.trigger.value;
   const source = spec.run?.tasks.find((t) => t.name === condition.task);
   if (!source?.condition) throw new Error(`schedule ${spec.name}: task ${condition.task} has no condition`);
-  const task: TaskSpec = clone(RunSpecSchema, create(RunSpecSchema, { tasks: [source] })).tasks[0]!;
+  const task = clone(TaskSpecSchema, source);
   task.name = `${condition.task}.condition`;
   task.needs = [];
   task.after = [];

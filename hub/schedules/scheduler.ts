@@ -172,13 +172,8 @@ export class Scheduler {
   }
 
   async #process(tx: Tx, row: rows.ScheduleRow, now: number, effects: Effects): Promise<void> {
-    const spec = fromBinary(ScheduleSpecSchema, row.spec);
-    const standing: Standing = {
-      spec,
-      lastRunId: row.last_run_id,
-      previousRunning: row.previous_running,
-      queued: row.queued,
-    };
+    const standing = standingOf(row);
+    const { spec } = standing;
     const update: rows.ScheduleUpdate = {};
     if (spec.trigger.case === "condition") {
       update.conditionHeld = await this.#resolveEvaluations(tx, standing, row.condition_held, effects);

@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { performance } from "node:perf_hooks";
 
 /**
@@ -30,4 +31,16 @@ export async function waitUntilGone(pid: number, withinMs = 2000): Promise<boole
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   return true;
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on("error", reject);
+  });
 }
