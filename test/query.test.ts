@@ -156,6 +156,13 @@ describe.each(DATABASE_KINDS)("task query on %s", (kind) => {
     ]);
     expect(stats.topFailing.map((f) => [f.name, f.failed, f.tasks])).toEqual([["broken", 1n, 1n]]);
     expect(stats.topFailing[0]!.lastDetail).toContain("exit code 3");
+    // the timeline: the whole window in equal buckets, the three endings in the last ones
+    expect(stats.timeline).toHaveLength(60);
+    expect(stats.timeline.every((b) => b.widthMs === 60_000n)).toBe(true);
+    expect(stats.timeline[0]!.startUnixMs).toBe(stats.fromUnixMs);
+    const sum = (key: "succeeded" | "failed" | "other") => stats.timeline.reduce((n, b) => n + b[key], 0n);
+    expect([sum("succeeded"), sum("failed"), sum("other")]).toEqual([2n, 1n, 0n]);
+    expect(stats.timeline.slice(0, 55).every((b) => b.succeeded + b.failed === 0n)).toBe(true);
     const byState = await engine.client.getStats({ sinceMs: 3_600_000n, by: StatsGrouping.STATE });
     expect(byState.rows.map((r) => [r.key, r.tasks])).toEqual([
       ["SUCCEEDED", 2n],

@@ -170,6 +170,13 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
           tasks: BigInt(f.tasks),
           lastDetail: f.last_detail ?? "",
         })),
+        timeline: stats.timeline.map((bucket) => ({
+          startUnixMs: BigInt(bucket.startMs),
+          widthMs: BigInt(Math.round((stats.toMs - stats.fromMs) / stats.timeline.length)),
+          succeeded: BigInt(bucket.succeeded),
+          failed: BigInt(bucket.failed),
+          other: BigInt(bucket.other),
+        })),
       });
     },
     async query(request) {

@@ -19,7 +19,18 @@ export interface TaskStats {
   total: StatsRowRecord;
   rows: StatsRowRecord[];
   topFailing: { name: string; failed: number; tasks: number; last_detail: string | null }[];
+  timeline: StatsBucketRecord[];
 }
+
+export interface StatsBucketRecord {
+  startMs: number;
+  succeeded: number;
+  failed: number;
+  other: number;
+}
+
+/** How many buckets the window is cut into for the timeline. */
+export const TIMELINE_BUCKETS = 60;
 
 const FAILED_STATES = `${TaskState.FAILED}, ${TaskState.TIMED_OUT}, ${TaskState.CHECK_FAILED}`;
 
@@ -82,7 +93,7 @@ export async function taskStats(
         (select percentile_cont(array[0.5, 0.95, 0.99]) within group (order by k.wait_ms)
          from keyed_waits k where k.key = c.key) as wait
       from counts c order by c.tasks desc, c.key limit ${limit}`);
-  const [totals, rows, topFailing, window_] = await Promise.all([
+  const [totals, rows, topFailing, window_, buckets] = await Promise.all([
     grouped(KEYS[StatsGrouping.UNSPECIFIED], 1),
     options.by === StatsGrouping.UNSPECIFIED ? Promise.resolve([]) : grouped(KEYS[options.by], options.limit),
     database.rows<TaskStats["topFailing"][number]>(sql`
@@ -92,6 +103,13 @@ export async function taskStats(
       group by name having count(*) filter (where state in (${sql.raw(FAILED_STATES)})) > 0
       order by failed desc, name limit 5`),
     database.rows<{ to_ms: number }>(sql`select extract(epoch from clock_timestamp()) * 1000 as to_ms`),
+    database.rows<{ bucket: number; succeeded: number; failed: number; other: number }>(sql`
+      select least(floor(extract(epoch from finished_at - (statement_timestamp() - make_interval(secs => ${options.sinceMs / 1000})))
+          * 1000 / ${options.sinceMs / TIMELINE_BUCKETS}), ${TIMELINE_BUCKETS - 1})::int as bucket,
+        count(*) filter (where state = ${TaskState.SUCCEEDED})::int as succeeded,
+        count(*) filter (where state in (${sql.raw(FAILED_STATES)}))::int as failed,
+        count(*) filter (where state <> ${TaskState.SUCCEEDED} and state not in (${sql.raw(FAILED_STATES)}))::int as other
+      from tasks where ${window} group by 1`),
   ]);
   const toMs = Math.round(Number(window_[0]?.to_ms ?? Date.now()));
   const empty: Row = { key: "", tasks: 0, succeeded: 0, failed: 0, retries: 0, wait: null, run: null };
@@ -101,7 +119,28 @@ export async function taskStats(
     total: record(totals[0] ?? empty),
     rows: rows.map(record),
     topFailing,
+    timeline: timelineOf(buckets, toMs - options.sinceMs, options.sinceMs / TIMELINE_BUCKETS),
   };
+}
+
+function timelineOf(
+  rows: { bucket: number; succeeded: number; failed: number; other: number }[],
+  fromMs: number,
+  widthMs: number,
+): StatsBucketRecord[] {
+  const timeline = Array.from({ length: TIMELINE_BUCKETS }, (_, i) => ({
+    startMs: Math.round(fromMs + i * widthMs),
+    succeeded: 0,
+    failed: 0,
+    other: 0,
+  }));
+  for (const row of rows) {
+    const bucket = timeline[Math.max(0, Math.min(TIMELINE_BUCKETS - 1, row.bucket))]!;
+    bucket.succeeded += row.succeeded;
+    bucket.failed += row.failed;
+    bucket.other += row.other;
+  }
+  return timeline;
 }
 
 const triple = (values: (number | null)[] | null): [number | null, number | null, number | null] => [
