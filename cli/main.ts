@@ -102,7 +102,11 @@ export function buildProgram(): Command {
         "[files...]",
         `${DEFINITION_ARGUMENT} with schedules (none: those registered in the data directory)`,
       )
-      .addOption(paramOption()),
+      .addOption(paramOption())
+      .option(
+        "--dashboard <host:port>",
+        "also serve the web dashboard and the hub API over HTTP there (e.g. 127.0.0.1:7070)",
+      ),
   )
     .addHelpText(
       "after",
@@ -112,6 +116,7 @@ export function buildProgram(): Command {
         "Ctrl-C (or SIGTERM) stops the firing and cancels the runs still going (a second Ctrl-C leaves at\n" +
         "once); every run stays for task ls. Examples:\n" +
         "  task dev units/backup.task pipelines/report.yaml\n  task dev\n" +
+        "  task dev --dashboard 127.0.0.1:7070   (then open http://127.0.0.1:7070/)\n" +
         "\nExit status: 0 when stopped, 2 for a bad definition, 3 if the data directory is busy.",
     )
     .action(async (files: string[], options) => setExit(await devCommand(files, options)));

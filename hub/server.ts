@@ -3,6 +3,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { listenConnect } from "../core/connect-listener.js";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
 import { createHubService } from "./api/hub-service.js";
+import { createDashboardHandler } from "./dashboard.js";
 import type { Hub } from "./hub.js";
 
 export interface HubServer {
@@ -16,7 +17,7 @@ export interface HubServer {
  * The hub's API on one port, HTTP/1.1 and cleartext HTTP/2 (h2c) alike, plus
  * `/healthz` (the process answers; says whether this hub leads), `/readyz`
  * (store and NATS reachable: 200, else 503 naming what is not) and
- * `/metrics` (Prometheus).
+ * `/metrics` (Prometheus), and the web dashboard at `/`.
  */
 export async function startHubServer(
   hub: Hub,
@@ -25,6 +26,7 @@ export async function startHubServer(
 ): Promise<HubServer> {
   const shutdown = new AbortController();
   const service = createHubService(hub);
+  const dashboard = createDashboardHandler();
   const handler = connectNodeAdapter({
     routes: (router) => router.service(HubService, service),
     shutdownSignal: shutdown.signal,
@@ -41,7 +43,7 @@ export async function startHubServer(
           (text) => reply(200, text, registry.contentType),
           (error: unknown) => reply(500, `${String(error)}\n`),
         );
-      } else if (path !== "/readyz") reply(404, "not found\n");
+      } else if (path !== "/readyz") dashboard(request, response, () => reply(404, "not found\n"));
       else {
         checkReady().then(
           (problems) =>

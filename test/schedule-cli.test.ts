@@ -111,7 +111,17 @@ describe("task dev", () => {
     const { TASKFRAME_DATA: _data, TASKFRAME_HUB: _hub, ...env } = process.env;
     dev = spawn(
       process.execPath,
-      [TASK_BIN, "dev", "tick.task", "nightly.task", "ready.task", "hello.yaml", ...data()],
+      [
+        TASK_BIN,
+        "dev",
+        "tick.task",
+        "nightly.task",
+        "ready.task",
+        "hello.yaml",
+        ...data(),
+        "--dashboard",
+        "127.0.0.1:0",
+      ],
       { cwd, env: { ...env, NO_COLOR: "1" } },
     );
     dev.stdout?.on("data", (d: Buffer) => {
@@ -137,6 +147,21 @@ describe("task dev", () => {
     expect(output).toMatch(/ready\s+if \.\/ready\.sh every 1s/);
     expect(output).toMatch(/hello\.yaml: no schedule in it: runs once, run [0-9a-f]{8}/);
     await printed(/hello\s+run [0-9a-f]{8} SUCCEEDED/);
+  });
+
+  it("serves the web dashboard and the hub API over HTTP with --dashboard", async () => {
+    const [, url] = await printed(/dashboard: (http:\/\/127\.0\.0\.1:\d+\/)/);
+    const page = await fetch(url!);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("<title>Taskframe</title>");
+    const listed = await fetch(`${url}taskframe.v1.HubService/ListRuns`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(listed.status).toBe(200);
+    const { runs } = (await listed.json()) as { runs: { name: string }[] };
+    expect(runs.map((r) => r.name)).toContain("hello");
   });
 
   it("prints each fire of the 1-second cron and each run's end", async () => {

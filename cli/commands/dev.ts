@@ -11,6 +11,7 @@ import {
 import type { RunSpec } from "../../core/gen/taskframe/v1/spec_pb.js";
 import { RunState } from "../../core/states.js";
 import { SCHEDULE_LABEL } from "../../hub/schedules/schedule-spec.js";
+import { type HubServer, startHubServer } from "../../hub/server.js";
 import { CliError, ExitCode } from "../cli-error.js";
 import { type EngineCommandOptions, engineOptionsOf } from "../engine-options.js";
 import { type HubClient, toCliError } from "../hub-client.js";
@@ -29,6 +30,8 @@ import { loadOptionsPerFile, loadScheduleFiles } from "./schedule.js";
 export interface DevCommandOptions extends EngineCommandOptions {
   /** `--param NAME=VALUE` for `${{ params.NAME }}`. */
   param?: Record<string, string>;
+  /** `--dashboard HOST:PORT`: the web dashboard and the hub API over HTTP. */
+  dashboard?: string;
 }
 
 /** How often `task dev` asks the hub what fired and which runs ended. */
@@ -62,10 +65,22 @@ export async function devCommand(files: string[], options: DevCommandOptions): P
   if (jail && jail.profile === "none" && (options.jail ?? "auto") === "auto")
     process.stderr.write(pc.yellow(`warning: tasks run without a jail: ${jail.problems.join("; ")}\n`));
   const signals = new StopSignals();
+  let dashboard: HubServer | undefined;
   try {
     const client = engine.client();
     // other task commands reach this hub through the data directory's socket
     await engine.serve();
+    if (options.dashboard) {
+      dashboard = await startHubServer(engine.hub, options.dashboard, async () => []).catch(
+        (error: unknown) => {
+          throw new CliError(
+            `cannot serve the dashboard on ${options.dashboard}: ${String(error)}`,
+            ExitCode.Usage,
+          );
+        },
+      );
+      out(`dashboard: http://${dashboard.address.replace(/^0\.0\.0\.0:/, "127.0.0.1:")}/`);
+    }
     const monitor = new DevMonitor(client, since);
     const count = (n: number) => (n === 1 ? "1 schedule" : `${n} schedules`);
     const registered = schedules.length > 0 ? (await client.putSchedules({ schedules })).schedules : [];
@@ -117,6 +132,7 @@ export async function devCommand(files: string[], options: DevCommandOptions): P
     throw toCliError(error);
   } finally {
     signals.dispose();
+    await dashboard?.close(1_000);
     await engine.close();
   }
 }
