@@ -65,7 +65,10 @@ const configFile = (options: Record<string, unknown>) =>
 export function addServiceCommands(program: Command, setExit: (code: number) => void): void {
   addFlags(program.command("hub"), [
     ["--db <url>", "Postgres URL (env TASKFRAME_DB)"],
-    ["--listen <host:port>", "where the API answers, HTTP/1.1 and h2c (default 127.0.0.1:7070)"],
+    [
+      "--listen <host:port>",
+      "where the API and the web dashboard answer, HTTP/1.1 and h2c (default 127.0.0.1:7070)",
+    ],
     ["--reconcile-every <duration>", "how often the leading hub checks for lost work items (default 10s)"],
     ["--reconcile-after <duration>", "a dispatched task unchanged this long is checked (default 1m)"],
     [
