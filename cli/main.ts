@@ -6,7 +6,7 @@ import { conformanceCommand } from "./commands/conformance.js";
 import { addDefinitionCommands, DEFINITION_ARGUMENT, paramOption } from "./commands/definitions.js";
 import { devCommand } from "./commands/dev.js";
 import { doctorCommand } from "./commands/doctor.js";
-import { exportCommand } from "./commands/export.js";
+import { EXPORT_FORMATS, exportCommand } from "./commands/export.js";
 import { queryCommand } from "./commands/query.js";
 import {
   auditCommand,
@@ -369,13 +369,15 @@ export function buildProgram(): Command {
     .action(async (name: string, options) => setExit(await resultCommand(name, options)));
 
   withStoreOptions(program.command("export"))
-    .description("write a finished day (UTC) of runs, tasks and audit events as newline-delimited JSON files")
+    .description("write a finished day (UTC) of runs, tasks and audit events as NDJSON or Parquet files")
     .requiredOption("--day <YYYY-MM-DD>", "the UTC day, once it has ended")
-    .option("-o, --out <dir>", "the files go to DIR/DAY/{runs,tasks,task_events}.ndjson", "export")
+    .option("-o, --out <dir>", "the files go to DIR/DAY/{runs,tasks,task_events}.FORMAT", "export")
+    .addOption(new Option("--format <format>", "file format").choices(EXPORT_FORMATS).default("ndjson"))
     .addHelpText(
       "after",
       "\nThe runs created that day, their tasks, and the state changes recorded that day, with the columns\n" +
-        "of the query views (docs/query.md). Example: task export --day 2026-11-26 --out /data/taskframe",
+        "of the query views (docs/query.md), typed in Parquet as in Postgres (times as timestamps, JSON as\n" +
+        "JSON). Example: task export --day 2026-11-26 --format parquet --out /data/taskframe",
     )
     .action(async (options) => setExit(await exportCommand(options)));
 

@@ -2,6 +2,7 @@ import { execFile, spawn } from "node:child_process";
 import { chmod, cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { asyncBufferFromFile, parquetMetadataAsync } from "hyparquet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { packagePath } from "../core/package-root.js";
 import { TASK_BIN, task } from "./helpers/cli.js";
@@ -84,6 +85,19 @@ describe("task run on the examples", () => {
     expect(past.code).toBe(0);
     expect(past.stdout.toString()).toContain(join(cwd, "exported", "2020-01-01", "runs.ndjson"));
     expect(await readFile(join(cwd, "exported", "2020-01-01", "tasks.ndjson"), "utf8")).toBe("");
+    // an empty day in Parquet: valid files with the views' columns and no rows
+    const parquet = await task(
+      ["export", "--day", "2020-01-01", "--out", "exported", "--format", "parquet"],
+      { cwd },
+    );
+    expect(parquet.code).toBe(0);
+    const tasksFile = await asyncBufferFromFile(join(cwd, "exported", "2020-01-01", "tasks.parquet"));
+    const metadata = await parquetMetadataAsync(tasksFile);
+    expect(metadata.num_rows).toBe(0n);
+    expect(metadata.schema.map((column) => column.name)).toContain("exit_code");
+    const csv = await task(["export", "--day", "2020-01-01", "--format", "csv"], { cwd });
+    expect(csv.code).toBe(2);
+    expect(csv.stderr).toContain("Allowed choices are ndjson, parquet");
     const today = await task(["export", "--day", new Date().toISOString().slice(0, 10)], { cwd });
     expect(today.code).toBe(2);
     expect(today.stderr).toContain("has not ended yet");

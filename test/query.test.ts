@@ -1,8 +1,12 @@
 import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, type ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
+import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ParquetTableFile } from "../cli/export/parquet-table-file.js";
 import { type QueryResponse, StatsGrouping } from "../core/gen/taskframe/v1/hub_pb.js";
 import { DATABASE_KINDS } from "./helpers/databases.js";
 import { runSpec, runToEnd, shellTask, startEngine, type TestEngine } from "./helpers/engine.js";
@@ -183,6 +187,12 @@ describe.each(DATABASE_KINDS)("task query on %s", (kind) => {
     const day = row!.day;
     const lines = new Map<string, unknown[]>();
     for await (const batch of engine.client.exportDay({ day })) {
+      if (!lines.has(batch.table)) {
+        // each table opens with its columns, before any row
+        expect([batch.rows, batch.columns.length > 0]).toEqual([0, true]);
+        lines.set(batch.table, []);
+        continue;
+      }
       const parsed = Buffer.from(batch.ndjson)
         .toString()
         .trimEnd()
@@ -193,7 +203,7 @@ describe.each(DATABASE_KINDS)("task query on %s", (kind) => {
     }
     const runs = lines.get("runs") as { id: string; state: string }[];
     expect(runs.find((r) => r.id === runId)?.state).toBe("FAILED");
-    const tasks = (lines.get("tasks") as { run_id: string; name: string }[]).filter(
+    const tasks = (lines.get("tasks") as { run_id: string; name: string; finished_at: unknown }[]).filter(
       (t) => t.run_id === runId,
     );
     expect(tasks.map((t) => t.name).sort()).toEqual(["after", "broken", "ok"]);
@@ -202,6 +212,30 @@ describe.each(DATABASE_KINDS)("task query on %s", (kind) => {
       sql`select count(*)::int as n from task_events where run_id = ${runId}`,
     );
     expect(events).toHaveLength(counted!.n);
+
+    // the same day as Parquet, typed from the columns the hub names, read back with hyparquet
+    const dir = await mkdtemp(join(tmpdir(), "taskframe-parquet-"));
+    const files = new Map<string, ParquetTableFile>();
+    for await (const batch of engine.client.exportDay({ day })) {
+      if (batch.columns.length > 0)
+        files.set(batch.table, new ParquetTableFile(join(dir, `${batch.table}.parquet`), batch.columns));
+      await files.get(batch.table)!.append(batch.ndjson);
+    }
+    for (const file of files.values()) await file.close();
+    expect([...files.keys()]).toEqual(["runs", "tasks", "task_events"]);
+    const read = async (table: string) =>
+      parquetReadObjects({ file: await asyncBufferFromFile(join(dir, `${table}.parquet`)) });
+    const typed = (await read("tasks")).filter((t) => t.run_id === runId);
+    expect(typed.map((t) => t.name).sort()).toEqual(["after", "broken", "ok"]);
+    const broken = typed.find((t) => t.name === "broken")!;
+    expect([broken.state, broken.exit_code, broken.attempt]).toEqual(["FAILED", 3n, 2n]);
+    expect(broken.finished_at).toBeInstanceOf(Date);
+    expect((broken.finished_at as Date).getTime()).toBe(
+      Date.parse(tasks.find((t) => t.name === "broken")!.finished_at as string),
+    );
+    expect((await read("task_events")).length).toBe(lines.get("task_events")!.length);
+    expect((await read("runs")).find((r) => r.id === runId)?.state).toBe("FAILED");
+    await rm(dir, { recursive: true });
 
     const refusal = async (d: string) => {
       try {

@@ -8,6 +8,7 @@ import {
   nkeyAuthenticator,
 } from "@nats-io/transport-node";
 import { errorMessage } from "../errors.js";
+import { redactUrl } from "../redact.js";
 
 export interface NatsConnectOptions {
   /** `host:port` or `nats://host:port` (`tls://` for TLS), one or several of a cluster. */
@@ -55,9 +56,12 @@ export async function connectNats(options: NatsConnectOptions): Promise<NatsConn
   try {
     return await connect(connectOptions);
   } catch (error) {
-    throw new Error(`cannot connect to NATS at ${servers.join(", ")}: ${errorMessage(error)}`, {
-      cause: error,
-    });
+    throw new Error(
+      `cannot connect to NATS at ${servers.map(redactUrl).join(", ")}: ${errorMessage(error)}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 

@@ -209,6 +209,7 @@ async function* exportBatches(store: Hub["store"], day: string): AsyncIterable<E
       table: batch.table,
       ndjson: encoder.encode(batch.ndjson),
       rows: batch.rows,
+      columns: batch.columns ?? [],
     });
 }
 

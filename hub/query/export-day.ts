@@ -12,6 +12,8 @@ export interface ExportBatch {
   /** One JSON object per line. */
   ndjson: string;
   rows: number;
+  /** On each table's first batch (without rows): the view's columns and their Postgres types. */
+  columns?: { name: string; type: string }[];
 }
 
 const invalid = (message: string) => new TaskframeError(TaskframeErrorCode.InvalidArgument, message);
@@ -34,7 +36,8 @@ export function dayRange(day: string, nowMs = Date.now()): { fromMs: number; toM
  * A day of the record as NDJSON, in batches (keyset pagination, one short
  * statement each, so a large day never holds one long transaction): the
  * runs created that day, their tasks, and the audit events recorded that
- * day. Columns are those of the query views (docs/query.md).
+ * day. Columns are those of the query views (docs/query.md); each table
+ * starts with a batch that names them, rows or not.
  */
 export async function* exportDay(database: Database, day: string): AsyncGenerator<ExportBatch> {
   const { fromMs, toMs } = dayRange(day);
@@ -76,6 +79,10 @@ async function* batches(
   table: ExportBatch["table"],
   page: (after: string | undefined) => SQL,
 ): AsyncGenerator<ExportBatch> {
+  const columns = await database.rows<{ name: string; type: string }>(sql`
+    select column_name as name, data_type as type from information_schema.columns
+    where table_schema = ${QUERY_SCHEMA} and table_name = ${table} order by ordinal_position`);
+  yield { table, ndjson: "", rows: 0, columns };
   let after: string | undefined;
   for (;;) {
     const rows = await database.rows<{ line: string; key: string }>(page(after));
