@@ -7,6 +7,8 @@ import { addDefinitionCommands, DEFINITION_ARGUMENT, paramOption } from "./comma
 import { devCommand } from "./commands/dev.js";
 import { doctorCommand } from "./commands/doctor.js";
 import { EXPORT_FORMATS, exportCommand } from "./commands/export.js";
+import { addFakeDatacenterCommand } from "./commands/fake-datacenter.js";
+import { hostsCommand, hostsHistoryCommand } from "./commands/hosts.js";
 import { queryCommand } from "./commands/query.js";
 import {
   auditCommand,
@@ -387,7 +389,23 @@ export function buildProgram(): Command {
     .option("--reason <text>", "recorded with every cancelled task")
     .action(async (run: string | undefined, options) => setExit(await cancelCommand(run, options)));
 
+  const hosts = withStoreOptions(program.command("hosts"))
+    .description("sidecar hosts by pool: state, load (running/slots), age; and hosts being provisioned")
+    .option("--pool <pool>", "only this pool")
+    .addHelpText(
+      "after",
+      "\nStates: ready (heartbeats arrive), draining, lost (no heartbeat for 10s), stopped, and for hosts the\n" +
+        "autoscaler asked for: requested, provisioning, running (no sidecar yet), deleting. docs/autoscaling.md.",
+    )
+    .action(async (options) => setExit(await hostsCommand(options)));
+  withStoreOptions(hosts.command("history"))
+    .description("every provisioning decision and provider call, oldest first")
+    .option("--pool <pool>", "only this pool")
+    .option("-n, --limit <n>", "the newest N events (default 100)", parsePositiveInt("--limit"))
+    .action(async (options) => setExit(await hostsHistoryCommand(options)));
+
   addServiceCommands(program, setExit);
+  addFakeDatacenterCommand(program, setExit);
   addDefinitionCommands(program, setExit);
   return program;
 }

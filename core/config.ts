@@ -3,6 +3,7 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { autoscaleConfigSchema } from "./autoscale-config.js";
 import { parseDurationMs } from "./definitions/duration.js";
 import { parseSizeBytes } from "./definitions/units/size.js";
 import { TaskframeError, TaskframeErrorCode } from "./errors.js";
@@ -78,6 +79,8 @@ export const hubConfigSchema = z.strictObject({
   "reconcile-after": duration().default(60_000),
   /** Delete runs finished longer ago than this, with their tasks, events and logs; 0 keeps them all. */
   retention: duration().default(0),
+  /** Auto-provisioning of sidecar hosts (only in the YAML config file; docs/autoscaling.md). */
+  autoscale: autoscaleConfigSchema.optional(),
   "shutdown-timeout": duration().default(10_000),
 });
 

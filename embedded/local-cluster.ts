@@ -26,6 +26,8 @@ export interface LocalClusterOptions {
   jail?: "auto" | "none" | "standard" | "strict";
   /** Extra flags for every sidecar. */
   sidecarFlags?: string[];
+  /** Extra flags for every hub (e.g. `--config FILE`). */
+  hubFlags?: string[];
   /** Options for node itself in every process (e.g. `--cpu-prof`). */
   nodeArgs?: string[];
 }
@@ -86,6 +88,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
       options.reconcileAfter ?? "60s",
       "--shutdown-timeout",
       "1s",
+      ...(options.hubFlags ?? []),
       ...common,
     ]);
     const line = await waitForLine(hub, /hub listening on (http:\/\/\S+)/);

@@ -6,9 +6,13 @@ import { connectNats } from "../core/nats/connect.js";
 import { JetStreamEventSource } from "../core/nats/jetstream-event-bus.js";
 import { JetStreamWorkQueue } from "../core/nats/jetstream-work-queue.js";
 import { NatsControlBus } from "../core/nats/nats-control-bus.js";
+import { NatsHostChannel } from "../core/nats/nats-host-channel.js";
 import { natsOptionsOf, queueOptionsOf } from "../core/nats-options.js";
+import { HostRegistry } from "./hosts/host-registry.js";
 import { Hub } from "./hub.js";
 import { AdvisoryLockLeadership } from "./leadership.js";
+import { Autoscaler } from "./provisioning/autoscaler.js";
+import { openProvider } from "./provisioning/open-provider.js";
 import { startHubServer } from "./server.js";
 import { HubStore } from "./store/hub-store.js";
 
@@ -38,6 +42,35 @@ export async function runHub(config: HubConfig): Promise<void> {
     reconcile: { everyMs: config["reconcile-every"], staleAfterMs: config["reconcile-after"] },
   });
   hub.start();
+  const hostChannel = new NatsHostChannel(nc, { namespace: config.namespace });
+  const registry = new HostRegistry({ channel: hostChannel, database: store.database, logger });
+  registry.start();
+  const autoscale = config.autoscale;
+  const provider = autoscale
+    ? openProvider(autoscale.provider, {
+        sidecarArgs: localSidecarArgs(config),
+        sidecarEnv: {
+          ...(config["nats-password"] ? { TASKFRAME_NATS_PASSWORD: config["nats-password"] } : {}),
+          ...(config["nats-token"] ? { TASKFRAME_NATS_TOKEN: config["nats-token"] } : {}),
+        },
+        logger,
+      })
+    : undefined;
+  const autoscaler =
+    autoscale && provider
+      ? new Autoscaler(
+          {
+            provider,
+            pools: autoscale.pools,
+            intervalMs: autoscale.interval,
+            registerDeadlineMs: autoscale["register-deadline"],
+            heartbeatTimeoutMs: autoscale["heartbeat-timeout"],
+            drainTimeoutMs: autoscale["drain-timeout"],
+          },
+          { database: store.database, channel: hostChannel, leadership, logger },
+        )
+      : undefined;
+  autoscaler?.start();
   const server = await startHubServer(hub, config.listen, async () => {
     const problems: string[] = [];
     await store.ping().catch((error: unknown) => problems.push(`database: ${errorMessage(error)}`));
@@ -61,10 +94,43 @@ export async function runHub(config: HubConfig): Promise<void> {
   });
   logger.info("shutting down");
   await server.close(config["shutdown-timeout"]);
+  await autoscaler?.stop();
+  // hosts a local provider started are this hub's children: they stop with it
+  await provider?.close();
+  await registry.stop();
+  await hostChannel.close();
   await hub.stop();
   await queue.close();
   await events.close();
   await control.close();
   await nc.drain().catch(() => {});
   await store.close();
+}
+
+/**
+ * Passed to every `task sidecar` a local provider starts: this hub's NATS,
+ * namespace, queue settings and API (a NATS password or token goes through
+ * the environment, not the command line).
+ */
+function localSidecarArgs(config: HubConfig): string[] {
+  const args = ["--nats", config.nats.join(","), "--namespace", config.namespace];
+  for (const key of ["replicas", "storage", "max-deliveries", "log-level"] as const)
+    args.push(`--${key}`, String(config[key]));
+  args.push("--ack-wait", `${config["ack-wait"]}ms`, "--dedupe-window", `${config["dedupe-window"]}ms`);
+  for (const key of [
+    "nats-user",
+    "nats-creds",
+    "nats-nkey",
+    "nats-tls-ca",
+    "nats-tls-cert",
+    "nats-tls-key",
+  ] as const) {
+    const value = config[key];
+    if (value) args.push(`--${key}`, value);
+  }
+  const separator = config.listen.lastIndexOf(":");
+  const host = config.listen.slice(0, separator);
+  const port = config.listen.slice(separator + 1);
+  args.push("--hub", `http://${host === "" || host === "0.0.0.0" ? "127.0.0.1" : host}:${port}`);
+  return args;
 }

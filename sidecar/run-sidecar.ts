@@ -5,13 +5,16 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import type { SidecarConfig } from "../core/config.js";
 import { loadWorkerPools } from "../core/definitions/worker-pools.js";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
+import { PROVIDER_HOST_ID_ENV } from "../core/host-channel.js";
 import { createLogger } from "../core/logger.js";
 import { processMetricsRegistry, serveMetrics } from "../core/metrics.js";
 import { connectNats } from "../core/nats/connect.js";
 import { JetStreamEventSink } from "../core/nats/jetstream-event-bus.js";
 import { JetStreamWorkQueue } from "../core/nats/jetstream-work-queue.js";
 import { NatsControlBus } from "../core/nats/nats-control-bus.js";
+import { NatsHostChannel } from "../core/nats/nats-host-channel.js";
 import { natsOptionsOf, queueOptionsOf } from "../core/nats-options.js";
+import { HostReporter } from "./host-reporter.js";
 import { defaultInstallCacheDir, InstallCache } from "./install/install-cache.js";
 import { jailConfigOf } from "./jail/jail-config.js";
 import { openJail } from "./jail/open-jail.js";
@@ -112,6 +115,28 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     logger,
   });
   await sidecar.start();
+  const slots = config.slots ?? defaultSlots();
+  const hostChannel = new NatsHostChannel(nc, { namespace: config.namespace });
+  let drainRequested: (() => void) | undefined;
+  const drainAsked = new Promise<void>((resolve) => {
+    drainRequested = resolve;
+  });
+  const reporter = new HostReporter({
+    channel: hostChannel,
+    host: config.host,
+    providerHostId: process.env[PROVIDER_HOST_ID_ENV] ?? "",
+    pools: config.pool,
+    slots,
+    labels: config.labels,
+    load: () => ({ running: sidecar.busy, draining: sidecar.state !== "running" }),
+    onDrain: (reason) => {
+      logger.info({ reason }, "a hub asked this host to drain");
+      drainRequested?.();
+    },
+    intervalMs: HEARTBEAT_INTERVAL_MS,
+    logger,
+  });
+  reporter.start();
   const metricsServer =
     metrics && config["metrics-listen"]
       ? await serveMetrics(metrics, hostPort(config["metrics-listen"]))
@@ -135,6 +160,7 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     `taskframe sidecar ${config.host} leasing pools ${config.pool.join(", ")} (jail: ${jail.profile}); workers connect to ${endpoints}\n`,
   );
 
+  // SIGTERM, or a hub's drain request (the autoscaler removing this host): drain and stop
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.off("SIGTERM", stop);
@@ -143,10 +169,13 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     };
     process.on("SIGTERM", stop);
     process.on("SIGINT", stop);
+    drainAsked.then(stop);
   });
   logger.info("draining");
   for (const pool of pools) pool.stopRestarting();
   await sidecar.stop(config["drain-timeout"]);
+  await reporter.stop();
+  await hostChannel.close();
   await metricsServer?.close();
   await Promise.all(pools.map((pool) => pool.stop()));
   await spawner.close();
@@ -156,6 +185,9 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
   await control.close();
   await nc.drain().catch(() => {});
 }
+
+/** How often the hubs hear from this host; the autoscaler counts a host lost after several missed. */
+const HEARTBEAT_INTERVAL_MS = 2_000;
 
 function hostPort(listen: string): { host: string; port: number } {
   const separator = listen.lastIndexOf(":");

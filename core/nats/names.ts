@@ -137,4 +137,12 @@ export class NatsNames {
   get cancelSubject(): string {
     return `${this.namespace}.control.cancel`;
   }
+
+  get heartbeatSubject(): string {
+    return `${this.namespace}.hosts.heartbeat`;
+  }
+
+  get drainSubject(): string {
+    return `${this.namespace}.hosts.drain`;
+  }
 }

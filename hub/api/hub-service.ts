@@ -7,11 +7,13 @@ import {
   type ExportDayResponse,
   ExportDayResponseSchema,
   GetAuditResponseSchema,
+  GetHostHistoryResponseSchema,
   GetLogsResponseSchema,
   GetRunResponseSchema,
   GetStatsResponseSchema,
   GetTaskResponseSchema,
   type HubService,
+  ListHostsResponseSchema,
   ListRunsResponseSchema,
   ListTasksResponseSchema,
   QueryResponseSchema,
@@ -26,6 +28,7 @@ import type { Hub } from "../hub.js";
 import { exportDay } from "../query/export-day.js";
 import { type QueryCell, runReadOnlyQuery } from "../query/run-query.js";
 import { evaluationToProto, fireToProto } from "../schedules/schedule-proto.js";
+import { listHostEvents, listHosts, listProvisioned } from "../store/queries/hosts.js";
 import type { StatsRowRecord } from "../store/queries/stats.js";
 import type { TaskChange } from "../store/queries/task-change.js";
 import { toConnectError } from "./errors.js";
@@ -142,6 +145,52 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
     },
     backfillSchedule: (request) => backfill(hub, request),
     exportDay: (request) => exportBatches(store, request.day),
+    async listHosts() {
+      const [heard, provisioned] = await Promise.all([
+        listHosts(store.database),
+        listProvisioned(store.database),
+      ]);
+      return create(ListHostsResponseSchema, {
+        hosts: heard.map((host) => ({
+          name: host.name,
+          providerHostId: host.provider_host_id,
+          pools: host.pools,
+          slots: host.slots,
+          running: host.running,
+          draining: host.draining,
+          stopped: host.stopped,
+          labels: host.labels,
+          startedAtUnixMs: BigInt(Date.parse(host.started_at)),
+          lastSeenMsAgo: BigInt(Math.max(0, Math.round(host.last_seen_ms_ago))),
+        })),
+        provisioned: provisioned.map((row) => ({
+          token: row.token,
+          pool: row.pool,
+          provider: row.provider,
+          providerHostId: row.provider_host_id ?? "",
+          state: row.state,
+          createAttempts: row.create_attempts,
+          ageMs: BigInt(Math.max(0, Math.round(row.age_ms))),
+          detail: row.detail,
+        })),
+      });
+    },
+    async getHostHistory(request) {
+      const events = await listHostEvents(store.database, {
+        ...(request.pool ? { pool: request.pool } : {}),
+        limit: request.limit || 100,
+      });
+      return create(GetHostHistoryResponseSchema, {
+        events: events.map((event) => ({
+          atUnixMs: BigInt(Date.parse(event.at)),
+          pool: event.pool,
+          token: event.token ?? "",
+          providerHostId: event.provider_host_id,
+          action: event.action,
+          detail: event.detail,
+        })),
+      });
+    },
     async getStats(request) {
       const stats = await store.taskStats({
         sinceMs: Number(request.sinceMs) || 3_600_000,

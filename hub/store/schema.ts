@@ -297,3 +297,75 @@ export const conditionEvaluations = pgTable(
       .where(sql.raw(`outcome = ${EvaluationOutcome.PENDING}`)),
   ],
 );
+
+/** Sidecar hosts as their heartbeats describe them: one row per host name, rewritten at every beat. */
+export const hosts = pgTable("hosts", {
+  name: text("name").primaryKey(),
+  /** The provider's id when the autoscaler made the host; "" for hosts started by hand. */
+  providerHostId: text("provider_host_id").notNull().default(""),
+  pools: jsonb("pools").$type<string[]>().notNull(),
+  slots: integer("slots").notNull(),
+  running: integer("running").notNull(),
+  draining: boolean("draining").notNull(),
+  stopped: boolean("stopped").notNull(),
+  labels: jsonb("labels").$type<Record<string, string>>().notNull(),
+  startedAt: timestamptz("started_at").notNull(),
+  lastSeenAt: timestamptz("last_seen_at").notNull(),
+});
+
+export const PROVISIONED_HOST_STATES = [
+  // asked for; the provider has not confirmed it yet (a create is retried with the same token)
+  "requested",
+  "provisioning",
+  // the provider says it runs; its sidecar has not been heard from yet
+  "running",
+  // its sidecar sends heartbeats
+  "registered",
+  // asked to drain: no new leases, running tasks finish
+  "draining",
+  // drained (or never registered, or lost): being deleted at the provider
+  "deleting",
+  "deleted",
+] as const;
+export type ProvisionedHostState = (typeof PROVISIONED_HOST_STATES)[number];
+
+/** Hosts the autoscaler asked a provider for, from the request until they are deleted. */
+export const provisionedHosts = pgTable(
+  "provisioned_hosts",
+  {
+    /** The idempotency token of the create call. */
+    token: uuid("token").primaryKey(),
+    pool: text("pool").notNull(),
+    provider: text("provider").notNull(),
+    /** Null until the provider has answered the create. */
+    providerHostId: text("provider_host_id"),
+    state: text("state", { enum: PROVISIONED_HOST_STATES }).notNull(),
+    createAttempts: integer("create_attempts").notNull().default(0),
+    /** A failed create or delete is tried again from then on. */
+    retryAt: timestamptz("retry_at"),
+    requestedAt: timestamptz("requested_at").notNull().defaultNow(),
+    runningAt: timestamptz("running_at"),
+    registeredAt: timestamptz("registered_at"),
+    drainingAt: timestamptz("draining_at"),
+    deletedAt: timestamptz("deleted_at"),
+    /** Why it is being deleted, or the last failure. */
+    detail: text("detail").notNull().default(""),
+  },
+  (t) => [index("provisioned_hosts_pool_idx").on(t.pool).where(sql`deleted_at is null`)],
+);
+
+/** Every provisioning decision and provider call: the audit trail of `task hosts history`. */
+export const hostEvents = pgTable(
+  "host_events",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    at: timestamptz("at").notNull().defaultNow(),
+    pool: text("pool").notNull(),
+    token: uuid("token"),
+    providerHostId: text("provider_host_id").notNull().default(""),
+    /** scale-up, scale-down, create, create-failed, registered, never-registered, lost, drain, deleted… */
+    action: text("action").notNull(),
+    detail: text("detail").notNull().default(""),
+  },
+  (t) => [index("host_events_pool_idx").on(t.pool, t.id)],
+);

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskframe/v1/messages.proto.
  */
 export const file_taskframe_v1_messages: GenFile = /*@__PURE__*/
-  fileDesc("Cht0YXNrZnJhbWUvdjEvbWVzc2FnZXMucHJvdG8SDHRhc2tmcmFtZS52MSKKAQoIV29ya0l0ZW0SDwoHdGFza19pZBgBIAEoCRIOCgZydW5faWQYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIQCghkaXNwYXRjaBgEIAEoDRIkCgRzcGVjGAUgASgLMhYudGFza2ZyYW1lLnYxLlRhc2tTcGVjEhQKDGlucHV0X2VsaWRlZBgGIAEoCCL0AgoPU3RhdGVUcmFuc2l0aW9uEg8KB3Rhc2tfaWQYASABKAkSDgoGcnVuX2lkGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SEwoLbGVhc2VfZXBvY2gYBCABKAQSIwoCdG8YBSABKA4yFy50YXNrZnJhbWUudjEuVGFza1N0YXRlEhIKCmF0X3VuaXhfbXMYBiABKAMSDAoEaG9zdBgHIAEoCRIWCglleGl0X2NvZGUYCCABKAVIAIgBARIOCgZzaWduYWwYCSABKAkSDgoGZGV0YWlsGAogASgJEg4KBm91dHB1dBgLIAEoDBIVCg1ub25fcmV0cnlhYmxlGAwgASgIEhYKDnJldHJ5X2FmdGVyX21zGA0gASgEEhsKE291dHB1dF9jb250ZW50X3R5cGUYDiABKAkSFQoNb3V0cHV0X3N0b3JlZBgPIAEoCBIaChJzdGFydGVkX2F0X3VuaXhfbXMYECABKANCDAoKX2V4aXRfY29kZSKrAQoITG9nQ2h1bmsSDwoHdGFza19pZBgBIAEoCRIOCgZydW5faWQYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRInCgZzdHJlYW0YBCABKA4yFy50YXNrZnJhbWUudjEuTG9nU3RyZWFtEgsKA3NlcRgFIAEoDRISCgphdF91bml4X21zGAYgASgDEgwKBGRhdGEYByABKAwSFQoNZHJvcHBlZF9ieXRlcxgIIAEoBCJmCgpFdmVudEJhdGNoEjIKC3RyYW5zaXRpb25zGAEgAygLMh0udGFza2ZyYW1lLnYxLlN0YXRlVHJhbnNpdGlvbhIkCgRsb2dzGAIgAygLMhYudGFza2ZyYW1lLnYxLkxvZ0NodW5rIlgKDENhbmNlbE5vdGljZRInCgV0YXNrcxgBIAMoCzIYLnRhc2tmcmFtZS52MS5TdG9wVGFyZ2V0Eg8KB3J1bl9pZHMYAiADKAkSDgoGcmVhc29uGAMgASgJIkMKClN0b3BUYXJnZXQSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEhMKC2xlYXNlX2Vwb2NoGAMgASgEYgZwcm90bzM", [file_taskframe_v1_spec, file_taskframe_v1_state]);
+  fileDesc("Cht0YXNrZnJhbWUvdjEvbWVzc2FnZXMucHJvdG8SDHRhc2tmcmFtZS52MSKKAQoIV29ya0l0ZW0SDwoHdGFza19pZBgBIAEoCRIOCgZydW5faWQYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRIQCghkaXNwYXRjaBgEIAEoDRIkCgRzcGVjGAUgASgLMhYudGFza2ZyYW1lLnYxLlRhc2tTcGVjEhQKDGlucHV0X2VsaWRlZBgGIAEoCCL0AgoPU3RhdGVUcmFuc2l0aW9uEg8KB3Rhc2tfaWQYASABKAkSDgoGcnVuX2lkGAIgASgJEg8KB2F0dGVtcHQYAyABKA0SEwoLbGVhc2VfZXBvY2gYBCABKAQSIwoCdG8YBSABKA4yFy50YXNrZnJhbWUudjEuVGFza1N0YXRlEhIKCmF0X3VuaXhfbXMYBiABKAMSDAoEaG9zdBgHIAEoCRIWCglleGl0X2NvZGUYCCABKAVIAIgBARIOCgZzaWduYWwYCSABKAkSDgoGZGV0YWlsGAogASgJEg4KBm91dHB1dBgLIAEoDBIVCg1ub25fcmV0cnlhYmxlGAwgASgIEhYKDnJldHJ5X2FmdGVyX21zGA0gASgEEhsKE291dHB1dF9jb250ZW50X3R5cGUYDiABKAkSFQoNb3V0cHV0X3N0b3JlZBgPIAEoCBIaChJzdGFydGVkX2F0X3VuaXhfbXMYECABKANCDAoKX2V4aXRfY29kZSKrAQoITG9nQ2h1bmsSDwoHdGFza19pZBgBIAEoCRIOCgZydW5faWQYAiABKAkSDwoHYXR0ZW1wdBgDIAEoDRInCgZzdHJlYW0YBCABKA4yFy50YXNrZnJhbWUudjEuTG9nU3RyZWFtEgsKA3NlcRgFIAEoDRISCgphdF91bml4X21zGAYgASgDEgwKBGRhdGEYByABKAwSFQoNZHJvcHBlZF9ieXRlcxgIIAEoBCJmCgpFdmVudEJhdGNoEjIKC3RyYW5zaXRpb25zGAEgAygLMh0udGFza2ZyYW1lLnYxLlN0YXRlVHJhbnNpdGlvbhIkCgRsb2dzGAIgAygLMhYudGFza2ZyYW1lLnYxLkxvZ0NodW5rIlgKDENhbmNlbE5vdGljZRInCgV0YXNrcxgBIAMoCzIYLnRhc2tmcmFtZS52MS5TdG9wVGFyZ2V0Eg8KB3J1bl9pZHMYAiADKAkSDgoGcmVhc29uGAMgASgJIkMKClN0b3BUYXJnZXQSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEhMKC2xlYXNlX2Vwb2NoGAMgASgEIqYCCg1Ib3N0SGVhcnRiZWF0EgwKBGhvc3QYASABKAkSGAoQcHJvdmlkZXJfaG9zdF9pZBgCIAEoCRINCgVwb29scxgDIAMoCRINCgVzbG90cxgEIAEoDRIPCgdydW5uaW5nGAUgASgNEhAKCGRyYWluaW5nGAYgASgIEg8KB3N0b3BwZWQYByABKAgSNwoGbGFiZWxzGAggAygLMicudGFza2ZyYW1lLnYxLkhvc3RIZWFydGJlYXQuTGFiZWxzRW50cnkSGgoSc3RhcnRlZF9hdF91bml4X21zGAkgASgDEhcKD3NlbnRfYXRfdW5peF9tcxgKIAEoAxotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIkoKEEhvc3REcmFpblJlcXVlc3QSDAoEaG9zdBgBIAEoCRIYChBwcm92aWRlcl9ob3N0X2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCWIGcHJvdG8z", [file_taskframe_v1_spec, file_taskframe_v1_state]);
 
 /**
  * One attempt of a task, published to the work queue of its pool when the
@@ -335,4 +335,110 @@ export type StopTarget = Message<"taskframe.v1.StopTarget"> & {
  */
 export const StopTargetSchema: GenMessage<StopTarget> = /*@__PURE__*/
   messageDesc(file_taskframe_v1_messages, 5);
+
+/**
+ * Sidecar -> hubs, every few seconds and once more when it stops: what the
+ * host is and how busy it is. One hub records each (a queue group).
+ *
+ * @generated from message taskframe.v1.HostHeartbeat
+ */
+export type HostHeartbeat = Message<"taskframe.v1.HostHeartbeat"> & {
+  /**
+   * The sidecar's host name (--host), as in the audit trail.
+   *
+   * @generated from field: string host = 1;
+   */
+  host: string;
+
+  /**
+   * Set by the provider that made the host (TASKFRAME_PROVIDER_HOST_ID);
+   * empty for hosts started by hand.
+   *
+   * @generated from field: string provider_host_id = 2;
+   */
+  providerHostId: string;
+
+  /**
+   * @generated from field: repeated string pools = 3;
+   */
+  pools: string[];
+
+  /**
+   * @generated from field: uint32 slots = 4;
+   */
+  slots: number;
+
+  /**
+   * Tasks running now.
+   *
+   * @generated from field: uint32 running = 5;
+   */
+  running: number;
+
+  /**
+   * No new leases; running tasks finish or are handed back.
+   *
+   * @generated from field: bool draining = 6;
+   */
+  draining: boolean;
+
+  /**
+   * The last heartbeat: the sidecar has stopped.
+   *
+   * @generated from field: bool stopped = 7;
+   */
+  stopped: boolean;
+
+  /**
+   * @generated from field: map<string, string> labels = 8;
+   */
+  labels: { [key: string]: string };
+
+  /**
+   * @generated from field: int64 started_at_unix_ms = 9;
+   */
+  startedAtUnixMs: bigint;
+
+  /**
+   * @generated from field: int64 sent_at_unix_ms = 10;
+   */
+  sentAtUnixMs: bigint;
+};
+
+/**
+ * Describes the message taskframe.v1.HostHeartbeat.
+ * Use `create(HostHeartbeatSchema)` to create a new message.
+ */
+export const HostHeartbeatSchema: GenMessage<HostHeartbeat> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_messages, 6);
+
+/**
+ * Hub -> every sidecar: the host named (by name or provider id) drains and
+ * stops, as on SIGTERM.
+ *
+ * @generated from message taskframe.v1.HostDrainRequest
+ */
+export type HostDrainRequest = Message<"taskframe.v1.HostDrainRequest"> & {
+  /**
+   * @generated from field: string host = 1;
+   */
+  host: string;
+
+  /**
+   * @generated from field: string provider_host_id = 2;
+   */
+  providerHostId: string;
+
+  /**
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message taskframe.v1.HostDrainRequest.
+ * Use `create(HostDrainRequestSchema)` to create a new message.
+ */
+export const HostDrainRequestSchema: GenMessage<HostDrainRequest> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_messages, 7);
 
