@@ -48,6 +48,7 @@ describe("autoscaling with the local provider", () => {
     const client = cluster.client();
 
     const tasks = Array.from({ length: TASKS }, (_, i) => shellTask(`sleep-${i}`, "sleep 0.05"));
+    const submitted = Date.now();
     const { run } = await client.submitRun({ run: runSpec("backlog", tasks) });
     // up to the maximum, never above it
     let most = 0;
@@ -64,13 +65,19 @@ describe("autoscaling with the local provider", () => {
       ({ hosts }) => hosts.filter((h) => !h.stopped && h.running > 0).length === MAX_HOSTS,
       60_000,
     );
+    const allUpMs = Date.now() - submitted;
     const finished = await waitForRun(client, run!.id);
+    const ranMs = Date.now() - submitted;
     expect(finished.run.state).toBe(RunState.SUCCEEDED);
     expect(
       [...finished.tasks.values()].every((t) => t.state === TaskState.SUCCEEDED && t.attempt === 1),
     ).toBe(true);
     // back to min once the backlog is gone and the cooldown has passed: drained, then deleted
     await until(watchHosts, ({ provisioned }) => provisioned.length === 0, 60_000);
+    console.log(
+      `autoscaling: ${MAX_HOSTS} hosts busy ${allUpMs} ms after the submit; ${TASKS} tasks done in ${ranMs} ms ` +
+        `(${Math.round(TASKS / (ranMs / 1000))} tasks/s); back to 0 hosts ${Date.now() - submitted} ms after the submit`,
+    );
     expect(most).toBe(MAX_HOSTS);
 
     const { events } = await client.getHostHistory({ limit: 1000 });

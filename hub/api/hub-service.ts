@@ -160,7 +160,7 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
           draining: host.draining,
           stopped: host.stopped,
           labels: host.labels,
-          startedAtUnixMs: BigInt(Date.parse(host.started_at)),
+          startedAtUnixMs: BigInt(Math.round(host.started_at_ms)),
           lastSeenMsAgo: BigInt(Math.max(0, Math.round(host.last_seen_ms_ago))),
         })),
         provisioned: provisioned.map((row) => ({
@@ -182,7 +182,7 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
       });
       return create(GetHostHistoryResponseSchema, {
         events: events.map((event) => ({
-          atUnixMs: BigInt(Date.parse(event.at)),
+          atUnixMs: BigInt(Math.round(event.at_ms)),
           pool: event.pool,
           token: event.token ?? "",
           providerHostId: event.provider_host_id,

@@ -40,6 +40,9 @@ interface AutoscalerDeps {
 const RETRY_BASE_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
 
+/** How far the hub's and a host's clocks may disagree when telling a reused host id from the new host. */
+const CLOCK_SLACK_MS = 30_000;
+
 const ACTIVE = new Set(["requested", "provisioning", "running", "registered"]);
 
 /**
@@ -113,7 +116,11 @@ export class Autoscaler {
         continue;
       }
       const id = row.provider_host_id!;
-      const sidecar = heard.get(id);
+      // a provider may reuse an id (Kubernetes pod names): a sidecar that started before the request is another host
+      const requestedAtMs = Date.now() - row.age_ms;
+      const heardOf = heard.get(id);
+      const sidecar =
+        heardOf && heardOf.started_at_ms >= requestedAtMs - CLOCK_SLACK_MS ? heardOf : undefined;
       const fresh = sidecar !== undefined && sidecar.last_seen_ms_ago < this.#options.heartbeatTimeoutMs;
       const atProvider = provided.get(id);
       if (row.state === "deleting") {

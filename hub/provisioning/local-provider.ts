@@ -73,7 +73,7 @@ export class LocalHostProvider implements HostProvider {
     });
     const exited = once(child, "exit").then(([code, signal]) => {
       if (host.state !== "terminating")
-        this.#options.logger.info({ host: id, code, signal }, "a local sidecar ended by itself");
+        this.#options.logger.info({ host: id, code, signal }, "a local sidecar exited (drained, or failed)");
       host.state = "terminating";
       if (code !== 0 && code !== null)
         host.detail = `exit code ${code}: ${stderr.trim().split("\n").at(-1) ?? ""}`;

@@ -53,14 +53,15 @@ export interface HostRow {
   draining: boolean;
   stopped: boolean;
   labels: Record<string, string>;
-  started_at: string;
+  started_at_ms: number;
   last_seen_ms_ago: number;
 }
 
 /** Every host heard from, with how long ago. */
 export function listHosts(database: Database): Promise<HostRow[]> {
   return database.rows<HostRow>(sql`
-    select name, provider_host_id, pools, slots, running, draining, stopped, labels, started_at,
+    select name, provider_host_id, pools, slots, running, draining, stopped, labels,
+      (extract(epoch from started_at) * 1000)::float8 as started_at_ms,
       (extract(epoch from clock_timestamp() - last_seen_at) * 1000)::float8 as last_seen_ms_ago
     from hosts order by name`);
 }
@@ -150,7 +151,7 @@ export async function recordHostEvent(
 }
 
 export interface HostEventRow {
-  at: string;
+  at_ms: number;
   pool: string;
   token: string | null;
   provider_host_id: string;
@@ -164,7 +165,8 @@ export function listHostEvents(
 ): Promise<HostEventRow[]> {
   return database.rows<HostEventRow>(sql`
     select * from (
-      select id, at, pool, token, provider_host_id, action, detail from host_events
+      select id, (extract(epoch from at) * 1000)::float8 as at_ms, pool, token, provider_host_id, action, detail
+      from host_events
       ${options.pool === undefined ? sql`` : sql`where pool = ${options.pool}`}
       order by id desc limit ${options.limit}
     ) newest order by id`);
