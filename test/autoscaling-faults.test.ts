@@ -82,7 +82,11 @@ describe("autoscaling through a datacenter API that fails", () => {
 
       // the first two hosts never register: deleted at the deadline, and counted
       // (the fault is read as a host is made: off once the first two exist)
-      await until(async () => datacenter.created, (created) => created >= 2, 30_000);
+      await until(
+        async () => datacenter.created,
+        (created) => created >= 2,
+        30_000,
+      );
       datacenter.faults.neverLaunch = false;
       await until(
         history,
