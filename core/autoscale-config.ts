@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { parseDurationMs } from "./definitions/duration.js";
+import { parseSizeBytes } from "./definitions/units/size.js";
 
 const duration = z.union([z.string(), z.number()]).transform((value, context) => {
   try {
@@ -12,12 +13,24 @@ const duration = z.union([z.string(), z.number()]).transform((value, context) =>
 
 const count = z.coerce.number().int().min(0);
 
+const size = z.union([z.string(), z.number()]).transform((value, context) => {
+  try {
+    return Number(parseSizeBytes(String(value)));
+  } catch (error) {
+    context.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
 const poolScalingSchema = z
   .strictObject({
     min: count.default(0),
     max: count,
     /** Tasks one host runs at once (its sidecar's --slots): how much backlog a host takes. */
     "slots-per-host": z.coerce.number().int().positive().default(8),
+    /** A host's memory and cores: hosts are also packed by the memory and CPU queued tasks declare. */
+    "memory-per-host": size.optional(),
+    "cpus-per-host": z.coerce.number().positive().optional(),
     "scale-up-cooldown": duration.default(10_000),
     "scale-down-cooldown": duration.default(120_000),
     /** The provider's size class for this pool's hosts ("" for its default). */

@@ -171,6 +171,8 @@ CREATE TABLE "tasks" (
 	"lease_epoch" bigint DEFAULT 0 NOT NULL,
 	"pending_deps" integer NOT NULL,
 	"pool" text NOT NULL,
+	"memory_bytes" bigint DEFAULT 0 NOT NULL,
+	"cpu_millis" integer DEFAULT 0 NOT NULL,
 	"handler" text,
 	"spec" "bytea" NOT NULL,
 	"retry_at" timestamp with time zone,

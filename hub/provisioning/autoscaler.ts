@@ -13,6 +13,7 @@ import {
   insertProvisioned,
   listHosts,
   listProvisioned,
+  type PoolBacklog,
   type ProvisionedRow,
   poolBacklog,
   recordHostEvent,
@@ -35,6 +36,44 @@ interface AutoscalerDeps {
   leadership: Leadership;
   logger: Logger;
 }
+
+/**
+ * Hosts for the pool's backlog: by slots, and, when the pool says how big
+ * its hosts are, by the memory and CPU its tasks declare (the sums packed
+ * into whole hosts), whichever needs more.
+ */
+export function hostsNeeded(
+  backlog: PoolBacklog,
+  tasks: number,
+  scaling: PoolScaling,
+): { hosts: number; reason: string; warning: string } {
+  const slots = scaling["slots-per-host"];
+  const memory = scaling["memory-per-host"];
+  const cpus = scaling["cpus-per-host"];
+  const candidates: [number, string][] = [[Math.ceil(tasks / slots), `${slots} slots per host`]];
+  if (memory)
+    candidates.push([
+      Math.ceil(backlog.memoryBytes / memory),
+      `${formatBytes(backlog.memoryBytes)} declared, ${formatBytes(memory)} per host`,
+    ]);
+  if (cpus)
+    candidates.push([
+      Math.ceil(backlog.cpuMillis / (cpus * 1000)),
+      `${backlog.cpuMillis / 1000} CPUs declared, ${cpus} per host`,
+    ]);
+  const [hosts, reason] = candidates.reduce((most, candidate) => (candidate[0] > most[0] ? candidate : most));
+  const tooBig =
+    (memory !== undefined && backlog.largestMemoryBytes > memory) ||
+    (cpus !== undefined && backlog.largestCpuMillis > cpus * 1000);
+  return {
+    hosts,
+    reason,
+    warning: tooBig ? "; a queued task declares more than one host has: it cannot run in this pool" : "",
+  };
+}
+
+const formatBytes = (bytes: number) =>
+  bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${Math.round(bytes / 2 ** 20)} MiB`;
 
 /** A failed create or delete is tried again after this, doubling up to a minute. */
 const RETRY_BASE_MS = 1_000;
@@ -173,19 +212,18 @@ export class Autoscaler {
     const database = this.#deps.database;
     const rows = await listProvisioned(database, pool);
     const active = rows.filter((row) => ACTIVE.has(row.state));
-    const { pending, running } = await poolBacklog(database, pool);
+    const backlog = await poolBacklog(database, pool);
+    const { pending, running } = backlog;
     // hosts started by hand carry part of the load
     const [others] = await database.rows<{ slots: number }>(sql`
       select coalesce(sum(slots), 0)::int as slots from hosts
       where provider_host_id = '' and not stopped and pools ? ${pool}
         and last_seen_at > clock_timestamp() - make_interval(secs => ${this.#options.heartbeatTimeoutMs / 1000})`);
     const demand = Math.max(0, pending + running - (others?.slots ?? 0));
-    const desired = Math.min(
-      scaling.max,
-      Math.max(scaling.min, Math.ceil(demand / scaling["slots-per-host"])),
-    );
+    const need = hostsNeeded(backlog, demand, scaling);
+    const desired = Math.min(scaling.max, Math.max(scaling.min, need.hosts));
     const since = await this.#sinceLastScaling(pool);
-    const why = `${pending} queued and ${running} running tasks, ${scaling["slots-per-host"]} slots per host: ${active.length} → ${desired} hosts`;
+    const why = `${pending} queued and ${running} running tasks, ${need.reason}: ${active.length} → ${desired} hosts${need.warning}`;
     if (desired > active.length && since.upMs >= scaling["scale-up-cooldown"]) {
       await recordHostEvent(database, { pool, action: "scale-up", detail: why });
       for (let i = active.length; i < desired; i++) {

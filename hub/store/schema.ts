@@ -88,6 +88,9 @@ export const tasks = pgTable(
     /** Dependencies that have not succeeded yet; the task is ready at 0. */
     pendingDeps: integer("pending_deps").notNull(),
     pool: text("pool").notNull(),
+    /** Declared limits (`LimitMemory=`, `LimitCPU=`; 0 when none): what the autoscaler packs hosts by. */
+    memoryBytes: bigint("memory_bytes", { mode: "number" }).notNull().default(0),
+    cpuMillis: integer("cpu_millis").notNull().default(0),
     /** For handler tasks: the handler (with the pool, the queue lane its work waits in). */
     handler: text("handler"),
     /** The TaskSpec, protobuf-encoded. */

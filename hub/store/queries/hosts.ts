@@ -172,14 +172,34 @@ export function listHostEvents(
     ) newest order by id`);
 }
 
+export interface PoolBacklog {
+  pending: number;
+  running: number;
+  /** What those tasks declare (`LimitMemory=`, `LimitCPU=` in thousandths of a CPU). */
+  memoryBytes: number;
+  cpuMillis: number;
+  /** The most one queued task declares: a task bigger than a host can never be placed. */
+  largestMemoryBytes: number;
+  largestCpuMillis: number;
+}
+
 /** Tasks of a pool waiting in the queue and running now: what the pool's hosts must carry. */
-export async function poolBacklog(
-  database: Database,
-  pool: string,
-): Promise<{ pending: number; running: number }> {
-  const [row] = await database.rows<{ pending: number; running: number }>(sql`
-    select count(*) filter (where state = ${TaskState.PENDING})::int as pending,
-      count(*) filter (where state = ${TaskState.RUNNING})::int as running
+export async function poolBacklog(database: Database, pool: string): Promise<PoolBacklog> {
+  const [row] = await database.rows<PoolBacklog>(sql`
+    select count(*) filter (where state = ${TaskState.PENDING})::int as "pending",
+      count(*) filter (where state = ${TaskState.RUNNING})::int as "running",
+      coalesce(sum(memory_bytes), 0)::float8 as "memoryBytes", coalesce(sum(cpu_millis), 0)::float8 as "cpuMillis",
+      coalesce(max(memory_bytes) filter (where state = ${TaskState.PENDING}), 0)::float8 as "largestMemoryBytes",
+      coalesce(max(cpu_millis) filter (where state = ${TaskState.PENDING}), 0)::float8 as "largestCpuMillis"
     from tasks where pool = ${pool} and state in (${TaskState.PENDING}, ${TaskState.RUNNING})`);
-  return row ?? { pending: 0, running: 0 };
+  return (
+    row ?? {
+      pending: 0,
+      running: 0,
+      memoryBytes: 0,
+      cpuMillis: 0,
+      largestMemoryBytes: 0,
+      largestCpuMillis: 0,
+    }
+  );
 }

@@ -94,6 +94,8 @@ export async function writeRun(
     const handlers = new Array<string>(count);
     const specAt = new Array<number>(count);
     const specLength = new Array<number>(count);
+    const memory = new Array<number>(count);
+    const cpu = new Array<number>(count);
     for (let i = first; i < end; i++) {
       const task = tasks[i]!;
       const j = i - first;
@@ -103,6 +105,8 @@ export async function writeRun(
       deps[j] = offsets[i + 1]! - offsets[i]!;
       pools[j] = texts.quoted(pool);
       handlers[j] = task.target.case === "handler" ? texts.quoted(task.target.value.handler) : "NULL";
+      memory[j] = Number(task.limits?.memoryBytes ?? 0n);
+      cpu[j] = task.limits?.cpuMillis ?? 0;
       specAt[j] = specs.length + 1;
       specLength[j] = specs.append(task);
       if (deps[j] === 0) roots.push(i);
@@ -126,16 +130,17 @@ export async function writeRun(
       tx.execute(sql`
       with inserted as (
         insert into tasks (id, run_id, name, state, attempt, dispatch, max_attempts, pending_deps, pool, handler,
-          spec, created_at, updated_at)
+          memory_bytes, cpu_millis, spec, created_at, updated_at)
         select x.id, ${runId}::uuid, x.name,
           case when x.deps = 0 then ${TaskState.PENDING}::smallint else ${TaskState.CREATED}::smallint end,
           case when x.deps = 0 then 1 else 0 end, case when x.deps = 0 then 1 else 0 end,
-          x.max_attempts, x.deps, x.pool, x.handler, substring(${blob}::bytea from x.spec_at for x.spec_length),
+          x.max_attempts, x.deps, x.pool, x.handler, x.memory, x.cpu,
+          substring(${blob}::bytea from x.spec_at for x.spec_length),
           ${now}::timestamptz, ${now}::timestamptz
         from unnest(${idList(ids, first, end)}::uuid[], ${nameList(names)}::text[], ${intList(maxAttempts)}::int[],
           ${intList(deps)}::int[], ${list(pools)}::text[], ${list(handlers)}::text[], ${intList(specAt)}::int[],
-          ${intList(specLength)}::int[])
-          as x(id, name, max_attempts, deps, pool, handler, spec_at, spec_length)
+          ${intList(specLength)}::int[], ${intList(memory)}::int8[], ${intList(cpu)}::int[])
+          as x(id, name, max_attempts, deps, pool, handler, spec_at, spec_length, memory, cpu)
         returning id, pending_deps
       )
       insert into task_events (run_id, task_id, attempt, from_state, to_state, at)

@@ -166,15 +166,16 @@ export async function spawnChildren(
       const column = <T>(pick: (row: (typeof rows)[number]) => T) => sql.param(rows.map(pick));
       await tx.execute(sql`
         insert into tasks (id, run_id, parent_id, name, state, attempt, dispatch, max_attempts, pending_deps, pool,
-          handler, spec, created_at, updated_at)
+          handler, memory_bytes, cpu_millis, spec, created_at, updated_at)
         select id, ${parent.run_id}::uuid, ${parent.id}::uuid, name,
           case when deps = 0 then ${TaskState.PENDING}::smallint else ${TaskState.CREATED}::smallint end,
           case when deps = 0 then 1 else 0 end, case when deps = 0 then 1 else 0 end,
-          max_attempts, deps, pool, handler, decode(spec, 'base64'), ${now}::timestamptz, ${now}::timestamptz
+          max_attempts, deps, pool, handler, memory, cpu, decode(spec, 'base64'), ${now}::timestamptz, ${now}::timestamptz
         from unnest(${column((r) => r.id)}::uuid[], ${column((r) => r.name)}::text[], ${column((r) => r.deps)}::int[],
           ${column((r) => r.maxAttempts)}::int[], ${column((r) => r.pool)}::text[], ${column((r) => r.handler)}::text[],
-          ${column((r) => base64(toBinary(TaskSpecSchema, r.spec)))}::text[])
-          as x(id, name, deps, max_attempts, pool, handler, spec)`);
+          ${column((r) => base64(toBinary(TaskSpecSchema, r.spec)))}::text[],
+          ${column((r) => Number(r.spec.limits?.memoryBytes ?? 0n))}::int8[], ${column((r) => r.spec.limits?.cpuMillis ?? 0)}::int[])
+          as x(id, name, deps, max_attempts, pool, handler, spec, memory, cpu)`);
       if (edges.length > 0) {
         await tx.execute(sql`
           insert into task_edges (run_id, parent_id, child_id, kind)

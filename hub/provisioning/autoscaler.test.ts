@@ -1,0 +1,169 @@
+import { create } from "@bufbuild/protobuf";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { autoscaleConfigSchema } from "../../core/autoscale-config.js";
+import { ResourceLimitsSchema } from "../../core/gen/taskframe/v1/spec_pb.js";
+import { MemoryHostChannel } from "../../core/host-channel.js";
+import { silentLogger } from "../../core/logger.js";
+import { runSpec, shellTask, startEngine, type TestEngine } from "../../test/helpers/engine.js";
+import { SoleLeader } from "../leadership.js";
+import { listHostEvents, listProvisioned } from "../store/queries/hosts.js";
+import { Autoscaler } from "./autoscaler.js";
+import {
+  type CreateHostRequest,
+  type HostProvider,
+  type ProvidedHost,
+  ProviderUnavailableError,
+} from "./provider.js";
+
+/** A provider in memory that records every call and fails creates on demand. */
+class RecordingProvider implements HostProvider {
+  readonly kind = "recording";
+  readonly creates: CreateHostRequest[] = [];
+  readonly deletes: string[] = [];
+  readonly hosts = new Map<string, ProvidedHost>();
+  failCreates = 0;
+  made = 0;
+
+  async create(request: CreateHostRequest): Promise<ProvidedHost> {
+    this.creates.push(request);
+    if (this.failCreates > 0) {
+      this.failCreates -= 1;
+      throw new ProviderUnavailableError("503 from the datacenter");
+    }
+    const existing = [...this.hosts.values()].find((h) => h.token === request.token);
+    if (existing) return existing;
+    this.made += 1;
+    const host: ProvidedHost = {
+      id: `host-${this.made}`,
+      pool: request.pool,
+      state: "running",
+      labels: request.labels,
+      token: request.token,
+      createdAtMs: Date.now(),
+    };
+    this.hosts.set(host.id, host);
+    return host;
+  }
+  async get(id: string) {
+    return this.hosts.get(id);
+  }
+  async list(pool: string) {
+    return [...this.hosts.values()].filter((h) => h.pool === pool);
+  }
+  async delete(id: string) {
+    this.deletes.push(id);
+    this.hosts.delete(id);
+  }
+  async close() {}
+}
+
+const GiB = 2 ** 30;
+
+describe("the autoscaler's decisions", () => {
+  let engine: TestEngine;
+  beforeAll(async () => {
+    // one slot, taken by the first long task: the rest stay queued (the embedded sidecar leases every pool)
+    engine = await startEngine("postgres", { slots: 1 });
+  });
+  afterAll(async () => {
+    await engine?.[Symbol.asyncDispose]();
+  });
+
+  const scaler = (provider: HostProvider, pool: Record<string, unknown>, registerDeadline = "1m") =>
+    new Autoscaler(
+      {
+        provider,
+        pools: autoscaleConfigSchema.parse({ provider: { kind: "local" }, pools: { big: pool } }).pools,
+        intervalMs: 60_000,
+        registerDeadlineMs: autoscaleConfigSchema.shape["register-deadline"].parse(registerDeadline),
+        heartbeatTimeoutMs: 10_000,
+        drainTimeoutMs: 60_000,
+      },
+      {
+        database: engine.engine.store.database,
+        channel: new MemoryHostChannel(),
+        leadership: new SoleLeader(),
+        logger: silentLogger,
+      },
+    );
+
+  it("packs hosts by the memory and CPU queued tasks declare, retries a failed create with its token, and deletes hosts that never register", async () => {
+    // 10 tasks of 3 GiB and 2 CPUs: 1 host by slots, 4 by memory (8 GiB hosts), 5 by CPU (4-CPU hosts)
+    const tasks = Array.from({ length: 10 }, (_, i) =>
+      Object.assign(shellTask(`heavy-${i}`, "sleep 30"), {
+        pool: "big",
+        limits: create(ResourceLimitsSchema, { memoryBytes: BigInt(3 * GiB), cpuMillis: 2_000 }),
+      }),
+    );
+    await engine.client.submitRun({ run: runSpec("heavy", tasks) });
+    const provider = new RecordingProvider();
+    provider.failCreates = 1;
+    const autoscaler = scaler(
+      provider,
+      {
+        max: 8,
+        "slots-per-host": 32,
+        "memory-per-host": "8G",
+        "cpus-per-host": 4,
+        "scale-up-cooldown": "1h",
+      },
+      "0s",
+    );
+    await autoscaler.pass();
+    const database = engine.engine.store.database;
+    let rows = await listProvisioned(database, "big");
+    expect(rows).toHaveLength(5);
+    const events = await listHostEvents(database, { pool: "big", limit: 100 });
+    expect(events[0]).toMatchObject({ action: "scale-up" });
+    expect(events[0]!.detail).toContain("20 CPUs declared, 4 per host: 0 → 5 hosts");
+    // the first create failed (503): that host waits for its retry, with the same token
+    expect(rows.filter((r) => r.state === "requested")).toHaveLength(1);
+    expect(events.filter((e) => e.action === "create-failed")).toHaveLength(1);
+    const retried = rows.find((r) => r.state === "requested")!.token;
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await autoscaler.pass();
+    expect(provider.creates.filter((c) => c.token === retried)).toHaveLength(2);
+    // five hosts made in all, one per token
+    expect(new Set(provider.creates.map((c) => c.token)).size).toBe(5);
+    expect(provider.made).toBe(5);
+    // the up-cooldown holds: no second scale-up; and with a 0 s deadline the silent hosts are deleted
+    rows = await listProvisioned(database, "big");
+    const after = await listHostEvents(database, { pool: "big", limit: 100 });
+    expect(after.filter((e) => e.action === "scale-up")).toHaveLength(1);
+    expect(after.filter((e) => e.action === "never-registered").length).toBeGreaterThan(0);
+    expect(provider.deletes.length).toBeGreaterThan(0);
+    await autoscaler.stop();
+  });
+
+  it("says when a queued task declares more than one host has", async () => {
+    const giant = Object.assign(shellTask("giant", "sleep 30"), {
+      pool: "huge",
+      limits: create(ResourceLimitsSchema, { memoryBytes: BigInt(64 * GiB) }),
+    });
+    await engine.client.submitRun({ run: runSpec("giant", [giant]) });
+    const provider = new RecordingProvider();
+    const autoscaler = new Autoscaler(
+      {
+        provider,
+        pools: autoscaleConfigSchema.parse({
+          provider: { kind: "local" },
+          pools: { huge: { max: 2, "memory-per-host": "16G" } },
+        }).pools,
+        intervalMs: 60_000,
+        registerDeadlineMs: 60_000,
+        heartbeatTimeoutMs: 10_000,
+        drainTimeoutMs: 60_000,
+      },
+      {
+        database: engine.engine.store.database,
+        channel: new MemoryHostChannel(),
+        leadership: new SoleLeader(),
+        logger: silentLogger,
+      },
+    );
+    await autoscaler.pass();
+    const [scaleUp] = await listHostEvents(engine.engine.store.database, { pool: "huge", limit: 10 });
+    expect(scaleUp!.detail).toContain("a queued task declares more than one host has");
+    await autoscaler.stop();
+  });
+});
