@@ -8,6 +8,7 @@ import { JetStreamWorkQueue } from "../core/nats/jetstream-work-queue.js";
 import { NatsControlBus } from "../core/nats/nats-control-bus.js";
 import { NatsHostChannel } from "../core/nats/nats-host-channel.js";
 import { natsOptionsOf, queueOptionsOf } from "../core/nats-options.js";
+import { untilStopSignal } from "../core/stop-signal.js";
 import { HostRegistry } from "./hosts/host-registry.js";
 import { Hub } from "./hub.js";
 import { AdvisoryLockLeadership } from "./leadership.js";
@@ -83,15 +84,7 @@ export async function runHub(config: HubConfig): Promise<void> {
   );
   process.stderr.write(`taskframe hub listening on http://${server.address}\n`);
 
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off("SIGTERM", stop);
-      process.off("SIGINT", stop);
-      resolve();
-    };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
-  });
+  await untilStopSignal();
   logger.info("shutting down");
   await server.close(config["shutdown-timeout"]);
   await autoscaler?.stop();

@@ -14,6 +14,7 @@ import { JetStreamWorkQueue } from "../core/nats/jetstream-work-queue.js";
 import { NatsControlBus } from "../core/nats/nats-control-bus.js";
 import { NatsHostChannel } from "../core/nats/nats-host-channel.js";
 import { natsOptionsOf, queueOptionsOf } from "../core/nats-options.js";
+import { untilStopSignal } from "../core/stop-signal.js";
 import { HostReporter } from "./host-reporter.js";
 import { defaultInstallCacheDir, InstallCache } from "./install/install-cache.js";
 import { jailConfigOf } from "./jail/jail-config.js";
@@ -161,16 +162,7 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
   );
 
   // SIGTERM, or a hub's drain request (the autoscaler removing this host): drain and stop
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off("SIGTERM", stop);
-      process.off("SIGINT", stop);
-      resolve();
-    };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
-    drainAsked.then(stop);
-  });
+  await untilStopSignal(drainAsked);
   logger.info("draining");
   for (const pool of pools) pool.stopRestarting();
   await sidecar.stop(config["drain-timeout"]);

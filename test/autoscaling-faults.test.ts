@@ -102,7 +102,9 @@ describe("autoscaling through a datacenter API that fails", () => {
       // a host vanishes mid-run: its tasks come back after their leases expire
       const victim = registered.find((e) => e.action === "registered")!.providerHostId;
       await until(
-        async () => (await client.listHosts({})).hosts.find((h) => h.providerHostId === victim)?.running ?? 0,
+        async () =>
+          (await client.listHosts({})).hosts.find((h) => h.heartbeat?.providerHostId === victim)?.heartbeat
+            ?.running ?? 0,
         (running) => running > 0,
         30_000,
       );

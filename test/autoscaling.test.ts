@@ -62,7 +62,8 @@ describe("autoscaling with the local provider", () => {
     };
     await until(
       watchHosts,
-      ({ hosts }) => hosts.filter((h) => !h.stopped && h.running > 0).length === MAX_HOSTS,
+      ({ hosts }) =>
+        hosts.filter((h) => !h.heartbeat?.stopped && (h.heartbeat?.running ?? 0) > 0).length === MAX_HOSTS,
       60_000,
     );
     const allUpMs = Date.now() - submitted;
@@ -91,7 +92,7 @@ describe("autoscaling with the local provider", () => {
       expect(before).toEqual(["created", "registered", "drain", "drained", "deleted"]);
     }
     const { hosts } = await client.listHosts({});
-    for (const host of hosts) expect([host.stopped, host.running]).toEqual([true, 0]);
+    for (const { heartbeat } of hosts) expect([heartbeat?.stopped, heartbeat?.running]).toEqual([true, 0]);
     // no flapping: scale-downs at least a cooldown apart
     const downs = events.filter((e) => e.action === "scale-down").map((e) => Number(e.atUnixMs));
     for (let i = 1; i < downs.length; i++) expect(downs[i]! - downs[i - 1]!).toBeGreaterThanOrEqual(4_000);

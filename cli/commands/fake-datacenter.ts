@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { parseDurationMs } from "../../core/definitions/duration.js";
 import { errorMessage } from "../../core/errors.js";
+import { untilStopSignal } from "../../core/stop-signal.js";
 import { CliError, ExitCode } from "../cli-error.js";
 
 interface FakeDatacenterFlags {
@@ -59,16 +60,4 @@ function parseFlagDuration(flag: string, value: string): number {
   } catch (error) {
     throw new CliError(`${flag}: ${errorMessage(error)}`, ExitCode.Usage);
   }
-}
-
-function untilStopSignal(): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off("SIGTERM", stop);
-      process.off("SIGINT", stop);
-      resolve();
-    };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
-  });
 }

@@ -1,11 +1,11 @@
 import { toJson } from "@bufbuild/protobuf";
 import {
   GetHostHistoryResponseSchema,
-  type Host,
   type ListHostsResponse,
   ListHostsResponseSchema,
   type ProvisionedHost,
 } from "../../core/gen/taskframe/v1/hub_pb.js";
+import type { HostHeartbeat } from "../../core/gen/taskframe/v1/messages_pb.js";
 import { ExitCode } from "../cli-error.js";
 import { withHubClient } from "../hub-client.js";
 import type { StoreOptions } from "../options.js";
@@ -45,13 +45,15 @@ function hostRows(listed: ListHostsResponse): string[][] {
   for (const p of listed.provisioned) if (p.providerHostId) byProviderId.set(p.providerHostId, p);
   const rows: string[][] = [];
   const shown = new Set<string>();
-  for (const host of listed.hosts) {
+  for (const { heartbeat, lastSeenMsAgo } of listed.hosts) {
+    if (!heartbeat) continue;
+    const host = { ...heartbeat, lastSeenMsAgo };
     const provisioned = byProviderId.get(host.providerHostId);
     if (host.stopped && !provisioned) continue;
     shown.add(host.providerHostId);
     rows.push([
       host.pools.join(","),
-      host.name,
+      host.host,
       hostState(host, provisioned),
       `${host.running}/${host.slots}`,
       formatDuration(Date.now() - Number(host.startedAtUnixMs)),
@@ -76,7 +78,10 @@ function hostRows(listed: ListHostsResponse): string[][] {
   return rows.sort((a, b) => a[0]!.localeCompare(b[0]!) || a[1]!.localeCompare(b[1]!));
 }
 
-function hostState(host: Host, provisioned: ProvisionedHost | undefined): string {
+function hostState(
+  host: HostHeartbeat & { lastSeenMsAgo: bigint },
+  provisioned: ProvisionedHost | undefined,
+): string {
   if (host.stopped) return "stopped";
   if (Number(host.lastSeenMsAgo) > QUIET_AFTER_MS) return "lost";
   if (host.draining) return "draining";

@@ -1,10 +1,9 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { AsyncQueue } from "../async-queue.js";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { errorMessage } from "../errors.js";
 import type { ControlBus } from "../event-bus.js";
 import { type CancelNotice, CancelNoticeSchema } from "../gen/taskframe/v1/messages_pb.js";
-import { linkedSignal } from "./linked-signal.js";
+import { decodedMessages } from "./decoded-messages.js";
 import { NatsNames } from "./names.js";
 
 const FLUSH_TIMEOUT_MS = 5_000;
@@ -44,31 +43,11 @@ export class NatsControlBus implements ControlBus {
   }
 
   /** Every notice published from now on, until `signal` aborts or the bus closes. */
-  async *cancels(signal: AbortSignal): AsyncIterable<CancelNotice> {
-    const linked = linkedSignal(signal, this.#closing.signal);
-    const queue = new AsyncQueue<CancelNotice>();
-    let sub: Subscription | undefined;
-    try {
-      sub = this.#nc.subscribe(this.#subject, {
-        callback: (error, msg) => {
-          if (error) return;
-          try {
-            queue.push(fromBinary(CancelNoticeSchema, msg.data));
-          } catch {
-            // not a CancelNotice: ignore it
-          }
-        },
-      });
-      while (!linked.signal.aborted) {
-        const notices = await queue.take(Number.POSITIVE_INFINITY, { signal: linked.signal });
-        if (notices === undefined) return;
-        yield* notices;
-      }
-    } finally {
-      sub?.unsubscribe();
-      queue.close();
-      linked.dispose();
-    }
+  cancels(signal: AbortSignal): AsyncIterable<CancelNotice> {
+    return decodedMessages(this.#nc, this.#subject, (data) => fromBinary(CancelNoticeSchema, data), [
+      signal,
+      this.#closing.signal,
+    ]);
   }
 
   /** Ends every cancels(); the connection is the caller's. */

@@ -1,6 +1,5 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { AsyncQueue } from "../async-queue.js";
+import type { NatsConnection } from "@nats-io/transport-node";
 import {
   type HostDrainRequest,
   HostDrainRequestSchema,
@@ -8,7 +7,7 @@ import {
   HostHeartbeatSchema,
 } from "../gen/taskframe/v1/messages_pb.js";
 import type { HostChannel } from "../host-channel.js";
-import { linkedSignal } from "./linked-signal.js";
+import { decodedMessages } from "./decoded-messages.js";
 import { NatsNames } from "./names.js";
 
 /** Hubs that record heartbeats share this queue group: each heartbeat reaches one of them. */
@@ -33,13 +32,12 @@ export class NatsHostChannel implements HostChannel {
   }
 
   heartbeats(signal: AbortSignal): AsyncIterable<HostHeartbeat> {
-    return this.#subscribe(
+    return decodedMessages(
+      this.#nc,
       this.#names.heartbeatSubject,
-      signal,
       (data) => fromBinary(HostHeartbeatSchema, data),
-      {
-        queue: RECORDERS_QUEUE_GROUP,
-      },
+      [signal, this.#closing.signal],
+      { queue: RECORDERS_QUEUE_GROUP },
     );
   }
 
@@ -49,46 +47,16 @@ export class NatsHostChannel implements HostChannel {
   }
 
   drains(signal: AbortSignal): AsyncIterable<HostDrainRequest> {
-    return this.#subscribe(this.#names.drainSubject, signal, (data) =>
-      fromBinary(HostDrainRequestSchema, data),
+    return decodedMessages(
+      this.#nc,
+      this.#names.drainSubject,
+      (data) => fromBinary(HostDrainRequestSchema, data),
+      [signal, this.#closing.signal],
     );
   }
 
   /** Ends every subscription; the connection is the caller's. */
   async close(): Promise<void> {
     this.#closing.abort();
-  }
-
-  async *#subscribe<T>(
-    subject: string,
-    signal: AbortSignal,
-    decode: (data: Uint8Array) => T,
-    options: { queue?: string } = {},
-  ): AsyncIterable<T> {
-    const linked = linkedSignal(signal, this.#closing.signal);
-    const queue = new AsyncQueue<T>();
-    let sub: Subscription | undefined;
-    try {
-      sub = this.#nc.subscribe(subject, {
-        ...options,
-        callback: (error, msg) => {
-          if (error) return;
-          try {
-            queue.push(decode(msg.data));
-          } catch {
-            // not ours: ignore it
-          }
-        },
-      });
-      while (!linked.signal.aborted) {
-        const items = await queue.take(Number.POSITIVE_INFINITY, { signal: linked.signal });
-        if (items === undefined) return;
-        yield* items;
-      }
-    } finally {
-      sub?.unsubscribe();
-      queue.close();
-      linked.dispose();
-    }
   }
 }

@@ -152,15 +152,17 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
       ]);
       return create(ListHostsResponseSchema, {
         hosts: heard.map((host) => ({
-          name: host.name,
-          providerHostId: host.provider_host_id,
-          pools: host.pools,
-          slots: host.slots,
-          running: host.running,
-          draining: host.draining,
-          stopped: host.stopped,
-          labels: host.labels,
-          startedAtUnixMs: BigInt(Math.round(host.started_at_ms)),
+          heartbeat: {
+            host: host.name,
+            providerHostId: host.provider_host_id,
+            pools: host.pools,
+            slots: host.slots,
+            running: host.running,
+            draining: host.draining,
+            stopped: host.stopped,
+            labels: host.labels,
+            startedAtUnixMs: BigInt(Math.round(host.started_at_ms)),
+          },
           lastSeenMsAgo: BigInt(Math.max(0, Math.round(host.last_seen_ms_ago))),
         })),
         provisioned: provisioned.map((row) => ({

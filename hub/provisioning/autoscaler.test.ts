@@ -69,11 +69,11 @@ describe("the autoscaler's decisions", () => {
     await engine?.[Symbol.asyncDispose]();
   });
 
-  const scaler = (provider: HostProvider, pool: Record<string, unknown>, registerDeadline = "1m") =>
+  const scaler = (provider: HostProvider, pools: Record<string, unknown>, registerDeadline = "1m") =>
     new Autoscaler(
       {
         provider,
-        pools: autoscaleConfigSchema.parse({ provider: { kind: "local" }, pools: { big: pool } }).pools,
+        pools: autoscaleConfigSchema.parse({ provider: { kind: "local" }, pools }).pools,
         intervalMs: 60_000,
         registerDeadlineMs: autoscaleConfigSchema.shape["register-deadline"].parse(registerDeadline),
         heartbeatTimeoutMs: 10_000,
@@ -101,11 +101,13 @@ describe("the autoscaler's decisions", () => {
     const autoscaler = scaler(
       provider,
       {
-        max: 8,
-        "slots-per-host": 32,
-        "memory-per-host": "8G",
-        "cpus-per-host": 4,
-        "scale-up-cooldown": "1h",
+        big: {
+          max: 8,
+          "slots-per-host": 32,
+          "memory-per-host": "8G",
+          "cpus-per-host": 4,
+          "scale-up-cooldown": "1h",
+        },
       },
       "0s",
     );
@@ -142,25 +144,7 @@ describe("the autoscaler's decisions", () => {
     });
     await engine.client.submitRun({ run: runSpec("giant", [giant]) });
     const provider = new RecordingProvider();
-    const autoscaler = new Autoscaler(
-      {
-        provider,
-        pools: autoscaleConfigSchema.parse({
-          provider: { kind: "local" },
-          pools: { huge: { max: 2, "memory-per-host": "16G" } },
-        }).pools,
-        intervalMs: 60_000,
-        registerDeadlineMs: 60_000,
-        heartbeatTimeoutMs: 10_000,
-        drainTimeoutMs: 60_000,
-      },
-      {
-        database: engine.engine.store.database,
-        channel: new MemoryHostChannel(),
-        leadership: new SoleLeader(),
-        logger: silentLogger,
-      },
-    );
+    const autoscaler = scaler(provider, { huge: { max: 2, "memory-per-host": "16G" } });
     await autoscaler.pass();
     const [scaleUp] = await listHostEvents(engine.engine.store.database, { pool: "huge", limit: 10 });
     expect(scaleUp!.detail).toContain("a queued task declares more than one host has");
