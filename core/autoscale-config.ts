@@ -33,6 +33,8 @@ const poolScalingSchema = z
     "cpus-per-host": z.coerce.number().positive().optional(),
     "scale-up-cooldown": duration.default(10_000),
     "scale-down-cooldown": duration.default(120_000),
+    /** The pool's budget: host-hours in any 24 hours; no scale-up once they are spent. */
+    "host-hours-per-day": z.coerce.number().positive().optional(),
     /** The provider's size class for this pool's hosts ("" for its default). */
     size: z.string().default(""),
     labels: z.record(z.string(), z.string()).default({}),

@@ -150,4 +150,46 @@ describe("the autoscaler's decisions", () => {
     expect(scaleUp!.detail).toContain("a queued task declares more than one host has");
     await autoscaler.stop();
   });
+
+  const queue = async (pool: string, count: number) => {
+    const tasks = Array.from({ length: count }, (_, i) =>
+      Object.assign(shellTask(`${pool}-${i}-${Date.now()}`, "sleep 30"), { pool }),
+    );
+    await engine.client.submitRun({ run: runSpec(pool, tasks) });
+  };
+  const actionsOf = async (pool: string) =>
+    (await listHostEvents(engine.engine.store.database, { pool, limit: 100 })).map((e) => e.action);
+
+  it("holds still under a steady load: one scale-up, then nothing, pass after pass", async () => {
+    await queue("steady", 20);
+    const provider = new RecordingProvider();
+    const autoscaler = scaler(provider, {
+      steady: { max: 10, "slots-per-host": 8, "scale-up-cooldown": "0s", "scale-down-cooldown": "0s" },
+    });
+    for (let pass = 0; pass < 6; pass++) await autoscaler.pass();
+    expect(provider.made).toBe(3);
+    expect((await actionsOf("steady")).filter((a) => a.startsWith("scale-"))).toEqual(["scale-up"]);
+    await autoscaler.stop();
+  });
+
+  it("stops scaling up once the pool's host-hours budget for the day is spent", async () => {
+    await queue("thrifty", 8);
+    const provider = new RecordingProvider();
+    // 0.0001 host-hours is 0.36 s of one host
+    const autoscaler = scaler(provider, {
+      thrifty: { max: 10, "slots-per-host": 8, "scale-up-cooldown": "0s", "host-hours-per-day": 0.0001 },
+    });
+    await autoscaler.pass();
+    expect(provider.made).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await queue("thrifty", 16);
+    await autoscaler.pass();
+    await autoscaler.pass();
+    expect(provider.made).toBe(1);
+    const actions = await actionsOf("thrifty");
+    expect(actions.filter((a) => a === "budget")).toHaveLength(1);
+    const [budget] = await listHostEvents(engine.engine.store.database, { pool: "thrifty", limit: 1 });
+    expect(budget!.detail).toMatch(/host-hours spent in the last 24 h: not scaling up/);
+    await autoscaler.stop();
+  });
 });

@@ -10,6 +10,7 @@ import type { Leadership } from "../leadership.js";
 import type { Database } from "../store/database.js";
 import {
   type HostRow,
+  hostHoursLastDay,
   insertProvisioned,
   listHosts,
   listProvisioned,
@@ -78,6 +79,9 @@ const formatBytes = (bytes: number) =>
 /** A failed create or delete is tried again after this, doubling up to a minute. */
 const RETRY_BASE_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
+
+/** A spent budget is written to the audit trail at most this often. */
+const BUDGET_NOTICE_MS = 60_000;
 
 /** How far the hub's and a host's clocks may disagree when telling a reused host id from the new host. */
 const CLOCK_SLACK_MS = 30_000;
@@ -225,6 +229,18 @@ export class Autoscaler {
     const since = await this.#sinceLastScaling(pool);
     const why = `${pending} queued and ${running} running tasks, ${need.reason}: ${active.length} → ${desired} hosts${need.warning}`;
     if (desired > active.length && since.upMs >= scaling["scale-up-cooldown"]) {
+      const budget = scaling["host-hours-per-day"];
+      const spent = budget === undefined ? 0 : await hostHoursLastDay(database, pool);
+      if (budget !== undefined && spent >= budget) {
+        // said once a minute (or up-cooldown), not at every pass
+        if (since.budgetMs >= Math.max(BUDGET_NOTICE_MS, scaling["scale-up-cooldown"]))
+          await recordHostEvent(database, {
+            pool,
+            action: "budget",
+            detail: `${spent.toFixed(2)} of ${budget} host-hours spent in the last 24 h: not scaling up (${why})`,
+          });
+        return;
+      }
       await recordHostEvent(database, { pool, action: "scale-up", detail: why });
       for (let i = active.length; i < desired; i++) {
         const token = randomUUID();
@@ -330,11 +346,15 @@ export class Autoscaler {
   }
 
   /** Time since the pool last scaled up and down (from the audit trail, so a new leader keeps the cooldowns). */
-  async #sinceLastScaling(pool: string): Promise<{ upMs: number; downMs: number }> {
-    const [row] = await this.#deps.database.rows<{ up_ms: number | null; down_ms: number | null }>(sql`
+  async #sinceLastScaling(pool: string): Promise<{ upMs: number; downMs: number; budgetMs: number }> {
+    const [row] = await this.#deps.database.rows<
+      Record<"up_ms" | "down_ms" | "budget_ms", number | null>
+    >(sql`
       select (extract(epoch from clock_timestamp() - max(at) filter (where action = 'scale-up')) * 1000)::float8 as up_ms,
-        (extract(epoch from clock_timestamp() - max(at) filter (where action = 'scale-down')) * 1000)::float8 as down_ms
-      from host_events where pool = ${pool} and action in ('scale-up', 'scale-down')`);
-    return { upMs: row?.up_ms ?? Number.POSITIVE_INFINITY, downMs: row?.down_ms ?? Number.POSITIVE_INFINITY };
+        (extract(epoch from clock_timestamp() - max(at) filter (where action = 'scale-down')) * 1000)::float8 as down_ms,
+        (extract(epoch from clock_timestamp() - max(at) filter (where action = 'budget')) * 1000)::float8 as budget_ms
+      from host_events where pool = ${pool} and action in ('scale-up', 'scale-down', 'budget')`);
+    const never = Number.POSITIVE_INFINITY;
+    return { upMs: row?.up_ms ?? never, downMs: row?.down_ms ?? never, budgetMs: row?.budget_ms ?? never };
   }
 }

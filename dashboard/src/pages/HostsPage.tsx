@@ -1,57 +1,107 @@
-import type { QueryValue } from "../../../core/gen/taskframe/v1/hub_pb.js";
-import { hub } from "../api.js";
+import type { ListHostsResponse } from "../../../core/gen/taskframe/v1/hub_pb.js";
+import { hub, millis } from "../api.js";
 import { Problem } from "../components/Problem.js";
-import { formatTime } from "../format.js";
+import { formatDuration } from "../format.js";
 import { usePoll } from "../use-poll.js";
 
-/** Read through the documented `hosts` query view, as `task query` would. */
-const HOSTS_SQL =
-  "SELECT host, running_tasks, tasks, succeeded, failed, last_seen FROM hosts ORDER BY running_tasks DESC, last_seen DESC";
+const listHosts = (signal: AbortSignal) => hub.listHosts({}, { signal });
 
-const cellText = (value: QueryValue | undefined): string | number =>
-  value?.kind.case === "number" ? value.kind.value : value?.kind.case === "text" ? value.kind.value : "";
+/** Heartbeats older than this read as lost (the autoscaler's default heartbeat timeout). */
+const QUIET_AFTER_MS = 10_000;
 
-const queryHosts = (signal: AbortSignal) => hub.query({ sql: HOSTS_SQL, limit: 500 }, { signal });
-
-/** Hosts that ran tasks: what each runs now, and how its tasks ended. */
+/** Sidecar hosts by pool, with their load, and the hosts the autoscaler is bringing up. */
 export function HostsPage() {
-  const { data, error } = usePoll(queryHosts, 5_000);
+  const { data, error } = usePoll(listHosts, 2_000);
+  const rows = data ? hostRows(data) : [];
   return (
     <section className="page">
       <header className="page-header">
         <h1>Hosts</h1>
+        <span className="hint">live, from the sidecars' heartbeats (task hosts)</span>
       </header>
       <Problem error={error} />
       <table className="compact">
         <thead>
           <tr>
+            <th>pool</th>
             <th>host</th>
-            <th>running now</th>
-            <th>tasks</th>
-            <th>succeeded</th>
-            <th>failed</th>
-            <th>last seen</th>
+            <th>state</th>
+            <th>load</th>
+            <th>up for</th>
+            <th>last heard</th>
+            <th>provider</th>
           </tr>
         </thead>
         <tbody>
-          {(data?.rows ?? []).map((row) => {
-            const [host, running, tasks, succeeded, failed, lastSeen] = row.values.map(cellText);
-            return (
-              <tr key={String(host)} data-host={host}>
-                <td>{host}</td>
-                <td className="number">
-                  <meter min={0} max={Math.max(Number(running), 8)} value={Number(running)} /> {running}
-                </td>
-                <td className="number">{tasks}</td>
-                <td className="number">{succeeded}</td>
-                <td className="number">{failed}</td>
-                <td>{lastSeen ? formatTime(Date.parse(String(lastSeen))) : ""}</td>
-              </tr>
-            );
-          })}
+          {rows.map((row) => (
+            <tr key={row.key} data-host={row.host}>
+              <td>{row.pools}</td>
+              <td>{row.host}</td>
+              <td>{row.state}</td>
+              <td className="number">
+                {row.slots > 0 ? (
+                  <>
+                    <meter min={0} max={row.slots} value={row.running} /> {row.running}/{row.slots}
+                  </>
+                ) : null}
+              </td>
+              <td>{row.upFor}</td>
+              <td>{row.lastHeard}</td>
+              <td>{row.provider}</td>
+            </tr>
+          ))}
         </tbody>
       </table>
-      {data && data.rows.length === 0 ? <p className="empty">No host has run a task yet.</p> : null}
+      {data && rows.length === 0 ? <p className="empty">No host has sent a heartbeat yet.</p> : null}
     </section>
   );
+}
+
+interface HostRow {
+  key: string;
+  pools: string;
+  host: string;
+  state: string;
+  running: number;
+  slots: number;
+  upFor: string;
+  lastHeard: string;
+  provider: string;
+}
+
+function hostRows(listed: ListHostsResponse): HostRow[] {
+  const provisioned = new Map(listed.provisioned.map((p) => [p.providerHostId, p]));
+  const rows: HostRow[] = [];
+  for (const { heartbeat, lastSeenMsAgo } of listed.hosts) {
+    if (!heartbeat || heartbeat.stopped) continue;
+    const quietMs = millis(lastSeenMsAgo);
+    const made = provisioned.get(heartbeat.providerHostId);
+    rows.push({
+      key: heartbeat.host,
+      pools: heartbeat.pools.join(", "),
+      host: heartbeat.host,
+      state: quietMs > QUIET_AFTER_MS ? "lost" : heartbeat.draining ? "draining" : "ready",
+      running: heartbeat.running,
+      slots: heartbeat.slots,
+      upFor: formatDuration(Date.now() - millis(heartbeat.startedAtUnixMs)),
+      lastHeard: `${formatDuration(quietMs)} ago`,
+      provider: made ? made.provider : "by hand",
+    });
+  }
+  for (const p of listed.provisioned) {
+    if (listed.hosts.some((h) => h.heartbeat?.providerHostId === p.providerHostId && p.providerHostId))
+      continue;
+    rows.push({
+      key: p.token,
+      pools: p.pool,
+      host: p.providerHostId || "(requested)",
+      state: p.state,
+      running: 0,
+      slots: 0,
+      upFor: formatDuration(millis(p.ageMs)),
+      lastHeard: "never",
+      provider: p.provider,
+    });
+  }
+  return rows;
 }

@@ -172,6 +172,16 @@ export function listHostEvents(
     ) newest order by id`);
 }
 
+/** Host-hours the pool's provisioned hosts have lived in the last 24 hours (from request to deletion). */
+export async function hostHoursLastDay(database: Database, pool: string): Promise<number> {
+  const [row] = await database.rows<{ hours: number }>(sql`
+    select coalesce(sum(extract(epoch from coalesce(deleted_at, clock_timestamp())
+        - greatest(requested_at, clock_timestamp() - interval '1 day'))), 0)::float8 / 3600 as hours
+    from provisioned_hosts
+    where pool = ${pool} and coalesce(deleted_at, clock_timestamp()) > clock_timestamp() - interval '1 day'`);
+  return row?.hours ?? 0;
+}
+
 export interface PoolBacklog {
   pending: number;
   running: number;

@@ -1952,7 +1952,8 @@ export type HostEvent = Message<"taskframe.v1.HostEvent"> & {
 
   /**
    * scale-up, scale-down, created, create-failed, running, registered,
-   * never-registered, lost, failed, drain, drained, drain-timeout, deleted...
+   * never-registered, lost, failed, drain, drained, drain-timeout, deleted,
+   * budget...
    *
    * @generated from field: string action = 5;
    */
