@@ -398,11 +398,15 @@ export function buildProgram(): Command {
         "autoscaler asked for: requested, provisioning, running (no sidecar yet), deleting. docs/autoscaling.md.",
     )
     .action(async (options) => setExit(await hostsCommand(options)));
-  withStoreOptions(hosts.command("history"))
+  hosts
+    .command("history")
     .description("every provisioning decision and provider call, oldest first")
-    .option("--pool <pool>", "only this pool")
     .option("-n, --limit <n>", "the newest N events (default 100)", parsePositiveInt("--limit"))
-    .action(async (options) => setExit(await hostsHistoryCommand(options)));
+    .addHelpText("after", "\nTakes task hosts' options too: task hosts history --pool default --hub URL")
+    // --data, --hub, --json and --pool are task hosts' own: they may stand before or after `history`
+    .action(async (_options, command: Command) =>
+      setExit(await hostsHistoryCommand(command.optsWithGlobals())),
+    );
 
   addServiceCommands(program, setExit);
   addFakeDatacenterCommand(program, setExit);

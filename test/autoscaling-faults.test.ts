@@ -3,7 +3,6 @@ import { once } from "node:events";
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { PROVIDER_HOST_ID_ENV } from "../core/host-channel.js";
 import { RunState, TaskState } from "../core/states.js";
@@ -11,16 +10,7 @@ import { startFakeDatacenter } from "../hub/provisioning/fake-datacenter.js";
 import { TASK_BIN } from "./helpers/cli.js";
 import { type Cluster, startCluster, TEST_NATS_URL } from "./helpers/cluster.js";
 import { runSpec, shellTask, waitForRun } from "./helpers/engine.js";
-
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline) throw new Error("timed out waiting for the hosts");
-    await sleep(200);
-  }
-}
+import { until } from "./helpers/until.js";
 
 describe("autoscaling through a datacenter API that fails", () => {
   it("never makes a host twice, retries, deletes hosts that never register, replaces a lost one, and loses no work", async () => {

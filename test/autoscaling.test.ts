@@ -1,29 +1,16 @@
 import { mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { RunState, TaskState } from "../core/states.js";
+import { task } from "./helpers/cli.js";
 import { startCluster } from "./helpers/cluster.js";
 import { runSpec, shellTask, waitForRun } from "./helpers/engine.js";
+import { until } from "./helpers/until.js";
 
 const MAX_HOSTS = 4;
 const SLOTS = 32;
 const TASKS = 5_000;
-
-/** Polls `read` until `done` holds (every 200 ms), failing after `timeoutMs` with the last value. */
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value)) return value;
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out; last: ${JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? String(v) : v))}`,
-      );
-    await sleep(200);
-  }
-}
 
 describe("autoscaling with the local provider", () => {
   it(`scales a pool from 0 to ${MAX_HOSTS} hosts for ${TASKS} tasks, drains it, and back to 0`, async () => {
@@ -67,6 +54,16 @@ describe("autoscaling with the local provider", () => {
       60_000,
     );
     const allUpMs = Date.now() - submitted;
+    const hub = ["--hub", cluster.hubUrls[0]!];
+    // task hosts shows them: every one ready (the table is read again while a heartbeat is on its way)
+    const readyRows = (table: string) =>
+      table.match(/^default\s+local-default-\S+\s+ready\s+\d+\/32\s/gm) ?? [];
+    const table = await until(
+      async () => (await task(["hosts", ...hub], { cwd: tmpdir() })).stdout.toString(),
+      (text) => readyRows(text).length === MAX_HOSTS,
+      10_000,
+    );
+    expect(table).toMatch(/^POOL\s+HOST\s+STATE\s+LOAD\s+AGE\s+LAST SEEN\s+PROVIDER/);
     const finished = await waitForRun(client, run!.id);
     const ranMs = Date.now() - submitted;
     expect(finished.run.state).toBe(RunState.SUCCEEDED);
@@ -81,6 +78,10 @@ describe("autoscaling with the local provider", () => {
     );
     expect(most).toBe(MAX_HOSTS);
 
+    const history = (await task(["hosts", "history", ...hub], { cwd: tmpdir() })).stdout.toString();
+    for (const action of ["scale-up", "created", "registered", "scale-down", "drain", "drained", "deleted"])
+      expect(history).toMatch(new RegExp(`\\sdefault\\s+${action}\\s`));
+    expect((await task(["hosts", ...hub], { cwd: tmpdir() })).stdout.toString()).toMatch(/^no hosts running/);
     const { events } = await client.getHostHistory({ limit: 1000 });
     const actions = events.map((e) => e.action);
     expect(actions.filter((a) => a === "created")).toHaveLength(MAX_HOSTS);

@@ -34,7 +34,7 @@ export async function hostsCommand(options: HostsCommandOptions): Promise<number
   );
   process.stdout.write(
     rows.length === 0
-      ? "no hosts yet: start task sidecar, or give the hub an autoscale: block (docs/autoscaling.md)\n"
+      ? "no hosts running: start task sidecar, or give the hub an autoscale: block (docs/autoscaling.md)\n"
       : `${renderTable(["POOL", "HOST", "STATE", "LOAD", "AGE", "LAST SEEN", "PROVIDER", "DETAIL"], rows)}\n`,
   );
   return ExitCode.Ok;
@@ -84,8 +84,9 @@ function hostState(
 ): string {
   if (host.stopped) return "stopped";
   if (Number(host.lastSeenMsAgo) > QUIET_AFTER_MS) return "lost";
-  if (host.draining) return "draining";
-  return provisioned && provisioned.state !== "registered" ? provisioned.state : "ready";
+  // the autoscaler may be draining or deleting a host whose sidecar has not heard of it yet
+  if (host.draining || provisioned?.state === "draining") return "draining";
+  return provisioned?.state === "deleting" ? "deleting" : "ready";
 }
 
 /** `task hosts history [--pool P]`: every provisioning decision and provider call, oldest first. */

@@ -13,29 +13,6 @@ CREATE TABLE "condition_evaluations" (
 	CONSTRAINT "condition_evaluations_schedule_slot_pk" PRIMARY KEY("schedule","slot")
 );
 --> statement-breakpoint
-CREATE TABLE "host_events" (
-	"id" bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY (sequence name "host_events_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1),
-	"at" timestamp with time zone DEFAULT now() NOT NULL,
-	"pool" text NOT NULL,
-	"token" uuid,
-	"provider_host_id" text DEFAULT '' NOT NULL,
-	"action" text NOT NULL,
-	"detail" text DEFAULT '' NOT NULL
-);
---> statement-breakpoint
-CREATE TABLE "hosts" (
-	"name" text PRIMARY KEY NOT NULL,
-	"provider_host_id" text DEFAULT '' NOT NULL,
-	"pools" jsonb NOT NULL,
-	"slots" integer NOT NULL,
-	"running" integer NOT NULL,
-	"draining" boolean NOT NULL,
-	"stopped" boolean NOT NULL,
-	"labels" jsonb NOT NULL,
-	"started_at" timestamp with time zone NOT NULL,
-	"last_seen_at" timestamp with time zone NOT NULL
-);
---> statement-breakpoint
 CREATE TABLE "log_chunks" (
 	"id" bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY (sequence name "log_chunks_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1),
 	"run_id" uuid NOT NULL,
@@ -55,22 +32,6 @@ CREATE TABLE "outbox" (
 	"pool" text NOT NULL,
 	"payload" "bytea" NOT NULL,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL
-);
---> statement-breakpoint
-CREATE TABLE "provisioned_hosts" (
-	"token" uuid PRIMARY KEY NOT NULL,
-	"pool" text NOT NULL,
-	"provider" text NOT NULL,
-	"provider_host_id" text,
-	"state" text NOT NULL,
-	"create_attempts" integer DEFAULT 0 NOT NULL,
-	"retry_at" timestamp with time zone,
-	"requested_at" timestamp with time zone DEFAULT now() NOT NULL,
-	"running_at" timestamp with time zone,
-	"registered_at" timestamp with time zone,
-	"draining_at" timestamp with time zone,
-	"deleted_at" timestamp with time zone,
-	"detail" text DEFAULT '' NOT NULL
 );
 --> statement-breakpoint
 CREATE TABLE "run_states" (
@@ -171,8 +132,6 @@ CREATE TABLE "tasks" (
 	"lease_epoch" bigint DEFAULT 0 NOT NULL,
 	"pending_deps" integer NOT NULL,
 	"pool" text NOT NULL,
-	"memory_bytes" bigint DEFAULT 0 NOT NULL,
-	"cpu_millis" integer DEFAULT 0 NOT NULL,
 	"handler" text,
 	"spec" "bytea" NOT NULL,
 	"retry_at" timestamp with time zone,
@@ -199,8 +158,6 @@ ALTER TABLE "task_edges" ADD CONSTRAINT "task_edges_run_id_runs_id_fk" FOREIGN K
 ALTER TABLE "tasks" ADD CONSTRAINT "tasks_run_id_runs_id_fk" FOREIGN KEY ("run_id") REFERENCES "public"."runs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "tasks" ADD CONSTRAINT "tasks_state_task_states_id_fk" FOREIGN KEY ("state") REFERENCES "public"."task_states"("id") ON DELETE no action ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "condition_evaluations_pending_idx" ON "condition_evaluations" USING btree ("schedule") WHERE outcome = 1;--> statement-breakpoint
-CREATE INDEX "host_events_pool_idx" ON "host_events" USING btree ("pool","id");--> statement-breakpoint
-CREATE INDEX "provisioned_hosts_pool_idx" ON "provisioned_hosts" USING btree ("pool") WHERE deleted_at is null;--> statement-breakpoint
 CREATE INDEX "runs_created_at_idx" ON "runs" USING btree ("created_at" DESC NULLS LAST);--> statement-breakpoint
 CREATE INDEX "schedule_fires_queued_idx" ON "schedule_fires" USING btree ("schedule","slot") WHERE run_id is null and outcome = 3;--> statement-breakpoint
 CREATE INDEX "schedules_next_due_idx" ON "schedules" USING btree ("next_due_at") WHERE not paused;--> statement-breakpoint

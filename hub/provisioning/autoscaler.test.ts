@@ -1,12 +1,20 @@
 import { create } from "@bufbuild/protobuf";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { autoscaleConfigSchema } from "../../core/autoscale-config.js";
+import { HostHeartbeatSchema } from "../../core/gen/taskframe/v1/messages_pb.js";
 import { ResourceLimitsSchema } from "../../core/gen/taskframe/v1/spec_pb.js";
 import { MemoryHostChannel } from "../../core/host-channel.js";
 import { silentLogger } from "../../core/logger.js";
 import { runSpec, shellTask, startEngine, type TestEngine } from "../../test/helpers/engine.js";
 import { SoleLeader } from "../leadership.js";
-import { listHostEvents, listProvisioned } from "../store/queries/hosts.js";
+import {
+  listHostEvents,
+  listHosts,
+  listProvisioned,
+  pruneGoneHosts,
+  recordHeartbeats,
+} from "../store/queries/hosts.js";
 import { Autoscaler } from "./autoscaler.js";
 import {
   type CreateHostRequest,
@@ -191,5 +199,28 @@ describe("the autoscaler's decisions", () => {
     const [budget] = await listHostEvents(engine.engine.store.database, { pool: "thrifty", limit: 1 });
     expect(budget!.detail).toMatch(/host-hours spent in the last 24 h: not scaling up/);
     await autoscaler.stop();
+  });
+
+  it("records heartbeats (the newest per host) and forgets hosts gone for long", async () => {
+    const database = engine.engine.store.database;
+    const beat = (host: string, running: number, sentAtUnixMs: bigint) =>
+      create(HostHeartbeatSchema, {
+        host,
+        pools: ["default"],
+        slots: 4,
+        running,
+        sentAtUnixMs,
+        startedAtUnixMs: 1n,
+      });
+    await recordHeartbeats(database, [beat("h-1", 3, 2n), beat("h-1", 1, 1n), beat("h-2", 0, 1n)]);
+    const heard = await listHosts(database);
+    expect(heard.filter((h) => h.name.startsWith("h-")).map((h) => [h.name, h.running])).toEqual([
+      ["h-1", 3],
+      ["h-2", 0],
+    ]);
+    await database.rows(sql`update hosts set last_seen_at = now() - interval '2 days' where name = 'h-2'`);
+    expect(await pruneGoneHosts(database, 24 * 3_600_000)).toBe(1);
+    expect((await listHosts(database)).map((h) => h.name)).toContain("h-1");
+    expect((await listHosts(database)).map((h) => h.name)).not.toContain("h-2");
   });
 });

@@ -44,6 +44,14 @@ export async function recordHeartbeats(database: Database, beats: readonly HostH
     });
 }
 
+/** Forgets hosts that stopped (or went quiet) longer ago than `olderThanMs`; returns how many. */
+export async function pruneGoneHosts(database: Database, olderThanMs: number): Promise<number> {
+  const gone = await database.rows<{ name: string }>(sql`
+    delete from hosts where last_seen_at < clock_timestamp() - make_interval(secs => ${olderThanMs / 1000})
+    returning name`);
+  return gone.length;
+}
+
 export interface HostRow {
   name: string;
   provider_host_id: string;
