@@ -66,6 +66,7 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     logger,
   });
   const metrics = config["metrics-listen"] ? processMetricsRegistry("sidecar") : undefined;
+  const slots = config.slots ?? defaultSlots();
   const sidecar = new Sidecar({
     ...(metrics ? { metrics } : {}),
     queue,
@@ -73,7 +74,7 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     control,
     pools: config.pool,
     host: config.host,
-    slots: config.slots ?? defaultSlots(),
+    slots,
     heartbeatMs: Math.max(100, Math.floor(config["ack-wait"] / 3)),
     killGraceMs: config["kill-grace"],
     logMaxBytes: config["log-max-bytes"],
@@ -116,7 +117,6 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     logger,
   });
   await sidecar.start();
-  const slots = config.slots ?? defaultSlots();
   const hostChannel = new NatsHostChannel(nc, { namespace: config.namespace });
   let drainRequested: (() => void) | undefined;
   const drainAsked = new Promise<void>((resolve) => {
@@ -166,8 +166,6 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
   logger.info("draining");
   for (const pool of pools) pool.stopRestarting();
   await sidecar.stop(config["drain-timeout"]);
-  await reporter.stop();
-  await hostChannel.close();
   await metricsServer?.close();
   await Promise.all(pools.map((pool) => pool.stop()));
   await spawner.close();
@@ -175,6 +173,9 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
   await jail.close(false);
   await queue.close();
   await control.close();
+  // "stopped" goes last: on it the autoscaler deletes the host, which may end this process
+  await reporter.stop();
+  await hostChannel.close();
   await nc.drain().catch(() => {});
 }
 
