@@ -1,15 +1,8 @@
 import { z } from "zod";
-import { parseDurationMs } from "./definitions/duration.js";
 import { parseSizeBytes } from "./definitions/units/size.js";
+import { durationSchema } from "./duration-schema.js";
 
-const duration = z.union([z.string(), z.number()]).transform((value, context) => {
-  try {
-    return parseDurationMs(value);
-  } catch (error) {
-    context.addIssue({ code: "custom", message: (error as Error).message });
-    return z.NEVER;
-  }
-});
+const duration = durationSchema();
 
 const count = z.coerce.number().int().min(0);
 

@@ -4,8 +4,8 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { autoscaleConfigSchema } from "./autoscale-config.js";
-import { parseDurationMs } from "./definitions/duration.js";
 import { parseSizeBytes } from "./definitions/units/size.js";
+import { durationSchema } from "./duration-schema.js";
 import { TaskframeError, TaskframeErrorCode } from "./errors.js";
 
 /*
@@ -19,15 +19,7 @@ import { TaskframeError, TaskframeErrorCode } from "./errors.js";
 
 export type RawConfig = Record<string, unknown>;
 
-const duration = () =>
-  z.union([z.string(), z.number()]).transform((value, context) => {
-    try {
-      return parseDurationMs(value);
-    } catch (error) {
-      context.addIssue({ code: "custom", message: (error as Error).message });
-      return z.NEVER;
-    }
-  });
+const duration = durationSchema;
 
 const positiveInt = z.coerce.number().int().positive();
 const flag = z
