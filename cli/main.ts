@@ -9,6 +9,7 @@ import { doctorCommand } from "./commands/doctor.js";
 import { EXPORT_FORMATS, exportCommand } from "./commands/export.js";
 import { addFakeDatacenterCommand } from "./commands/fake-datacenter.js";
 import { hostsCommand, hostsHistoryCommand } from "./commands/hosts.js";
+import { mapReduceCommitCommand, mapReducePhaseCommand } from "./commands/mapreduce.js";
 import { queryCommand } from "./commands/query.js";
 import {
   auditCommand,
@@ -229,6 +230,25 @@ export function buildProgram(): Command {
     .action(async (key: string, command: string[], options) =>
       setExit(await spawnCommand(key, command, options)),
     );
+
+  const mapreduce = program
+    .command("mapreduce")
+    .description("the steps of a MapReduce job's tasks (docs/mapreduce.md); the job's tasks run these");
+  mapreduce
+    .command("map")
+    .description("one map partition: its input through the map command, split by key into reduce partitions")
+    .argument("<descriptor>", "the partition's descriptor, as JSON")
+    .action(async (descriptor: string) => setExit(await mapReducePhaseCommand("map", descriptor)));
+  mapreduce
+    .command("reduce")
+    .description(
+      "one reduce partition: every map's records for it, sorted by key, through the reduce command",
+    )
+    .argument("<descriptor>", "the partition's descriptor, as JSON")
+    .action(async (descriptor: string) => setExit(await mapReducePhaseCommand("reduce", descriptor)));
+  withStoreOptions(mapreduce.command("commit"))
+    .description("from a job's commit task: ask the hub to commit the job (fenced by TASKFRAME_TASK_TOKEN)")
+    .action(async (options) => setExit(await mapReduceCommitCommand(options)));
 
   program
     .command("conformance")

@@ -1,4 +1,5 @@
 import type { Registry } from "prom-client";
+import { errorMessage } from "../core/errors.js";
 import type { ControlBus, EventSource } from "../core/event-bus.js";
 import type { RunSpec } from "../core/gen/taskframe/v1/spec_pb.js";
 import { keepRunning } from "../core/keep-running.js";
@@ -7,6 +8,7 @@ import type { WorkQueue } from "../core/work-queue.js";
 import { Dispatcher } from "./dispatcher.js";
 import { HubMetrics } from "./hub-metrics.js";
 import { type Leadership, SoleLeader } from "./leadership.js";
+import { JobCoordinator, type JobCoordinatorOptions } from "./mapreduce/job-coordinator.js";
 import { HubNotifications } from "./notifications.js";
 import { Reconciler, type ReconcilerOptions } from "./reconciler.js";
 import { Recorder } from "./recorder.js";
@@ -38,6 +40,7 @@ export interface HubOptions {
   retention?: RetentionOptions;
   /** Where the hub's Prometheus metrics go. @default a registry of its own */
   metrics?: Registry;
+  mapreduce?: JobCoordinatorOptions;
 }
 
 /**
@@ -54,6 +57,8 @@ export class Hub implements AsyncDisposable {
   readonly metrics: HubMetrics;
   /** Schedules: registered through the API, fired by every hub that runs with `schedules.fire`. */
   readonly schedules: Scheduler;
+  /** Commits MapReduce jobs, or rolls them back. */
+  readonly mapreduce: JobCoordinator;
   readonly #options: HubOptions;
   readonly #logger: Logger;
   readonly #dispatcher: Dispatcher;
@@ -115,6 +120,16 @@ export class Hub implements AsyncDisposable {
       logger: this.#logger,
       ...options.schedules,
     });
+    this.mapreduce = new JobCoordinator(
+      {
+        store: options.store,
+        notifications: this.notifications,
+        leadership: this.#leadership,
+        cancelRun: (runId, reason) => this.cancel(runId, reason),
+        logger: this.#logger,
+      },
+      options.mapreduce,
+    );
   }
 
   get isLeader(): boolean {
@@ -149,6 +164,7 @@ export class Hub implements AsyncDisposable {
     this.#leadership.start();
     this.#reconciler.start();
     this.#retention?.start();
+    this.mapreduce.start();
     const sweepAfterMs = this.#options.outboxSweepAfterMs ?? 10_000;
     this.#sweeper = setInterval(() => {
       this.#dispatcher
@@ -162,6 +178,15 @@ export class Hub implements AsyncDisposable {
   async submit(spec: RunSpec, idempotencyKey = ""): Promise<{ run: RunRecord; existing: boolean }> {
     validateRunSpec(spec);
     const inserted = await this.store.insertRun(spec, idempotencyKey);
+    if (spec.mapreduce && !inserted.existing) {
+      try {
+        await this.mapreduce.prepare(spec.mapreduce);
+      } catch (error) {
+        // the leader's sweep tries again if this fails too
+        await this.mapreduce.abort(inserted.runId, errorMessage(error)).catch(() => {});
+        throw error;
+      }
+    }
     await this.#recorder.afterCommit({ ready: inserted.ready, changes: [] });
     return { run: await this.store.getRun(inserted.runId), existing: inserted.existing };
   }
@@ -211,6 +236,7 @@ export class Hub implements AsyncDisposable {
     clearInterval(this.#sweeper);
     await this.#reconciler.stop();
     await this.#retention?.stop();
+    await this.mapreduce.stop();
     await this.#leadership.stop();
     await Promise.all(this.#loops);
   }

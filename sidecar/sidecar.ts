@@ -14,6 +14,7 @@ import { RunnerService } from "../core/gen/taskframe/v1/runner_pb.js";
 import type { InstallSpec, TaskSpec } from "../core/gen/taskframe/v1/spec_pb.js";
 import { keepRunning } from "../core/keep-running.js";
 import { type Logger, silentLogger } from "../core/logger.js";
+import { packagePath } from "../core/package-root.js";
 import { TaskState } from "../core/states.js";
 import { DEFAULT_POOL, type Lease, type WorkQueue } from "../core/work-queue.js";
 import { logChunksOf, type ReportedResult, transitionOf } from "./attempt-report.js";
@@ -474,7 +475,15 @@ export class Sidecar implements AsyncDisposable {
       });
       const result =
         stopped ??
-        resultOf(await launch(exec.command, exec.args), timeoutMs, killGraceMs, attempt.stopReason);
+        resultOf(
+          await launch(
+            exec.builtin ? packagePath("bin", "task") : exec.command,
+            exec.builtin ? [exec.command, ...exec.args] : exec.args,
+          ),
+          timeoutMs,
+          killGraceMs,
+          attempt.stopReason,
+        );
       // what the kernel counted is read before the cgroups go; the attempt ends when nothing of it is left running
       const classified = jailed ? jailed.classify(result) : result;
       await jailed?.release();

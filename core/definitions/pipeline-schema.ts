@@ -22,7 +22,7 @@ import { parseSizeBytes } from "./units/size.js";
 import { parseCron, parsePackage } from "./units/unit-values.js";
 
 /** Zod error option producing "expected WHAT, got VALUE" (or "missing; expected WHAT"). */
-const expecting = (what: string, whenMissing = what) => ({
+export const expecting = (what: string, whenMissing = what) => ({
   error: (issue: { input?: unknown }) =>
     issue.input === undefined
       ? `missing; expected ${whenMissing}`
@@ -138,7 +138,7 @@ const argvWords = z
  * A command string is split into words here, before `${{ ... }}` is substituted in each word, so
  * a substituted value never becomes several arguments.
  */
-const commandOf = (whenMissing?: string) =>
+export const commandOf = (whenMissing?: string) =>
   z.union(
     [
       z.string().transform((line, ctx) => {
@@ -375,8 +375,10 @@ export const pipelineSchema = z.strictObject(
     workers: z.unknown().optional(),
     // when to start runs of the pipeline (scheduleSchema); not part of the run
     schedule: z.unknown().optional(),
+    // a MapReduce job instead of tasks (mapReduceSchema)
+    mapreduce: z.unknown().optional(),
   },
-  expecting("a map with `tasks:` and/or `steps:` at the top level"),
+  expecting("a map with `tasks:` and/or `steps:` (or `mapreduce:`) at the top level"),
 );
 
 export type TaskSettings = z.output<typeof settingsSchema>;

@@ -5,6 +5,7 @@ import type { z } from "zod";
 import { DefinitionError, DefinitionErrors, errorMessage } from "../errors.js";
 import { type RunSpec, RunSpecSchema, type TaskSpec } from "../gen/taskframe/v1/spec_pb.js";
 import { describeValue, type FieldPath, formatPath, isPlainMap } from "./field-path.js";
+import { compileMapReduce } from "./mapreduce-job.js";
 import { type Draft, edgeEntries, rejectCycles, resolveEdges } from "./pipeline-edges.js";
 import { readForEachItems } from "./pipeline-for-each.js";
 import { PIPELINE_KEY_HINTS, SCHEDULE_KEY_HINTS, TASK_KEY_HINTS } from "./pipeline-hints.js";
@@ -157,6 +158,16 @@ class PipelineCompiler {
       defaults: this.readDefaults(pipeline, topLevel),
     };
 
+    if (pipeline.mapreduce !== undefined) {
+      if (pipeline.tasks !== undefined || pipeline.steps !== undefined) {
+        source.fail(
+          ["mapreduce"],
+          "a MapReduce pipeline has no `tasks:` or `steps:`: its tasks are map-N, reduce-N and commit",
+        );
+      }
+      const { tasks, job } = await compileMapReduce(context, pipeline.mapreduce, topLevel);
+      return create(RunSpecSchema, { name, source: source.file, labels, tasks, mapreduce: job });
+    }
     const named = [...this.readTaskMap(pipeline.tasks), ...this.readStepNodes(pipeline.steps)];
     if (named.length === 0 && problems.count === 0) return source.fail([], NO_TASKS);
     for (const { node, draft } of named) await this.expand(node, draft, context, scope);
@@ -192,6 +203,7 @@ class PipelineCompiler {
       tasks: field(shape.tasks, top.tasks),
       steps: field(shape.steps, top.steps),
       schedule: top.schedule,
+      mapreduce: top.mapreduce,
     };
   }
 

@@ -1,5 +1,5 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   type BackfillScheduleRequest,
   type BackfillScheduleResponse,
@@ -24,6 +24,7 @@ import {
   WatchRunResponseSchema,
 } from "../../core/gen/taskframe/v1/hub_pb.js";
 import { isTerminal, RunState, TaskState } from "../../core/states.js";
+import { parseTaskToken } from "../../sidecar/task-env.js";
 import type { Hub } from "../hub.js";
 import { exportDay } from "../query/export-day.js";
 import { type QueryCell, runReadOnlyQuery } from "../query/run-query.js";
@@ -32,7 +33,14 @@ import { listHostEvents, listHosts, listProvisioned } from "../store/queries/hos
 import type { StatsRowRecord } from "../store/queries/stats.js";
 import type { TaskChange } from "../store/queries/task-change.js";
 import { toConnectError } from "./errors.js";
-import { auditToProto, logToProto, mergeChange, runToProto, taskToProto } from "./to-proto.js";
+import {
+  auditToProto,
+  logToProto,
+  mapReduceToProto,
+  mergeChange,
+  runToProto,
+  taskToProto,
+} from "./to-proto.js";
 
 /** How often a watcher re-reads the store, to catch changes recorded by other hubs. */
 const WATCH_REFRESH_MS = 2_000;
@@ -48,12 +56,31 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
       return { run: runToProto(run), existing };
     },
     async getRun(request) {
-      const run = await store.getRun(await store.resolveRunId(request.runId));
-      return create(GetRunResponseSchema, { run: runToProto(run) });
+      const runId = await store.resolveRunId(request.runId);
+      const [run, job] = await Promise.all([store.getRun(runId), store.getMapReduceJob(runId)]);
+      return create(GetRunResponseSchema, { run: runToProto(run, job) });
+    },
+    async commitMapReduce(request) {
+      const attempt = parseTaskToken(request.taskToken);
+      if (!attempt) {
+        throw new ConnectError(
+          "task_token is malformed: expected TASK_ID:ATTEMPT:LEASE_EPOCH",
+          Code.InvalidArgument,
+        );
+      }
+      const fenced = await store.mapReduceCommitAttemptRun(attempt);
+      if ("refused" in fenced)
+        throw new ConnectError(`cannot commit: ${fenced.refused}`, Code.FailedPrecondition);
+      const job = await hub.mapreduce.commit(fenced.runId);
+      if (!job) throw new ConnectError("the run is not a MapReduce job", Code.NotFound);
+      if (job.state !== "committed") {
+        throw new ConnectError(`the job is ${job.state}: ${job.detail}`, Code.FailedPrecondition);
+      }
+      return { job: mapReduceToProto(job) };
     },
     async listRuns(request) {
       const runs = await store.listRuns(request.limit || 20, request.includeEvaluations);
-      return create(ListRunsResponseSchema, { runs: runs.map(runToProto) });
+      return create(ListRunsResponseSchema, { runs: runs.map((run) => runToProto(run)) });
     },
     async listTasks(request) {
       const runId = await store.resolveRunId(request.runId);

@@ -4,18 +4,23 @@ import {
   AuditEventSchema,
   type LogEntry,
   LogEntrySchema,
+  MapReduceState,
+  type MapReduceStatus,
+  MapReduceStatusSchema,
   type Run,
   RunSchema,
   type Task,
   TaskSchema,
 } from "../../core/gen/taskframe/v1/hub_pb.js";
+import type { MapReduceJobRow } from "../store/queries/mapreduce-jobs.js";
 import type { AuditRecord, LogRecord, RunRecord, TaskRecord } from "../store/queries/read.js";
 import type { TaskChange } from "../store/queries/task-change.js";
 
 const ms = (value: number | null | undefined): bigint => (value ? BigInt(Math.round(value)) : 0n);
 
-export function runToProto(run: RunRecord): Run {
+export function runToProto(run: RunRecord, job?: MapReduceJobRow): Run {
   return create(RunSchema, {
+    ...(job ? { mapreduce: mapReduceToProto(job) } : {}),
     id: run.id,
     name: run.name,
     state: run.state,
@@ -82,5 +87,35 @@ export function logToProto(chunk: LogRecord): LogEntry {
     atUnixMs: ms(chunk.atMs),
     data: chunk.data,
     droppedBytes: BigInt(chunk.droppedBytes),
+  });
+}
+
+const JOB_STATES: Record<MapReduceJobRow["state"], MapReduceState> = {
+  running: MapReduceState.RUNNING,
+  committing: MapReduceState.COMMITTING,
+  committed: MapReduceState.COMMITTED,
+  aborting: MapReduceState.ABORTING,
+  aborted: MapReduceState.ABORTED,
+};
+
+export function mapReduceToProto(job: MapReduceJobRow): MapReduceStatus {
+  const count = (name: string) => BigInt(Math.max(0, Math.trunc(job.counters[name] ?? 0)));
+  return create(MapReduceStatusSchema, {
+    state: JOB_STATES[job.state],
+    output: job.output,
+    stagingDir: job.stagingDir,
+    maps: job.maps,
+    reducers: job.reducers,
+    detail: job.detail,
+    counters: {
+      mapRecordsIn: count("map_records_in"),
+      mapRecordsOut: count("map_records_out"),
+      shuffleBytes: count("shuffle_bytes"),
+      reduceRecordsIn: count("reduce_records_in"),
+      reduceRecordsOut: count("reduce_records_out"),
+      outputBytes: count("output_bytes"),
+    },
+    decidedAtUnixMs: ms(job.decidedAtMs),
+    finishedAtUnixMs: ms(job.finishedAtMs),
   });
 }

@@ -128,6 +128,7 @@ export function evaluationRunSpec(spec: ScheduleSpec, slotMs: number): RunSpec {
       args: [],
       env: { ...exec?.env },
       cwd: exec?.cwd ?? "",
+      builtin: false,
     },
   };
   return create(RunSpecSchema, {

@@ -17,6 +17,7 @@ import { abandonUnfinishedRuns } from "./queries/abandon-runs.js";
 import { cancelRun } from "./queries/cancel-run.js";
 import { readChildren } from "./queries/children.js";
 import { insertRun } from "./queries/insert-run.js";
+import * as mapreduce from "./queries/mapreduce-jobs.js";
 import { deletePublished, unpublishedWork } from "./queries/outbox.js";
 import { readTaskInput, storeTaskOutput } from "./queries/payloads.js";
 import { pruneFinishedRuns } from "./queries/prune-runs.js";
@@ -134,6 +135,30 @@ export class HubStore implements AsyncDisposable {
   }
   readLogs(taskId: string, options?: Parameters<typeof read.readLogs>[2]) {
     return read.readLogs(this.database, taskId, options);
+  }
+
+  getMapReduceJob(runId: string) {
+    return mapreduce.getJob(this.database, runId);
+  }
+  decideMapReduceJob(runId: string, to: "committing" | "aborting", detail: string) {
+    return mapreduce.decideJob(this.database, runId, to, detail);
+  }
+  finishMapReduceJob(
+    runId: string,
+    from: "committing" | "aborting",
+    detail: string,
+    counters?: Record<string, number>,
+  ) {
+    return mapreduce.finishJob(this.database, runId, from, detail, counters);
+  }
+  runningMapReduceJobsOf(runIds: readonly string[]) {
+    return mapreduce.runningJobsOf(this.database, runIds);
+  }
+  mapReduceJobsToSettle(abortedWithinMs: number) {
+    return mapreduce.jobsToSettle(this.database, abortedWithinMs);
+  }
+  mapReduceCommitAttemptRun(attempt: Parameters<typeof mapreduce.commitAttemptRun>[1]) {
+    return mapreduce.commitAttemptRun(this.database, attempt);
   }
 
   /** Whether the database answers. */

@@ -372,3 +372,34 @@ export const hostEvents = pgTable(
   },
   (t) => [index("host_events_pool_idx").on(t.pool, t.id)],
 );
+
+export const MAPREDUCE_JOB_STATES = ["running", "committing", "committed", "aborting", "aborted"] as const;
+export type MapReduceJobState = (typeof MAPREDUCE_JOB_STATES)[number];
+
+/**
+ * MapReduce jobs (docs/mapreduce.md): what the hub commits or rolls back. The
+ * move out of `running` is the job's one decision, made by a conditional update.
+ */
+export const mapreduceJobs = pgTable(
+  "mapreduce_jobs",
+  {
+    runId: uuid("run_id")
+      .primaryKey()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    jobId: text("job_id").notNull(),
+    state: text("state", { enum: MAPREDUCE_JOB_STATES }).notNull(),
+    stagingDir: text("staging_dir").notNull(),
+    output: text("output").notNull(),
+    /** MapReduceOutputKind. */
+    outputKind: smallint("output_kind").notNull(),
+    maps: integer("maps").notNull(),
+    reducers: integer("reducers").notNull(),
+    /** Why it was aborted, or what the commit did. */
+    detail: text("detail").notNull().default(""),
+    counters: jsonb("counters").$type<Record<string, number>>().notNull().default({}),
+    createdAt: timestamptz("created_at").notNull().defaultNow(),
+    decidedAt: timestamptz("decided_at"),
+    finishedAt: timestamptz("finished_at"),
+  },
+  (t) => [index("mapreduce_jobs_state_idx").on(t.state, t.finishedAt)],
+);

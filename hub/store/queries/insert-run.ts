@@ -7,6 +7,7 @@ import { DEFAULT_POOL } from "../../../core/work-queue.js";
 import { maxAttemptsOf } from "../../retry-delay.js";
 import { runGraphOf } from "../../validate-run.js";
 import type { Database, Db, Tx } from "../database.js";
+import { insertJob } from "./mapreduce-jobs.js";
 import type { ReadyWork } from "./ready-work.js";
 import { TaskSpecBytes } from "./task-spec-bytes.js";
 
@@ -81,6 +82,7 @@ export async function writeRun(
     values (${runId}, ${spec.name}, ${RunState.RUNNING}, ${spec.source}, ${JSON.stringify({ ...spec.labels })}::jsonb,
       ${idempotencyKey || null}, ${tasks.length}, ${tasks.length}, ${now}::timestamptz)`),
   );
+  if (spec.mapreduce) await pipeline.send(tx.execute(insertJob(runId, spec.mapreduce)));
   const texts = new TextLiterals();
   const specs = new TaskSpecBytes();
   const roots: number[] = [];

@@ -29,7 +29,7 @@ const KNOWN_SIGNATURES = [
       "7:labels:map 8:pool:scalar 9:needs:list 10:after:list 11:checks:list 12:condition:message 13:user:scalar " +
       "14:group:scalar 15:install:message 16:definedAt:scalar 17:privateNetwork:scalar 18:jail:scalar",
   ],
-  [ExecTargetSchema, "1:command:scalar 2:args:list 3:env:map 4:cwd:scalar"],
+  [ExecTargetSchema, "1:command:scalar 2:args:list 3:env:map 4:cwd:scalar 5:builtin:scalar"],
   [HandlerTargetSchema, "1:handler:scalar 2:input:scalar 3:contentType:scalar"],
   [
     RetryPolicySchema,
@@ -96,6 +96,7 @@ export class TaskSpecBytes {
       for (const arg of exec.args) this.#stringAlways(2, arg);
       this.#map(3, exec.env);
       this.#string(4, exec.cwd);
+      if (exec.builtin) this.#uint(5, 1);
       this.#end(at);
     } else if (target.case === "handler") {
       const handler = target.value;

@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskframe/v1/hub.proto.
  */
 export const file_taskframe_v1_hub: GenFile = /*@__PURE__*/
-  fileDesc("ChZ0YXNrZnJhbWUvdjEvaHViLnByb3RvEgx0YXNrZnJhbWUudjEirAIKA1J1bhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEiUKBXN0YXRlGAMgASgOMhYudGFza2ZyYW1lLnYxLlJ1blN0YXRlEg4KBnNvdXJjZRgEIAEoCRIaChJjcmVhdGVkX2F0X3VuaXhfbXMYBSABKAMSGwoTZmluaXNoZWRfYXRfdW5peF9tcxgGIAEoAxITCgt0b3RhbF90YXNrcxgHIAEoDRIoCgZjb3VudHMYCCADKAsyGC50YXNrZnJhbWUudjEuU3RhdGVDb3VudBItCgZsYWJlbHMYCSADKAsyHS50YXNrZnJhbWUudjEuUnVuLkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQwoKU3RhdGVDb3VudBImCgVzdGF0ZRgBIAEoDjIXLnRhc2tmcmFtZS52MS5UYXNrU3RhdGUSDQoFY291bnQYAiABKA0i/QIKBFRhc2sSCgoCaWQYASABKAkSDgoGcnVuX2lkGAIgASgJEgwKBG5hbWUYAyABKAkSJgoFc3RhdGUYBCABKA4yFy50YXNrZnJhbWUudjEuVGFza1N0YXRlEg8KB2F0dGVtcHQYBSABKA0SFAoMbWF4X2F0dGVtcHRzGAYgASgNEhoKEmNyZWF0ZWRfYXRfdW5peF9tcxgHIAEoAxIaChJzdGFydGVkX2F0X3VuaXhfbXMYCCABKAMSGwoTZmluaXNoZWRfYXRfdW5peF9tcxgJIAEoAxIMCgRob3N0GAogASgJEhYKCWV4aXRfY29kZRgLIAEoBUgAiAEBEg4KBmRldGFpbBgMIAEoCRINCgVuZWVkcxgNIAMoCRIYChByZXRyeV9hdF91bml4X21zGA4gASgDEg0KBWFmdGVyGA8gAygJEg4KBm91dHB1dBgQIAEoDBIbChNvdXRwdXRfY29udGVudF90eXBlGBEgASgJQgwKCl9leGl0X2NvZGUiOAoHVGFza1JlZhIPCgd0YXNrX2lkGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRIMCgRuYW1lGAMgASgJIk8KEFN1Ym1pdFJ1blJlcXVlc3QSIgoDcnVuGAEgASgLMhUudGFza2ZyYW1lLnYxLlJ1blNwZWMSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJIkUKEVN1Ym1pdFJ1blJlc3BvbnNlEh4KA3J1bhgBIAEoCzIRLnRhc2tmcmFtZS52MS5SdW4SEAoIZXhpc3RpbmcYAiABKAgiHwoNR2V0UnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiMAoOR2V0UnVuUmVzcG9uc2USHgoDcnVuGAEgASgLMhEudGFza2ZyYW1lLnYxLlJ1biI9Cg9MaXN0UnVuc1JlcXVlc3QSDQoFbGltaXQYASABKA0SGwoTaW5jbHVkZV9ldmFsdWF0aW9ucxgCIAEoCCIzChBMaXN0UnVuc1Jlc3BvbnNlEh8KBHJ1bnMYASADKAsyES50YXNrZnJhbWUudjEuUnVuIloKEExpc3RUYXNrc1JlcXVlc3QSDgoGcnVuX2lkGAEgASgJEicKBnN0YXRlcxgCIAMoDjIXLnRhc2tmcmFtZS52MS5UYXNrU3RhdGUSDQoFbGltaXQYAyABKA0iVgoRTGlzdFRhc2tzUmVzcG9uc2USHgoDcnVuGAEgASgLMhEudGFza2ZyYW1lLnYxLlJ1bhIhCgV0YXNrcxgCIAMoCzISLnRhc2tmcmFtZS52MS5UYXNrIjUKDkdldFRhc2tSZXF1ZXN0EiMKBHRhc2sYASABKAsyFS50YXNrZnJhbWUudjEuVGFza1JlZiIzCg9HZXRUYXNrUmVzcG9uc2USIAoEdGFzaxgBIAEoCzISLnRhc2tmcmFtZS52MS5UYXNrIiEKD1dhdGNoUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkiVQoQV2F0Y2hSdW5SZXNwb25zZRIeCgNydW4YASABKAsyES50YXNrZnJhbWUudjEuUnVuEiEKBXRhc2tzGAIgAygLMhIudGFza2ZyYW1lLnYxLlRhc2sigAEKDkdldExvZ3NSZXF1ZXN0EiMKBHRhc2sYASABKAsyFS50YXNrZnJhbWUudjEuVGFza1JlZhIPCgdhdHRlbXB0GAIgASgNEg4KBmZvbGxvdxgDIAEoCBIoCgdzdHJlYW1zGAQgAygOMhcudGFza2ZyYW1lLnYxLkxvZ1N0cmVhbSJ9CghMb2dFbnRyeRIPCgdhdHRlbXB0GAEgASgNEicKBnN0cmVhbRgCIAEoDjIXLnRhc2tmcmFtZS52MS5Mb2dTdHJlYW0SEgoKYXRfdW5peF9tcxgDIAEoAxIMCgRkYXRhGAQgASgMEhUKDWRyb3BwZWRfYnl0ZXMYBSABKAQiXAoPR2V0TG9nc1Jlc3BvbnNlEiAKBHRhc2sYASABKAsyEi50YXNrZnJhbWUudjEuVGFzaxInCgdlbnRyaWVzGAIgAygLMhYudGFza2ZyYW1lLnYxLkxvZ0VudHJ5IjYKD0dldEF1ZGl0UmVxdWVzdBIjCgR0YXNrGAEgASgLMhUudGFza2ZyYW1lLnYxLlRhc2tSZWYi6AEKCkF1ZGl0RXZlbnQSDwoHYXR0ZW1wdBgBIAEoDRIlCgRmcm9tGAIgASgOMhcudGFza2ZyYW1lLnYxLlRhc2tTdGF0ZRIjCgJ0bxgDIAEoDjIXLnRhc2tmcmFtZS52MS5UYXNrU3RhdGUSEgoKYXRfdW5peF9tcxgEIAEoAxIMCgRob3N0GAUgASgJEg4KBmRldGFpbBgGIAEoCRIWCglleGl0X2NvZGUYByABKAVIAIgBARITCgtsZWFzZV9lcG9jaBgIIAEoBBIQCghyZWplY3RlZBgJIAEoCEIMCgpfZXhpdF9jb2RlIl4KEEdldEF1ZGl0UmVzcG9uc2USIAoEdGFzaxgBIAEoCzISLnRhc2tmcmFtZS52MS5UYXNrEigKBmV2ZW50cxgCIAMoCzIYLnRhc2tmcmFtZS52MS5BdWRpdEV2ZW50IjIKEENhbmNlbFJ1blJlcXVlc3QSDgoGcnVuX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJMChFDYW5jZWxSdW5SZXNwb25zZRIeCgNydW4YASABKAsyES50YXNrZnJhbWUudjEuUnVuEhcKD2NhbmNlbGxlZF90YXNrcxgCIAEoDSIoChRHZXRUYXNrU3RhdGVzUmVxdWVzdBIQCgh0YXNrX2lkcxgBIAMoCSJuCg1UYXNrU3RhdGVJbmZvEg8KB3Rhc2tfaWQYASABKAkSJgoFc3RhdGUYAiABKA4yFy50YXNrZnJhbWUudjEuVGFza1N0YXRlEg8KB2F0dGVtcHQYAyABKA0SEwoLbGVhc2VfZXBvY2gYBCABKAQiQwoVR2V0VGFza1N0YXRlc1Jlc3BvbnNlEioKBXRhc2tzGAEgAygLMhsudGFza2ZyYW1lLnYxLlRhc2tTdGF0ZUluZm8ifAoRU3Bhd25UYXNrc1JlcXVlc3QSFgoOcGFyZW50X3Rhc2tfaWQYASABKAkSDwoHYXR0ZW1wdBgCIAEoDRITCgtsZWFzZV9lcG9jaBgDIAEoBBIpCghjaGlsZHJlbhgEIAMoCzIXLnRhc2tmcmFtZS52MS5DaGlsZFNwZWMiQgoSU3Bhd25UYXNrc1Jlc3BvbnNlEiwKCGNoaWxkcmVuGAEgAygLMhoudGFza2ZyYW1lLnYxLlNwYXduZWRDaGlsZCI6ChJHZXRDaGlsZHJlblJlcXVlc3QSFgoOcGFyZW50X3Rhc2tfaWQYASABKAkSDAoEa2V5cxgCIAMoCSJCChNHZXRDaGlsZHJlblJlc3BvbnNlEisKCGNoaWxkcmVuGAEgAygLMhkudGFza2ZyYW1lLnYxLkNoaWxkU3RhdHVzIiYKE0dldFRhc2tJbnB1dFJlcXVlc3QSDwoHdGFza19pZBgBIAEoCSI7ChRHZXRUYXNrSW5wdXRSZXNwb25zZRINCgVpbnB1dBgBIAEoDBIUCgxjb250ZW50X3R5cGUYAiABKAkicwoUUHV0VGFza091dHB1dFJlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEhMKC2xlYXNlX2Vwb2NoGAMgASgEEg4KBm91dHB1dBgEIAEoDBIUCgxjb250ZW50X3R5cGUYBSABKAkiFwoVUHV0VGFza091dHB1dFJlc3BvbnNlIkQKE1B1dFNjaGVkdWxlc1JlcXVlc3QSLQoJc2NoZWR1bGVzGAEgAygLMhoudGFza2ZyYW1lLnYxLlNjaGVkdWxlU3BlYyJBChRQdXRTY2hlZHVsZXNSZXNwb25zZRIpCglzY2hlZHVsZXMYASADKAsyFi50YXNrZnJhbWUudjEuU2NoZWR1bGUiJQoUTGlzdFNjaGVkdWxlc1JlcXVlc3QSDQoFbmFtZXMYASADKAkiQgoVTGlzdFNjaGVkdWxlc1Jlc3BvbnNlEikKCXNjaGVkdWxlcxgBIAMoCzIWLnRhc2tmcmFtZS52MS5TY2hlZHVsZSIlChVEZWxldGVTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIYChZEZWxldGVTY2hlZHVsZVJlc3BvbnNlIjQKFFBhdXNlU2NoZWR1bGVSZXF1ZXN0EgwKBG5hbWUYASABKAkSDgoGcmVhc29uGAIgASgJIkEKFVBhdXNlU2NoZWR1bGVSZXNwb25zZRIoCghzY2hlZHVsZRgBIAEoCzIWLnRhc2tmcmFtZS52MS5TY2hlZHVsZSIlChVSZXN1bWVTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSJCChZSZXN1bWVTY2hlZHVsZVJlc3BvbnNlEigKCHNjaGVkdWxlGAEgASgLMhYudGFza2ZyYW1lLnYxLlNjaGVkdWxlIiYKFlRyaWdnZXJTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSI5ChdUcmlnZ2VyU2NoZWR1bGVSZXNwb25zZRIeCgNydW4YASABKAsyES50YXNrZnJhbWUudjEuUnVuIjgKGUdldFNjaGVkdWxlSGlzdG9yeVJlcXVlc3QSDAoEbmFtZRgBIAEoCRINCgVsaW1pdBgCIAEoDSKpAQoaR2V0U2NoZWR1bGVIaXN0b3J5UmVzcG9uc2USKAoIc2NoZWR1bGUYASABKAsyFi50YXNrZnJhbWUudjEuU2NoZWR1bGUSKQoFZmlyZXMYAiADKAsyGi50YXNrZnJhbWUudjEuU2NoZWR1bGVGaXJlEjYKC2V2YWx1YXRpb25zGAMgAygLMiEudGFza2ZyYW1lLnYxLkNvbmRpdGlvbkV2YWx1YXRpb24iZAoXQmFja2ZpbGxTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIUCgxmcm9tX3VuaXhfbXMYAiABKAMSEgoKdG9fdW5peF9tcxgDIAEoAxIRCgltYXhfc2xvdHMYBCABKA0icAoYQmFja2ZpbGxTY2hlZHVsZVJlc3BvbnNlEg0KBXNsb3RzGAEgASgNEgwKBGRvbmUYAiABKA0SDwoHc3RhcnRlZBgDIAEoDRIVCg1hbHJlYWR5X2ZpcmVkGAQgASgNEg8KB3J1bl9pZHMYBSADKAkiPgoMUXVlcnlSZXF1ZXN0EgsKA3NxbBgBIAEoCRINCgVsaW1pdBgCIAEoDRISCgp0aW1lb3V0X21zGAMgASgNIikKC1F1ZXJ5Q29sdW1uEgwKBG5hbWUYASABKAkSDAoEdHlwZRgCIAEoCSJJCgpRdWVyeVZhbHVlEg4KBHRleHQYASABKAlIABIQCgZudW1iZXIYAiABKAFIABIRCgdib29sZWFuGAMgASgISABCBgoEa2luZCI0CghRdWVyeVJvdxIoCgZ2YWx1ZXMYASADKAsyGC50YXNrZnJhbWUudjEuUXVlcnlWYWx1ZSKJAQoNUXVlcnlSZXNwb25zZRIqCgdjb2x1bW5zGAEgAygLMhkudGFza2ZyYW1lLnYxLlF1ZXJ5Q29sdW1uEiQKBHJvd3MYAiADKAsyFi50YXNrZnJhbWUudjEuUXVlcnlSb3cSEQoJdHJ1bmNhdGVkGAMgASgIEhMKC2R1cmF0aW9uX21zGAQgASgEIlsKD0dldFN0YXRzUmVxdWVzdBIQCghzaW5jZV9tcxgBIAEoBBInCgJieRgCIAEoDjIbLnRhc2tmcmFtZS52MS5TdGF0c0dyb3VwaW5nEg0KBWxpbWl0GAMgASgNIjQKC1BlcmNlbnRpbGVzEgsKA3A1MBgBIAEoARILCgNwOTUYAiABKAESCwoDcDk5GAMgASgBIsoBCghTdGF0c1JvdxILCgNrZXkYASABKAkSDQoFdGFza3MYAiABKAQSEQoJc3VjY2VlZGVkGAMgASgEEg4KBmZhaWxlZBgEIAEoBBIPCgdyZXRyaWVzGAUgASgEEhIKCnBlcl9zZWNvbmQYBiABKAESLQoKcXVldWVfd2FpdBgHIAEoCzIZLnRhc2tmcmFtZS52MS5QZXJjZW50aWxlcxIrCghydW5fdGltZRgIIAEoCzIZLnRhc2tmcmFtZS52MS5QZXJjZW50aWxlcyJPCgtGYWlsaW5nVGFzaxIMCgRuYW1lGAEgASgJEg4KBmZhaWxlZBgCIAEoBBINCgV0YXNrcxgDIAEoBBITCgtsYXN0X2RldGFpbBgEIAEoCSLmAQoQR2V0U3RhdHNSZXNwb25zZRIUCgxmcm9tX3VuaXhfbXMYASABKAMSEgoKdG9fdW5peF9tcxgCIAEoAxIlCgV0b3RhbBgDIAEoCzIWLnRhc2tmcmFtZS52MS5TdGF0c1JvdxIkCgRyb3dzGAQgAygLMhYudGFza2ZyYW1lLnYxLlN0YXRzUm93Ei4KC3RvcF9mYWlsaW5nGAUgAygLMhkudGFza2ZyYW1lLnYxLkZhaWxpbmdUYXNrEisKCHRpbWVsaW5lGAYgAygLMhkudGFza2ZyYW1lLnYxLlN0YXRzQnVja2V0ImgKC1N0YXRzQnVja2V0EhUKDXN0YXJ0X3VuaXhfbXMYASABKAMSEAoId2lkdGhfbXMYAiABKAQSEQoJc3VjY2VlZGVkGAMgASgEEg4KBmZhaWxlZBgEIAEoBBINCgVvdGhlchgFIAEoBCIfChBFeHBvcnREYXlSZXF1ZXN0EgsKA2RheRgBIAEoCSJsChFFeHBvcnREYXlSZXNwb25zZRINCgV0YWJsZRgBIAEoCRIOCgZuZGpzb24YAiABKAwSDAoEcm93cxgDIAEoDRIqCgdjb2x1bW5zGAQgAygLMhkudGFza2ZyYW1lLnYxLlF1ZXJ5Q29sdW1uIhIKEExpc3RIb3N0c1JlcXVlc3QiUAoESG9zdBIuCgloZWFydGJlYXQYASABKAsyGy50YXNrZnJhbWUudjEuSG9zdEhlYXJ0YmVhdBIYChBsYXN0X3NlZW5fbXNfYWdvGAIgASgEIqIBCg9Qcm92aXNpb25lZEhvc3QSDQoFdG9rZW4YASABKAkSDAoEcG9vbBgCIAEoCRIQCghwcm92aWRlchgDIAEoCRIYChBwcm92aWRlcl9ob3N0X2lkGAQgASgJEg0KBXN0YXRlGAUgASgJEhcKD2NyZWF0ZV9hdHRlbXB0cxgGIAEoDRIOCgZhZ2VfbXMYByABKAQSDgoGZGV0YWlsGAggASgJImoKEUxpc3RIb3N0c1Jlc3BvbnNlEiEKBWhvc3RzGAEgAygLMhIudGFza2ZyYW1lLnYxLkhvc3QSMgoLcHJvdmlzaW9uZWQYAiADKAsyHS50YXNrZnJhbWUudjEuUHJvdmlzaW9uZWRIb3N0IjQKFUdldEhvc3RIaXN0b3J5UmVxdWVzdBIMCgRwb29sGAEgASgJEg0KBWxpbWl0GAIgASgNInYKCUhvc3RFdmVudBISCgphdF91bml4X21zGAEgASgDEgwKBHBvb2wYAiABKAkSDQoFdG9rZW4YAyABKAkSGAoQcHJvdmlkZXJfaG9zdF9pZBgEIAEoCRIOCgZhY3Rpb24YBSABKAkSDgoGZGV0YWlsGAYgASgJIkEKFkdldEhvc3RIaXN0b3J5UmVzcG9uc2USJwoGZXZlbnRzGAEgAygLMhcudGFza2ZyYW1lLnYxLkhvc3RFdmVudCqUAQoNU3RhdHNHcm91cGluZxIeChpTVEFUU19HUk9VUElOR19VTlNQRUNJRklFRBAAEhcKE1NUQVRTX0dST1VQSU5HX05BTUUQARIXChNTVEFUU19HUk9VUElOR19QT09MEAISFwoTU1RBVFNfR1JPVVBJTkdfSE9TVBADEhgKFFNUQVRTX0dST1VQSU5HX1NUQVRFEAQy2xEKCkh1YlNlcnZpY2USTAoJU3VibWl0UnVuEh4udGFza2ZyYW1lLnYxLlN1Ym1pdFJ1blJlcXVlc3QaHy50YXNrZnJhbWUudjEuU3VibWl0UnVuUmVzcG9uc2USQwoGR2V0UnVuEhsudGFza2ZyYW1lLnYxLkdldFJ1blJlcXVlc3QaHC50YXNrZnJhbWUudjEuR2V0UnVuUmVzcG9uc2USSQoITGlzdFJ1bnMSHS50YXNrZnJhbWUudjEuTGlzdFJ1bnNSZXF1ZXN0Gh4udGFza2ZyYW1lLnYxLkxpc3RSdW5zUmVzcG9uc2USTAoJTGlzdFRhc2tzEh4udGFza2ZyYW1lLnYxLkxpc3RUYXNrc1JlcXVlc3QaHy50YXNrZnJhbWUudjEuTGlzdFRhc2tzUmVzcG9uc2USRgoHR2V0VGFzaxIcLnRhc2tmcmFtZS52MS5HZXRUYXNrUmVxdWVzdBodLnRhc2tmcmFtZS52MS5HZXRUYXNrUmVzcG9uc2USSwoIV2F0Y2hSdW4SHS50YXNrZnJhbWUudjEuV2F0Y2hSdW5SZXF1ZXN0Gh4udGFza2ZyYW1lLnYxLldhdGNoUnVuUmVzcG9uc2UwARJICgdHZXRMb2dzEhwudGFza2ZyYW1lLnYxLkdldExvZ3NSZXF1ZXN0Gh0udGFza2ZyYW1lLnYxLkdldExvZ3NSZXNwb25zZTABEkkKCEdldEF1ZGl0Eh0udGFza2ZyYW1lLnYxLkdldEF1ZGl0UmVxdWVzdBoeLnRhc2tmcmFtZS52MS5HZXRBdWRpdFJlc3BvbnNlEkwKCUNhbmNlbFJ1bhIeLnRhc2tmcmFtZS52MS5DYW5jZWxSdW5SZXF1ZXN0Gh8udGFza2ZyYW1lLnYxLkNhbmNlbFJ1blJlc3BvbnNlElgKDUdldFRhc2tTdGF0ZXMSIi50YXNrZnJhbWUudjEuR2V0VGFza1N0YXRlc1JlcXVlc3QaIy50YXNrZnJhbWUudjEuR2V0VGFza1N0YXRlc1Jlc3BvbnNlEk8KClNwYXduVGFza3MSHy50YXNrZnJhbWUudjEuU3Bhd25UYXNrc1JlcXVlc3QaIC50YXNrZnJhbWUudjEuU3Bhd25UYXNrc1Jlc3BvbnNlElIKC0dldENoaWxkcmVuEiAudGFza2ZyYW1lLnYxLkdldENoaWxkcmVuUmVxdWVzdBohLnRhc2tmcmFtZS52MS5HZXRDaGlsZHJlblJlc3BvbnNlElUKDEdldFRhc2tJbnB1dBIhLnRhc2tmcmFtZS52MS5HZXRUYXNrSW5wdXRSZXF1ZXN0GiIudGFza2ZyYW1lLnYxLkdldFRhc2tJbnB1dFJlc3BvbnNlElgKDVB1dFRhc2tPdXRwdXQSIi50YXNrZnJhbWUudjEuUHV0VGFza091dHB1dFJlcXVlc3QaIy50YXNrZnJhbWUudjEuUHV0VGFza091dHB1dFJlc3BvbnNlElUKDFB1dFNjaGVkdWxlcxIhLnRhc2tmcmFtZS52MS5QdXRTY2hlZHVsZXNSZXF1ZXN0GiIudGFza2ZyYW1lLnYxLlB1dFNjaGVkdWxlc1Jlc3BvbnNlElgKDUxpc3RTY2hlZHVsZXMSIi50YXNrZnJhbWUudjEuTGlzdFNjaGVkdWxlc1JlcXVlc3QaIy50YXNrZnJhbWUudjEuTGlzdFNjaGVkdWxlc1Jlc3BvbnNlElsKDkRlbGV0ZVNjaGVkdWxlEiMudGFza2ZyYW1lLnYxLkRlbGV0ZVNjaGVkdWxlUmVxdWVzdBokLnRhc2tmcmFtZS52MS5EZWxldGVTY2hlZHVsZVJlc3BvbnNlElgKDVBhdXNlU2NoZWR1bGUSIi50YXNrZnJhbWUudjEuUGF1c2VTY2hlZHVsZVJlcXVlc3QaIy50YXNrZnJhbWUudjEuUGF1c2VTY2hlZHVsZVJlc3BvbnNlElsKDlJlc3VtZVNjaGVkdWxlEiMudGFza2ZyYW1lLnYxLlJlc3VtZVNjaGVkdWxlUmVxdWVzdBokLnRhc2tmcmFtZS52MS5SZXN1bWVTY2hlZHVsZVJlc3BvbnNlEl4KD1RyaWdnZXJTY2hlZHVsZRIkLnRhc2tmcmFtZS52MS5UcmlnZ2VyU2NoZWR1bGVSZXF1ZXN0GiUudGFza2ZyYW1lLnYxLlRyaWdnZXJTY2hlZHVsZVJlc3BvbnNlEmcKEkdldFNjaGVkdWxlSGlzdG9yeRInLnRhc2tmcmFtZS52MS5HZXRTY2hlZHVsZUhpc3RvcnlSZXF1ZXN0GigudGFza2ZyYW1lLnYxLkdldFNjaGVkdWxlSGlzdG9yeVJlc3BvbnNlEmMKEEJhY2tmaWxsU2NoZWR1bGUSJS50YXNrZnJhbWUudjEuQmFja2ZpbGxTY2hlZHVsZVJlcXVlc3QaJi50YXNrZnJhbWUudjEuQmFja2ZpbGxTY2hlZHVsZVJlc3BvbnNlMAESQAoFUXVlcnkSGi50YXNrZnJhbWUudjEuUXVlcnlSZXF1ZXN0GhsudGFza2ZyYW1lLnYxLlF1ZXJ5UmVzcG9uc2USSQoIR2V0U3RhdHMSHS50YXNrZnJhbWUudjEuR2V0U3RhdHNSZXF1ZXN0Gh4udGFza2ZyYW1lLnYxLkdldFN0YXRzUmVzcG9uc2USTgoJRXhwb3J0RGF5Eh4udGFza2ZyYW1lLnYxLkV4cG9ydERheVJlcXVlc3QaHy50YXNrZnJhbWUudjEuRXhwb3J0RGF5UmVzcG9uc2UwARJMCglMaXN0SG9zdHMSHi50YXNrZnJhbWUudjEuTGlzdEhvc3RzUmVxdWVzdBofLnRhc2tmcmFtZS52MS5MaXN0SG9zdHNSZXNwb25zZRJbCg5HZXRIb3N0SGlzdG9yeRIjLnRhc2tmcmFtZS52MS5HZXRIb3N0SGlzdG9yeVJlcXVlc3QaJC50YXNrZnJhbWUudjEuR2V0SG9zdEhpc3RvcnlSZXNwb25zZWIGcHJvdG8z", [file_taskframe_v1_messages, file_taskframe_v1_runner, file_taskframe_v1_schedule, file_taskframe_v1_spec, file_taskframe_v1_state]);
+  fileDesc("ChZ0YXNrZnJhbWUvdjEvaHViLnByb3RvEgx0YXNrZnJhbWUudjEi3gIKA1J1bhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEiUKBXN0YXRlGAMgASgOMhYudGFza2ZyYW1lLnYxLlJ1blN0YXRlEg4KBnNvdXJjZRgEIAEoCRIaChJjcmVhdGVkX2F0X3VuaXhfbXMYBSABKAMSGwoTZmluaXNoZWRfYXRfdW5peF9tcxgGIAEoAxITCgt0b3RhbF90YXNrcxgHIAEoDRIoCgZjb3VudHMYCCADKAsyGC50YXNrZnJhbWUudjEuU3RhdGVDb3VudBItCgZsYWJlbHMYCSADKAsyHS50YXNrZnJhbWUudjEuUnVuLkxhYmVsc0VudHJ5EjAKCW1hcHJlZHVjZRgKIAEoCzIdLnRhc2tmcmFtZS52MS5NYXBSZWR1Y2VTdGF0dXMaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASL/AQoPTWFwUmVkdWNlU3RhdHVzEisKBXN0YXRlGAEgASgOMhwudGFza2ZyYW1lLnYxLk1hcFJlZHVjZVN0YXRlEg4KBm91dHB1dBgCIAEoCRITCgtzdGFnaW5nX2RpchgDIAEoCRIMCgRtYXBzGAQgASgNEhAKCHJlZHVjZXJzGAUgASgNEg4KBmRldGFpbBgGIAEoCRIxCghjb3VudGVycxgHIAEoCzIfLnRhc2tmcmFtZS52MS5NYXBSZWR1Y2VDb3VudGVycxIaChJkZWNpZGVkX2F0X3VuaXhfbXMYCCABKAMSGwoTZmluaXNoZWRfYXRfdW5peF9tcxgJIAEoAyKoAQoRTWFwUmVkdWNlQ291bnRlcnMSFgoObWFwX3JlY29yZHNfaW4YASABKAQSFwoPbWFwX3JlY29yZHNfb3V0GAIgASgEEhUKDXNodWZmbGVfYnl0ZXMYAyABKAQSGQoRcmVkdWNlX3JlY29yZHNfaW4YBCABKAQSGgoScmVkdWNlX3JlY29yZHNfb3V0GAUgASgEEhQKDG91dHB1dF9ieXRlcxgGIAEoBCIsChZDb21taXRNYXBSZWR1Y2VSZXF1ZXN0EhIKCnRhc2tfdG9rZW4YASABKAkiRQoXQ29tbWl0TWFwUmVkdWNlUmVzcG9uc2USKgoDam9iGAEgASgLMh0udGFza2ZyYW1lLnYxLk1hcFJlZHVjZVN0YXR1cyJDCgpTdGF0ZUNvdW50EiYKBXN0YXRlGAEgASgOMhcudGFza2ZyYW1lLnYxLlRhc2tTdGF0ZRINCgVjb3VudBgCIAEoDSL9AgoEVGFzaxIKCgJpZBgBIAEoCRIOCgZydW5faWQYAiABKAkSDAoEbmFtZRgDIAEoCRImCgVzdGF0ZRgEIAEoDjIXLnRhc2tmcmFtZS52MS5UYXNrU3RhdGUSDwoHYXR0ZW1wdBgFIAEoDRIUCgxtYXhfYXR0ZW1wdHMYBiABKA0SGgoSY3JlYXRlZF9hdF91bml4X21zGAcgASgDEhoKEnN0YXJ0ZWRfYXRfdW5peF9tcxgIIAEoAxIbChNmaW5pc2hlZF9hdF91bml4X21zGAkgASgDEgwKBGhvc3QYCiABKAkSFgoJZXhpdF9jb2RlGAsgASgFSACIAQESDgoGZGV0YWlsGAwgASgJEg0KBW5lZWRzGA0gAygJEhgKEHJldHJ5X2F0X3VuaXhfbXMYDiABKAMSDQoFYWZ0ZXIYDyADKAkSDgoGb3V0cHV0GBAgASgMEhsKE291dHB1dF9jb250ZW50X3R5cGUYESABKAlCDAoKX2V4aXRfY29kZSI4CgdUYXNrUmVmEg8KB3Rhc2tfaWQYASABKAkSDgoGcnVuX2lkGAIgASgJEgwKBG5hbWUYAyABKAkiTwoQU3VibWl0UnVuUmVxdWVzdBIiCgNydW4YASABKAsyFS50YXNrZnJhbWUudjEuUnVuU3BlYxIXCg9pZGVtcG90ZW5jeV9rZXkYAiABKAkiRQoRU3VibWl0UnVuUmVzcG9uc2USHgoDcnVuGAEgASgLMhEudGFza2ZyYW1lLnYxLlJ1bhIQCghleGlzdGluZxgCIAEoCCIfCg1HZXRSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCSIwCg5HZXRSdW5SZXNwb25zZRIeCgNydW4YASABKAsyES50YXNrZnJhbWUudjEuUnVuIj0KD0xpc3RSdW5zUmVxdWVzdBINCgVsaW1pdBgBIAEoDRIbChNpbmNsdWRlX2V2YWx1YXRpb25zGAIgASgIIjMKEExpc3RSdW5zUmVzcG9uc2USHwoEcnVucxgBIAMoCzIRLnRhc2tmcmFtZS52MS5SdW4iWgoQTGlzdFRhc2tzUmVxdWVzdBIOCgZydW5faWQYASABKAkSJwoGc3RhdGVzGAIgAygOMhcudGFza2ZyYW1lLnYxLlRhc2tTdGF0ZRINCgVsaW1pdBgDIAEoDSJWChFMaXN0VGFza3NSZXNwb25zZRIeCgNydW4YASABKAsyES50YXNrZnJhbWUudjEuUnVuEiEKBXRhc2tzGAIgAygLMhIudGFza2ZyYW1lLnYxLlRhc2siNQoOR2V0VGFza1JlcXVlc3QSIwoEdGFzaxgBIAEoCzIVLnRhc2tmcmFtZS52MS5UYXNrUmVmIjMKD0dldFRhc2tSZXNwb25zZRIgCgR0YXNrGAEgASgLMhIudGFza2ZyYW1lLnYxLlRhc2siIQoPV2F0Y2hSdW5SZXF1ZXN0Eg4KBnJ1bl9pZBgBIAEoCSJVChBXYXRjaFJ1blJlc3BvbnNlEh4KA3J1bhgBIAEoCzIRLnRhc2tmcmFtZS52MS5SdW4SIQoFdGFza3MYAiADKAsyEi50YXNrZnJhbWUudjEuVGFzayKAAQoOR2V0TG9nc1JlcXVlc3QSIwoEdGFzaxgBIAEoCzIVLnRhc2tmcmFtZS52MS5UYXNrUmVmEg8KB2F0dGVtcHQYAiABKA0SDgoGZm9sbG93GAMgASgIEigKB3N0cmVhbXMYBCADKA4yFy50YXNrZnJhbWUudjEuTG9nU3RyZWFtIn0KCExvZ0VudHJ5Eg8KB2F0dGVtcHQYASABKA0SJwoGc3RyZWFtGAIgASgOMhcudGFza2ZyYW1lLnYxLkxvZ1N0cmVhbRISCgphdF91bml4X21zGAMgASgDEgwKBGRhdGEYBCABKAwSFQoNZHJvcHBlZF9ieXRlcxgFIAEoBCJcCg9HZXRMb2dzUmVzcG9uc2USIAoEdGFzaxgBIAEoCzISLnRhc2tmcmFtZS52MS5UYXNrEicKB2VudHJpZXMYAiADKAsyFi50YXNrZnJhbWUudjEuTG9nRW50cnkiNgoPR2V0QXVkaXRSZXF1ZXN0EiMKBHRhc2sYASABKAsyFS50YXNrZnJhbWUudjEuVGFza1JlZiLoAQoKQXVkaXRFdmVudBIPCgdhdHRlbXB0GAEgASgNEiUKBGZyb20YAiABKA4yFy50YXNrZnJhbWUudjEuVGFza1N0YXRlEiMKAnRvGAMgASgOMhcudGFza2ZyYW1lLnYxLlRhc2tTdGF0ZRISCgphdF91bml4X21zGAQgASgDEgwKBGhvc3QYBSABKAkSDgoGZGV0YWlsGAYgASgJEhYKCWV4aXRfY29kZRgHIAEoBUgAiAEBEhMKC2xlYXNlX2Vwb2NoGAggASgEEhAKCHJlamVjdGVkGAkgASgIQgwKCl9leGl0X2NvZGUiXgoQR2V0QXVkaXRSZXNwb25zZRIgCgR0YXNrGAEgASgLMhIudGFza2ZyYW1lLnYxLlRhc2sSKAoGZXZlbnRzGAIgAygLMhgudGFza2ZyYW1lLnYxLkF1ZGl0RXZlbnQiMgoQQ2FuY2VsUnVuUmVxdWVzdBIOCgZydW5faWQYASABKAkSDgoGcmVhc29uGAIgASgJIkwKEUNhbmNlbFJ1blJlc3BvbnNlEh4KA3J1bhgBIAEoCzIRLnRhc2tmcmFtZS52MS5SdW4SFwoPY2FuY2VsbGVkX3Rhc2tzGAIgASgNIigKFEdldFRhc2tTdGF0ZXNSZXF1ZXN0EhAKCHRhc2tfaWRzGAEgAygJIm4KDVRhc2tTdGF0ZUluZm8SDwoHdGFza19pZBgBIAEoCRImCgVzdGF0ZRgCIAEoDjIXLnRhc2tmcmFtZS52MS5UYXNrU3RhdGUSDwoHYXR0ZW1wdBgDIAEoDRITCgtsZWFzZV9lcG9jaBgEIAEoBCJDChVHZXRUYXNrU3RhdGVzUmVzcG9uc2USKgoFdGFza3MYASADKAsyGy50YXNrZnJhbWUudjEuVGFza1N0YXRlSW5mbyJ8ChFTcGF3blRhc2tzUmVxdWVzdBIWCg5wYXJlbnRfdGFza19pZBgBIAEoCRIPCgdhdHRlbXB0GAIgASgNEhMKC2xlYXNlX2Vwb2NoGAMgASgEEikKCGNoaWxkcmVuGAQgAygLMhcudGFza2ZyYW1lLnYxLkNoaWxkU3BlYyJCChJTcGF3blRhc2tzUmVzcG9uc2USLAoIY2hpbGRyZW4YASADKAsyGi50YXNrZnJhbWUudjEuU3Bhd25lZENoaWxkIjoKEkdldENoaWxkcmVuUmVxdWVzdBIWCg5wYXJlbnRfdGFza19pZBgBIAEoCRIMCgRrZXlzGAIgAygJIkIKE0dldENoaWxkcmVuUmVzcG9uc2USKwoIY2hpbGRyZW4YASADKAsyGS50YXNrZnJhbWUudjEuQ2hpbGRTdGF0dXMiJgoTR2V0VGFza0lucHV0UmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJIjsKFEdldFRhc2tJbnB1dFJlc3BvbnNlEg0KBWlucHV0GAEgASgMEhQKDGNvbnRlbnRfdHlwZRgCIAEoCSJzChRQdXRUYXNrT3V0cHV0UmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg8KB2F0dGVtcHQYAiABKA0SEwoLbGVhc2VfZXBvY2gYAyABKAQSDgoGb3V0cHV0GAQgASgMEhQKDGNvbnRlbnRfdHlwZRgFIAEoCSIXChVQdXRUYXNrT3V0cHV0UmVzcG9uc2UiRAoTUHV0U2NoZWR1bGVzUmVxdWVzdBItCglzY2hlZHVsZXMYASADKAsyGi50YXNrZnJhbWUudjEuU2NoZWR1bGVTcGVjIkEKFFB1dFNjaGVkdWxlc1Jlc3BvbnNlEikKCXNjaGVkdWxlcxgBIAMoCzIWLnRhc2tmcmFtZS52MS5TY2hlZHVsZSIlChRMaXN0U2NoZWR1bGVzUmVxdWVzdBINCgVuYW1lcxgBIAMoCSJCChVMaXN0U2NoZWR1bGVzUmVzcG9uc2USKQoJc2NoZWR1bGVzGAEgAygLMhYudGFza2ZyYW1lLnYxLlNjaGVkdWxlIiUKFURlbGV0ZVNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIhgKFkRlbGV0ZVNjaGVkdWxlUmVzcG9uc2UiNAoUUGF1c2VTY2hlZHVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZyZWFzb24YAiABKAkiQQoVUGF1c2VTY2hlZHVsZVJlc3BvbnNlEigKCHNjaGVkdWxlGAEgASgLMhYudGFza2ZyYW1lLnYxLlNjaGVkdWxlIiUKFVJlc3VtZVNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIkIKFlJlc3VtZVNjaGVkdWxlUmVzcG9uc2USKAoIc2NoZWR1bGUYASABKAsyFi50YXNrZnJhbWUudjEuU2NoZWR1bGUiJgoWVHJpZ2dlclNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJIjkKF1RyaWdnZXJTY2hlZHVsZVJlc3BvbnNlEh4KA3J1bhgBIAEoCzIRLnRhc2tmcmFtZS52MS5SdW4iOAoZR2V0U2NoZWR1bGVIaXN0b3J5UmVxdWVzdBIMCgRuYW1lGAEgASgJEg0KBWxpbWl0GAIgASgNIqkBChpHZXRTY2hlZHVsZUhpc3RvcnlSZXNwb25zZRIoCghzY2hlZHVsZRgBIAEoCzIWLnRhc2tmcmFtZS52MS5TY2hlZHVsZRIpCgVmaXJlcxgCIAMoCzIaLnRhc2tmcmFtZS52MS5TY2hlZHVsZUZpcmUSNgoLZXZhbHVhdGlvbnMYAyADKAsyIS50YXNrZnJhbWUudjEuQ29uZGl0aW9uRXZhbHVhdGlvbiJkChdCYWNrZmlsbFNjaGVkdWxlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhQKDGZyb21fdW5peF9tcxgCIAEoAxISCgp0b191bml4X21zGAMgASgDEhEKCW1heF9zbG90cxgEIAEoDSJwChhCYWNrZmlsbFNjaGVkdWxlUmVzcG9uc2USDQoFc2xvdHMYASABKA0SDAoEZG9uZRgCIAEoDRIPCgdzdGFydGVkGAMgASgNEhUKDWFscmVhZHlfZmlyZWQYBCABKA0SDwoHcnVuX2lkcxgFIAMoCSI+CgxRdWVyeVJlcXVlc3QSCwoDc3FsGAEgASgJEg0KBWxpbWl0GAIgASgNEhIKCnRpbWVvdXRfbXMYAyABKA0iKQoLUXVlcnlDb2x1bW4SDAoEbmFtZRgBIAEoCRIMCgR0eXBlGAIgASgJIkkKClF1ZXJ5VmFsdWUSDgoEdGV4dBgBIAEoCUgAEhAKBm51bWJlchgCIAEoAUgAEhEKB2Jvb2xlYW4YAyABKAhIAEIGCgRraW5kIjQKCFF1ZXJ5Um93EigKBnZhbHVlcxgBIAMoCzIYLnRhc2tmcmFtZS52MS5RdWVyeVZhbHVlIokBCg1RdWVyeVJlc3BvbnNlEioKB2NvbHVtbnMYASADKAsyGS50YXNrZnJhbWUudjEuUXVlcnlDb2x1bW4SJAoEcm93cxgCIAMoCzIWLnRhc2tmcmFtZS52MS5RdWVyeVJvdxIRCgl0cnVuY2F0ZWQYAyABKAgSEwoLZHVyYXRpb25fbXMYBCABKAQiWwoPR2V0U3RhdHNSZXF1ZXN0EhAKCHNpbmNlX21zGAEgASgEEicKAmJ5GAIgASgOMhsudGFza2ZyYW1lLnYxLlN0YXRzR3JvdXBpbmcSDQoFbGltaXQYAyABKA0iNAoLUGVyY2VudGlsZXMSCwoDcDUwGAEgASgBEgsKA3A5NRgCIAEoARILCgNwOTkYAyABKAEiygEKCFN0YXRzUm93EgsKA2tleRgBIAEoCRINCgV0YXNrcxgCIAEoBBIRCglzdWNjZWVkZWQYAyABKAQSDgoGZmFpbGVkGAQgASgEEg8KB3JldHJpZXMYBSABKAQSEgoKcGVyX3NlY29uZBgGIAEoARItCgpxdWV1ZV93YWl0GAcgASgLMhkudGFza2ZyYW1lLnYxLlBlcmNlbnRpbGVzEisKCHJ1bl90aW1lGAggASgLMhkudGFza2ZyYW1lLnYxLlBlcmNlbnRpbGVzIk8KC0ZhaWxpbmdUYXNrEgwKBG5hbWUYASABKAkSDgoGZmFpbGVkGAIgASgEEg0KBXRhc2tzGAMgASgEEhMKC2xhc3RfZGV0YWlsGAQgASgJIuYBChBHZXRTdGF0c1Jlc3BvbnNlEhQKDGZyb21fdW5peF9tcxgBIAEoAxISCgp0b191bml4X21zGAIgASgDEiUKBXRvdGFsGAMgASgLMhYudGFza2ZyYW1lLnYxLlN0YXRzUm93EiQKBHJvd3MYBCADKAsyFi50YXNrZnJhbWUudjEuU3RhdHNSb3cSLgoLdG9wX2ZhaWxpbmcYBSADKAsyGS50YXNrZnJhbWUudjEuRmFpbGluZ1Rhc2sSKwoIdGltZWxpbmUYBiADKAsyGS50YXNrZnJhbWUudjEuU3RhdHNCdWNrZXQiaAoLU3RhdHNCdWNrZXQSFQoNc3RhcnRfdW5peF9tcxgBIAEoAxIQCgh3aWR0aF9tcxgCIAEoBBIRCglzdWNjZWVkZWQYAyABKAQSDgoGZmFpbGVkGAQgASgEEg0KBW90aGVyGAUgASgEIh8KEEV4cG9ydERheVJlcXVlc3QSCwoDZGF5GAEgASgJImwKEUV4cG9ydERheVJlc3BvbnNlEg0KBXRhYmxlGAEgASgJEg4KBm5kanNvbhgCIAEoDBIMCgRyb3dzGAMgASgNEioKB2NvbHVtbnMYBCADKAsyGS50YXNrZnJhbWUudjEuUXVlcnlDb2x1bW4iEgoQTGlzdEhvc3RzUmVxdWVzdCJQCgRIb3N0Ei4KCWhlYXJ0YmVhdBgBIAEoCzIbLnRhc2tmcmFtZS52MS5Ib3N0SGVhcnRiZWF0EhgKEGxhc3Rfc2Vlbl9tc19hZ28YAiABKAQiogEKD1Byb3Zpc2lvbmVkSG9zdBINCgV0b2tlbhgBIAEoCRIMCgRwb29sGAIgASgJEhAKCHByb3ZpZGVyGAMgASgJEhgKEHByb3ZpZGVyX2hvc3RfaWQYBCABKAkSDQoFc3RhdGUYBSABKAkSFwoPY3JlYXRlX2F0dGVtcHRzGAYgASgNEg4KBmFnZV9tcxgHIAEoBBIOCgZkZXRhaWwYCCABKAkiagoRTGlzdEhvc3RzUmVzcG9uc2USIQoFaG9zdHMYASADKAsyEi50YXNrZnJhbWUudjEuSG9zdBIyCgtwcm92aXNpb25lZBgCIAMoCzIdLnRhc2tmcmFtZS52MS5Qcm92aXNpb25lZEhvc3QiNAoVR2V0SG9zdEhpc3RvcnlSZXF1ZXN0EgwKBHBvb2wYASABKAkSDQoFbGltaXQYAiABKA0idgoJSG9zdEV2ZW50EhIKCmF0X3VuaXhfbXMYASABKAMSDAoEcG9vbBgCIAEoCRINCgV0b2tlbhgDIAEoCRIYChBwcm92aWRlcl9ob3N0X2lkGAQgASgJEg4KBmFjdGlvbhgFIAEoCRIOCgZkZXRhaWwYBiABKAkiQQoWR2V0SG9zdEhpc3RvcnlSZXNwb25zZRInCgZldmVudHMYASADKAsyFy50YXNrZnJhbWUudjEuSG9zdEV2ZW50Ks4BCg5NYXBSZWR1Y2VTdGF0ZRIgChxNQVBfUkVEVUNFX1NUQVRFX1VOU1BFQ0lGSUVEEAASHAoYTUFQX1JFRFVDRV9TVEFURV9SVU5OSU5HEAESHwobTUFQX1JFRFVDRV9TVEFURV9DT01NSVRUSU5HEAISHgoaTUFQX1JFRFVDRV9TVEFURV9DT01NSVRURUQQAxIdChlNQVBfUkVEVUNFX1NUQVRFX0FCT1JUSU5HEAQSHAoYTUFQX1JFRFVDRV9TVEFURV9BQk9SVEVEEAUqlAEKDVN0YXRzR3JvdXBpbmcSHgoaU1RBVFNfR1JPVVBJTkdfVU5TUEVDSUZJRUQQABIXChNTVEFUU19HUk9VUElOR19OQU1FEAESFwoTU1RBVFNfR1JPVVBJTkdfUE9PTBACEhcKE1NUQVRTX0dST1VQSU5HX0hPU1QQAxIYChRTVEFUU19HUk9VUElOR19TVEFURRAEMrsSCgpIdWJTZXJ2aWNlEkwKCVN1Ym1pdFJ1bhIeLnRhc2tmcmFtZS52MS5TdWJtaXRSdW5SZXF1ZXN0Gh8udGFza2ZyYW1lLnYxLlN1Ym1pdFJ1blJlc3BvbnNlEkMKBkdldFJ1bhIbLnRhc2tmcmFtZS52MS5HZXRSdW5SZXF1ZXN0GhwudGFza2ZyYW1lLnYxLkdldFJ1blJlc3BvbnNlEkkKCExpc3RSdW5zEh0udGFza2ZyYW1lLnYxLkxpc3RSdW5zUmVxdWVzdBoeLnRhc2tmcmFtZS52MS5MaXN0UnVuc1Jlc3BvbnNlEkwKCUxpc3RUYXNrcxIeLnRhc2tmcmFtZS52MS5MaXN0VGFza3NSZXF1ZXN0Gh8udGFza2ZyYW1lLnYxLkxpc3RUYXNrc1Jlc3BvbnNlEkYKB0dldFRhc2sSHC50YXNrZnJhbWUudjEuR2V0VGFza1JlcXVlc3QaHS50YXNrZnJhbWUudjEuR2V0VGFza1Jlc3BvbnNlEksKCFdhdGNoUnVuEh0udGFza2ZyYW1lLnYxLldhdGNoUnVuUmVxdWVzdBoeLnRhc2tmcmFtZS52MS5XYXRjaFJ1blJlc3BvbnNlMAESSAoHR2V0TG9ncxIcLnRhc2tmcmFtZS52MS5HZXRMb2dzUmVxdWVzdBodLnRhc2tmcmFtZS52MS5HZXRMb2dzUmVzcG9uc2UwARJJCghHZXRBdWRpdBIdLnRhc2tmcmFtZS52MS5HZXRBdWRpdFJlcXVlc3QaHi50YXNrZnJhbWUudjEuR2V0QXVkaXRSZXNwb25zZRJMCglDYW5jZWxSdW4SHi50YXNrZnJhbWUudjEuQ2FuY2VsUnVuUmVxdWVzdBofLnRhc2tmcmFtZS52MS5DYW5jZWxSdW5SZXNwb25zZRJYCg1HZXRUYXNrU3RhdGVzEiIudGFza2ZyYW1lLnYxLkdldFRhc2tTdGF0ZXNSZXF1ZXN0GiMudGFza2ZyYW1lLnYxLkdldFRhc2tTdGF0ZXNSZXNwb25zZRJPCgpTcGF3blRhc2tzEh8udGFza2ZyYW1lLnYxLlNwYXduVGFza3NSZXF1ZXN0GiAudGFza2ZyYW1lLnYxLlNwYXduVGFza3NSZXNwb25zZRJSCgtHZXRDaGlsZHJlbhIgLnRhc2tmcmFtZS52MS5HZXRDaGlsZHJlblJlcXVlc3QaIS50YXNrZnJhbWUudjEuR2V0Q2hpbGRyZW5SZXNwb25zZRJVCgxHZXRUYXNrSW5wdXQSIS50YXNrZnJhbWUudjEuR2V0VGFza0lucHV0UmVxdWVzdBoiLnRhc2tmcmFtZS52MS5HZXRUYXNrSW5wdXRSZXNwb25zZRJYCg1QdXRUYXNrT3V0cHV0EiIudGFza2ZyYW1lLnYxLlB1dFRhc2tPdXRwdXRSZXF1ZXN0GiMudGFza2ZyYW1lLnYxLlB1dFRhc2tPdXRwdXRSZXNwb25zZRJVCgxQdXRTY2hlZHVsZXMSIS50YXNrZnJhbWUudjEuUHV0U2NoZWR1bGVzUmVxdWVzdBoiLnRhc2tmcmFtZS52MS5QdXRTY2hlZHVsZXNSZXNwb25zZRJYCg1MaXN0U2NoZWR1bGVzEiIudGFza2ZyYW1lLnYxLkxpc3RTY2hlZHVsZXNSZXF1ZXN0GiMudGFza2ZyYW1lLnYxLkxpc3RTY2hlZHVsZXNSZXNwb25zZRJbCg5EZWxldGVTY2hlZHVsZRIjLnRhc2tmcmFtZS52MS5EZWxldGVTY2hlZHVsZVJlcXVlc3QaJC50YXNrZnJhbWUudjEuRGVsZXRlU2NoZWR1bGVSZXNwb25zZRJYCg1QYXVzZVNjaGVkdWxlEiIudGFza2ZyYW1lLnYxLlBhdXNlU2NoZWR1bGVSZXF1ZXN0GiMudGFza2ZyYW1lLnYxLlBhdXNlU2NoZWR1bGVSZXNwb25zZRJbCg5SZXN1bWVTY2hlZHVsZRIjLnRhc2tmcmFtZS52MS5SZXN1bWVTY2hlZHVsZVJlcXVlc3QaJC50YXNrZnJhbWUudjEuUmVzdW1lU2NoZWR1bGVSZXNwb25zZRJeCg9UcmlnZ2VyU2NoZWR1bGUSJC50YXNrZnJhbWUudjEuVHJpZ2dlclNjaGVkdWxlUmVxdWVzdBolLnRhc2tmcmFtZS52MS5UcmlnZ2VyU2NoZWR1bGVSZXNwb25zZRJnChJHZXRTY2hlZHVsZUhpc3RvcnkSJy50YXNrZnJhbWUudjEuR2V0U2NoZWR1bGVIaXN0b3J5UmVxdWVzdBooLnRhc2tmcmFtZS52MS5HZXRTY2hlZHVsZUhpc3RvcnlSZXNwb25zZRJjChBCYWNrZmlsbFNjaGVkdWxlEiUudGFza2ZyYW1lLnYxLkJhY2tmaWxsU2NoZWR1bGVSZXF1ZXN0GiYudGFza2ZyYW1lLnYxLkJhY2tmaWxsU2NoZWR1bGVSZXNwb25zZTABEkAKBVF1ZXJ5EhoudGFza2ZyYW1lLnYxLlF1ZXJ5UmVxdWVzdBobLnRhc2tmcmFtZS52MS5RdWVyeVJlc3BvbnNlEkkKCEdldFN0YXRzEh0udGFza2ZyYW1lLnYxLkdldFN0YXRzUmVxdWVzdBoeLnRhc2tmcmFtZS52MS5HZXRTdGF0c1Jlc3BvbnNlEk4KCUV4cG9ydERheRIeLnRhc2tmcmFtZS52MS5FeHBvcnREYXlSZXF1ZXN0Gh8udGFza2ZyYW1lLnYxLkV4cG9ydERheVJlc3BvbnNlMAESTAoJTGlzdEhvc3RzEh4udGFza2ZyYW1lLnYxLkxpc3RIb3N0c1JlcXVlc3QaHy50YXNrZnJhbWUudjEuTGlzdEhvc3RzUmVzcG9uc2USWwoOR2V0SG9zdEhpc3RvcnkSIy50YXNrZnJhbWUudjEuR2V0SG9zdEhpc3RvcnlSZXF1ZXN0GiQudGFza2ZyYW1lLnYxLkdldEhvc3RIaXN0b3J5UmVzcG9uc2USXgoPQ29tbWl0TWFwUmVkdWNlEiQudGFza2ZyYW1lLnYxLkNvbW1pdE1hcFJlZHVjZVJlcXVlc3QaJS50YXNrZnJhbWUudjEuQ29tbWl0TWFwUmVkdWNlUmVzcG9uc2ViBnByb3RvMw", [file_taskframe_v1_messages, file_taskframe_v1_runner, file_taskframe_v1_schedule, file_taskframe_v1_spec, file_taskframe_v1_state]);
 
 /**
  * @generated from message taskframe.v1.Run
@@ -74,6 +74,13 @@ export type Run = Message<"taskframe.v1.Run"> & {
    * @generated from field: map<string, string> labels = 9;
    */
   labels: { [key: string]: string };
+
+  /**
+   * Set for a MapReduce job's run.
+   *
+   * @generated from field: taskframe.v1.MapReduceStatus mapreduce = 10;
+   */
+  mapreduce?: MapReduceStatus | undefined;
 };
 
 /**
@@ -82,6 +89,152 @@ export type Run = Message<"taskframe.v1.Run"> & {
  */
 export const RunSchema: GenMessage<Run> = /*@__PURE__*/
   messageDesc(file_taskframe_v1_hub, 0);
+
+/**
+ * Where a MapReduce job stands. Its state is the job's, not the run's: a
+ * job is done once it is COMMITTED or ABORTED.
+ *
+ * @generated from message taskframe.v1.MapReduceStatus
+ */
+export type MapReduceStatus = Message<"taskframe.v1.MapReduceStatus"> & {
+  /**
+   * @generated from field: taskframe.v1.MapReduceState state = 1;
+   */
+  state: MapReduceState;
+
+  /**
+   * @generated from field: string output = 2;
+   */
+  output: string;
+
+  /**
+   * @generated from field: string staging_dir = 3;
+   */
+  stagingDir: string;
+
+  /**
+   * @generated from field: uint32 maps = 4;
+   */
+  maps: number;
+
+  /**
+   * @generated from field: uint32 reducers = 5;
+   */
+  reducers: number;
+
+  /**
+   * Why it was aborted, or what the commit did.
+   *
+   * @generated from field: string detail = 6;
+   */
+  detail: string;
+
+  /**
+   * @generated from field: taskframe.v1.MapReduceCounters counters = 7;
+   */
+  counters?: MapReduceCounters | undefined;
+
+  /**
+   * When the job began committing or aborting; 0 before.
+   *
+   * @generated from field: int64 decided_at_unix_ms = 8;
+   */
+  decidedAtUnixMs: bigint;
+
+  /**
+   * @generated from field: int64 finished_at_unix_ms = 9;
+   */
+  finishedAtUnixMs: bigint;
+};
+
+/**
+ * Describes the message taskframe.v1.MapReduceStatus.
+ * Use `create(MapReduceStatusSchema)` to create a new message.
+ */
+export const MapReduceStatusSchema: GenMessage<MapReduceStatus> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 1);
+
+/**
+ * Summed over the winning attempt of every partition.
+ *
+ * @generated from message taskframe.v1.MapReduceCounters
+ */
+export type MapReduceCounters = Message<"taskframe.v1.MapReduceCounters"> & {
+  /**
+   * @generated from field: uint64 map_records_in = 1;
+   */
+  mapRecordsIn: bigint;
+
+  /**
+   * @generated from field: uint64 map_records_out = 2;
+   */
+  mapRecordsOut: bigint;
+
+  /**
+   * Bytes of intermediate records the maps wrote for the reduces.
+   *
+   * @generated from field: uint64 shuffle_bytes = 3;
+   */
+  shuffleBytes: bigint;
+
+  /**
+   * @generated from field: uint64 reduce_records_in = 4;
+   */
+  reduceRecordsIn: bigint;
+
+  /**
+   * @generated from field: uint64 reduce_records_out = 5;
+   */
+  reduceRecordsOut: bigint;
+
+  /**
+   * @generated from field: uint64 output_bytes = 6;
+   */
+  outputBytes: bigint;
+};
+
+/**
+ * Describes the message taskframe.v1.MapReduceCounters.
+ * Use `create(MapReduceCountersSchema)` to create a new message.
+ */
+export const MapReduceCountersSchema: GenMessage<MapReduceCounters> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 2);
+
+/**
+ * @generated from message taskframe.v1.CommitMapReduceRequest
+ */
+export type CommitMapReduceRequest = Message<"taskframe.v1.CommitMapReduceRequest"> & {
+  /**
+   * TASKFRAME_TASK_TOKEN of the commit task's attempt.
+   *
+   * @generated from field: string task_token = 1;
+   */
+  taskToken: string;
+};
+
+/**
+ * Describes the message taskframe.v1.CommitMapReduceRequest.
+ * Use `create(CommitMapReduceRequestSchema)` to create a new message.
+ */
+export const CommitMapReduceRequestSchema: GenMessage<CommitMapReduceRequest> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 3);
+
+/**
+ * @generated from message taskframe.v1.CommitMapReduceResponse
+ */
+export type CommitMapReduceResponse = Message<"taskframe.v1.CommitMapReduceResponse"> & {
+  /**
+   * @generated from field: taskframe.v1.MapReduceStatus job = 1;
+   */
+  job?: MapReduceStatus | undefined;
+};
+
+/**
+ * Describes the message taskframe.v1.CommitMapReduceResponse.
+ * Use `create(CommitMapReduceResponseSchema)` to create a new message.
+ */
+export const CommitMapReduceResponseSchema: GenMessage<CommitMapReduceResponse> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_hub, 4);
 
 /**
  * @generated from message taskframe.v1.StateCount
@@ -103,7 +256,7 @@ export type StateCount = Message<"taskframe.v1.StateCount"> & {
  * Use `create(StateCountSchema)` to create a new message.
  */
 export const StateCountSchema: GenMessage<StateCount> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 1);
+  messageDesc(file_taskframe_v1_hub, 5);
 
 /**
  * @generated from message taskframe.v1.Task
@@ -214,7 +367,7 @@ export type Task = Message<"taskframe.v1.Task"> & {
  * Use `create(TaskSchema)` to create a new message.
  */
 export const TaskSchema: GenMessage<Task> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 2);
+  messageDesc(file_taskframe_v1_hub, 6);
 
 /**
  * Names a task: by id, or by name within a run (empty run_id: the newest run
@@ -244,7 +397,7 @@ export type TaskRef = Message<"taskframe.v1.TaskRef"> & {
  * Use `create(TaskRefSchema)` to create a new message.
  */
 export const TaskRefSchema: GenMessage<TaskRef> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 3);
+  messageDesc(file_taskframe_v1_hub, 7);
 
 /**
  * @generated from message taskframe.v1.SubmitRunRequest
@@ -268,7 +421,7 @@ export type SubmitRunRequest = Message<"taskframe.v1.SubmitRunRequest"> & {
  * Use `create(SubmitRunRequestSchema)` to create a new message.
  */
 export const SubmitRunRequestSchema: GenMessage<SubmitRunRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 4);
+  messageDesc(file_taskframe_v1_hub, 8);
 
 /**
  * @generated from message taskframe.v1.SubmitRunResponse
@@ -292,7 +445,7 @@ export type SubmitRunResponse = Message<"taskframe.v1.SubmitRunResponse"> & {
  * Use `create(SubmitRunResponseSchema)` to create a new message.
  */
 export const SubmitRunResponseSchema: GenMessage<SubmitRunResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 5);
+  messageDesc(file_taskframe_v1_hub, 9);
 
 /**
  * @generated from message taskframe.v1.GetRunRequest
@@ -311,7 +464,7 @@ export type GetRunRequest = Message<"taskframe.v1.GetRunRequest"> & {
  * Use `create(GetRunRequestSchema)` to create a new message.
  */
 export const GetRunRequestSchema: GenMessage<GetRunRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 6);
+  messageDesc(file_taskframe_v1_hub, 10);
 
 /**
  * @generated from message taskframe.v1.GetRunResponse
@@ -328,7 +481,7 @@ export type GetRunResponse = Message<"taskframe.v1.GetRunResponse"> & {
  * Use `create(GetRunResponseSchema)` to create a new message.
  */
 export const GetRunResponseSchema: GenMessage<GetRunResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 7);
+  messageDesc(file_taskframe_v1_hub, 11);
 
 /**
  * @generated from message taskframe.v1.ListRunsRequest
@@ -355,7 +508,7 @@ export type ListRunsRequest = Message<"taskframe.v1.ListRunsRequest"> & {
  * Use `create(ListRunsRequestSchema)` to create a new message.
  */
 export const ListRunsRequestSchema: GenMessage<ListRunsRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 8);
+  messageDesc(file_taskframe_v1_hub, 12);
 
 /**
  * @generated from message taskframe.v1.ListRunsResponse
@@ -372,7 +525,7 @@ export type ListRunsResponse = Message<"taskframe.v1.ListRunsResponse"> & {
  * Use `create(ListRunsResponseSchema)` to create a new message.
  */
 export const ListRunsResponseSchema: GenMessage<ListRunsResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 9);
+  messageDesc(file_taskframe_v1_hub, 13);
 
 /**
  * @generated from message taskframe.v1.ListTasksRequest
@@ -403,7 +556,7 @@ export type ListTasksRequest = Message<"taskframe.v1.ListTasksRequest"> & {
  * Use `create(ListTasksRequestSchema)` to create a new message.
  */
 export const ListTasksRequestSchema: GenMessage<ListTasksRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 10);
+  messageDesc(file_taskframe_v1_hub, 14);
 
 /**
  * @generated from message taskframe.v1.ListTasksResponse
@@ -425,7 +578,7 @@ export type ListTasksResponse = Message<"taskframe.v1.ListTasksResponse"> & {
  * Use `create(ListTasksResponseSchema)` to create a new message.
  */
 export const ListTasksResponseSchema: GenMessage<ListTasksResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 11);
+  messageDesc(file_taskframe_v1_hub, 15);
 
 /**
  * @generated from message taskframe.v1.GetTaskRequest
@@ -442,7 +595,7 @@ export type GetTaskRequest = Message<"taskframe.v1.GetTaskRequest"> & {
  * Use `create(GetTaskRequestSchema)` to create a new message.
  */
 export const GetTaskRequestSchema: GenMessage<GetTaskRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 12);
+  messageDesc(file_taskframe_v1_hub, 16);
 
 /**
  * @generated from message taskframe.v1.GetTaskResponse
@@ -459,7 +612,7 @@ export type GetTaskResponse = Message<"taskframe.v1.GetTaskResponse"> & {
  * Use `create(GetTaskResponseSchema)` to create a new message.
  */
 export const GetTaskResponseSchema: GenMessage<GetTaskResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 13);
+  messageDesc(file_taskframe_v1_hub, 17);
 
 /**
  * @generated from message taskframe.v1.WatchRunRequest
@@ -476,7 +629,7 @@ export type WatchRunRequest = Message<"taskframe.v1.WatchRunRequest"> & {
  * Use `create(WatchRunRequestSchema)` to create a new message.
  */
 export const WatchRunRequestSchema: GenMessage<WatchRunRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 14);
+  messageDesc(file_taskframe_v1_hub, 18);
 
 /**
  * @generated from message taskframe.v1.WatchRunResponse
@@ -500,7 +653,7 @@ export type WatchRunResponse = Message<"taskframe.v1.WatchRunResponse"> & {
  * Use `create(WatchRunResponseSchema)` to create a new message.
  */
 export const WatchRunResponseSchema: GenMessage<WatchRunResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 15);
+  messageDesc(file_taskframe_v1_hub, 19);
 
 /**
  * @generated from message taskframe.v1.GetLogsRequest
@@ -538,7 +691,7 @@ export type GetLogsRequest = Message<"taskframe.v1.GetLogsRequest"> & {
  * Use `create(GetLogsRequestSchema)` to create a new message.
  */
 export const GetLogsRequestSchema: GenMessage<GetLogsRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 16);
+  messageDesc(file_taskframe_v1_hub, 20);
 
 /**
  * @generated from message taskframe.v1.LogEntry
@@ -577,7 +730,7 @@ export type LogEntry = Message<"taskframe.v1.LogEntry"> & {
  * Use `create(LogEntrySchema)` to create a new message.
  */
 export const LogEntrySchema: GenMessage<LogEntry> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 17);
+  messageDesc(file_taskframe_v1_hub, 21);
 
 /**
  * @generated from message taskframe.v1.GetLogsResponse
@@ -599,7 +752,7 @@ export type GetLogsResponse = Message<"taskframe.v1.GetLogsResponse"> & {
  * Use `create(GetLogsResponseSchema)` to create a new message.
  */
 export const GetLogsResponseSchema: GenMessage<GetLogsResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 18);
+  messageDesc(file_taskframe_v1_hub, 22);
 
 /**
  * @generated from message taskframe.v1.GetAuditRequest
@@ -616,7 +769,7 @@ export type GetAuditRequest = Message<"taskframe.v1.GetAuditRequest"> & {
  * Use `create(GetAuditRequestSchema)` to create a new message.
  */
 export const GetAuditRequestSchema: GenMessage<GetAuditRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 19);
+  messageDesc(file_taskframe_v1_hub, 23);
 
 /**
  * @generated from message taskframe.v1.AuditEvent
@@ -675,7 +828,7 @@ export type AuditEvent = Message<"taskframe.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 20);
+  messageDesc(file_taskframe_v1_hub, 24);
 
 /**
  * @generated from message taskframe.v1.GetAuditResponse
@@ -697,7 +850,7 @@ export type GetAuditResponse = Message<"taskframe.v1.GetAuditResponse"> & {
  * Use `create(GetAuditResponseSchema)` to create a new message.
  */
 export const GetAuditResponseSchema: GenMessage<GetAuditResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 21);
+  messageDesc(file_taskframe_v1_hub, 25);
 
 /**
  * @generated from message taskframe.v1.CancelRunRequest
@@ -719,7 +872,7 @@ export type CancelRunRequest = Message<"taskframe.v1.CancelRunRequest"> & {
  * Use `create(CancelRunRequestSchema)` to create a new message.
  */
 export const CancelRunRequestSchema: GenMessage<CancelRunRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 22);
+  messageDesc(file_taskframe_v1_hub, 26);
 
 /**
  * @generated from message taskframe.v1.CancelRunResponse
@@ -743,7 +896,7 @@ export type CancelRunResponse = Message<"taskframe.v1.CancelRunResponse"> & {
  * Use `create(CancelRunResponseSchema)` to create a new message.
  */
 export const CancelRunResponseSchema: GenMessage<CancelRunResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 23);
+  messageDesc(file_taskframe_v1_hub, 27);
 
 /**
  * @generated from message taskframe.v1.GetTaskStatesRequest
@@ -760,7 +913,7 @@ export type GetTaskStatesRequest = Message<"taskframe.v1.GetTaskStatesRequest"> 
  * Use `create(GetTaskStatesRequestSchema)` to create a new message.
  */
 export const GetTaskStatesRequestSchema: GenMessage<GetTaskStatesRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 24);
+  messageDesc(file_taskframe_v1_hub, 28);
 
 /**
  * @generated from message taskframe.v1.TaskStateInfo
@@ -792,7 +945,7 @@ export type TaskStateInfo = Message<"taskframe.v1.TaskStateInfo"> & {
  * Use `create(TaskStateInfoSchema)` to create a new message.
  */
 export const TaskStateInfoSchema: GenMessage<TaskStateInfo> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 25);
+  messageDesc(file_taskframe_v1_hub, 29);
 
 /**
  * @generated from message taskframe.v1.GetTaskStatesResponse
@@ -811,7 +964,7 @@ export type GetTaskStatesResponse = Message<"taskframe.v1.GetTaskStatesResponse"
  * Use `create(GetTaskStatesResponseSchema)` to create a new message.
  */
 export const GetTaskStatesResponseSchema: GenMessage<GetTaskStatesResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 26);
+  messageDesc(file_taskframe_v1_hub, 30);
 
 /**
  * @generated from message taskframe.v1.SpawnTasksRequest
@@ -846,7 +999,7 @@ export type SpawnTasksRequest = Message<"taskframe.v1.SpawnTasksRequest"> & {
  * Use `create(SpawnTasksRequestSchema)` to create a new message.
  */
 export const SpawnTasksRequestSchema: GenMessage<SpawnTasksRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 27);
+  messageDesc(file_taskframe_v1_hub, 31);
 
 /**
  * @generated from message taskframe.v1.SpawnTasksResponse
@@ -863,7 +1016,7 @@ export type SpawnTasksResponse = Message<"taskframe.v1.SpawnTasksResponse"> & {
  * Use `create(SpawnTasksResponseSchema)` to create a new message.
  */
 export const SpawnTasksResponseSchema: GenMessage<SpawnTasksResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 28);
+  messageDesc(file_taskframe_v1_hub, 32);
 
 /**
  * @generated from message taskframe.v1.GetChildrenRequest
@@ -887,7 +1040,7 @@ export type GetChildrenRequest = Message<"taskframe.v1.GetChildrenRequest"> & {
  * Use `create(GetChildrenRequestSchema)` to create a new message.
  */
 export const GetChildrenRequestSchema: GenMessage<GetChildrenRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 29);
+  messageDesc(file_taskframe_v1_hub, 33);
 
 /**
  * @generated from message taskframe.v1.GetChildrenResponse
@@ -904,7 +1057,7 @@ export type GetChildrenResponse = Message<"taskframe.v1.GetChildrenResponse"> & 
  * Use `create(GetChildrenResponseSchema)` to create a new message.
  */
 export const GetChildrenResponseSchema: GenMessage<GetChildrenResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 30);
+  messageDesc(file_taskframe_v1_hub, 34);
 
 /**
  * @generated from message taskframe.v1.GetTaskInputRequest
@@ -921,7 +1074,7 @@ export type GetTaskInputRequest = Message<"taskframe.v1.GetTaskInputRequest"> & 
  * Use `create(GetTaskInputRequestSchema)` to create a new message.
  */
 export const GetTaskInputRequestSchema: GenMessage<GetTaskInputRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 31);
+  messageDesc(file_taskframe_v1_hub, 35);
 
 /**
  * @generated from message taskframe.v1.GetTaskInputResponse
@@ -943,7 +1096,7 @@ export type GetTaskInputResponse = Message<"taskframe.v1.GetTaskInputResponse"> 
  * Use `create(GetTaskInputResponseSchema)` to create a new message.
  */
 export const GetTaskInputResponseSchema: GenMessage<GetTaskInputResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 32);
+  messageDesc(file_taskframe_v1_hub, 36);
 
 /**
  * @generated from message taskframe.v1.PutTaskOutputRequest
@@ -980,7 +1133,7 @@ export type PutTaskOutputRequest = Message<"taskframe.v1.PutTaskOutputRequest"> 
  * Use `create(PutTaskOutputRequestSchema)` to create a new message.
  */
 export const PutTaskOutputRequestSchema: GenMessage<PutTaskOutputRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 33);
+  messageDesc(file_taskframe_v1_hub, 37);
 
 /**
  * @generated from message taskframe.v1.PutTaskOutputResponse
@@ -993,7 +1146,7 @@ export type PutTaskOutputResponse = Message<"taskframe.v1.PutTaskOutputResponse"
  * Use `create(PutTaskOutputResponseSchema)` to create a new message.
  */
 export const PutTaskOutputResponseSchema: GenMessage<PutTaskOutputResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 34);
+  messageDesc(file_taskframe_v1_hub, 38);
 
 /**
  * @generated from message taskframe.v1.PutSchedulesRequest
@@ -1010,7 +1163,7 @@ export type PutSchedulesRequest = Message<"taskframe.v1.PutSchedulesRequest"> & 
  * Use `create(PutSchedulesRequestSchema)` to create a new message.
  */
 export const PutSchedulesRequestSchema: GenMessage<PutSchedulesRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 35);
+  messageDesc(file_taskframe_v1_hub, 39);
 
 /**
  * @generated from message taskframe.v1.PutSchedulesResponse
@@ -1027,7 +1180,7 @@ export type PutSchedulesResponse = Message<"taskframe.v1.PutSchedulesResponse"> 
  * Use `create(PutSchedulesResponseSchema)` to create a new message.
  */
 export const PutSchedulesResponseSchema: GenMessage<PutSchedulesResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 36);
+  messageDesc(file_taskframe_v1_hub, 40);
 
 /**
  * @generated from message taskframe.v1.ListSchedulesRequest
@@ -1046,7 +1199,7 @@ export type ListSchedulesRequest = Message<"taskframe.v1.ListSchedulesRequest"> 
  * Use `create(ListSchedulesRequestSchema)` to create a new message.
  */
 export const ListSchedulesRequestSchema: GenMessage<ListSchedulesRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 37);
+  messageDesc(file_taskframe_v1_hub, 41);
 
 /**
  * @generated from message taskframe.v1.ListSchedulesResponse
@@ -1063,7 +1216,7 @@ export type ListSchedulesResponse = Message<"taskframe.v1.ListSchedulesResponse"
  * Use `create(ListSchedulesResponseSchema)` to create a new message.
  */
 export const ListSchedulesResponseSchema: GenMessage<ListSchedulesResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 38);
+  messageDesc(file_taskframe_v1_hub, 42);
 
 /**
  * @generated from message taskframe.v1.DeleteScheduleRequest
@@ -1080,7 +1233,7 @@ export type DeleteScheduleRequest = Message<"taskframe.v1.DeleteScheduleRequest"
  * Use `create(DeleteScheduleRequestSchema)` to create a new message.
  */
 export const DeleteScheduleRequestSchema: GenMessage<DeleteScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 39);
+  messageDesc(file_taskframe_v1_hub, 43);
 
 /**
  * @generated from message taskframe.v1.DeleteScheduleResponse
@@ -1093,7 +1246,7 @@ export type DeleteScheduleResponse = Message<"taskframe.v1.DeleteScheduleRespons
  * Use `create(DeleteScheduleResponseSchema)` to create a new message.
  */
 export const DeleteScheduleResponseSchema: GenMessage<DeleteScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 40);
+  messageDesc(file_taskframe_v1_hub, 44);
 
 /**
  * @generated from message taskframe.v1.PauseScheduleRequest
@@ -1115,7 +1268,7 @@ export type PauseScheduleRequest = Message<"taskframe.v1.PauseScheduleRequest"> 
  * Use `create(PauseScheduleRequestSchema)` to create a new message.
  */
 export const PauseScheduleRequestSchema: GenMessage<PauseScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 41);
+  messageDesc(file_taskframe_v1_hub, 45);
 
 /**
  * @generated from message taskframe.v1.PauseScheduleResponse
@@ -1132,7 +1285,7 @@ export type PauseScheduleResponse = Message<"taskframe.v1.PauseScheduleResponse"
  * Use `create(PauseScheduleResponseSchema)` to create a new message.
  */
 export const PauseScheduleResponseSchema: GenMessage<PauseScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 42);
+  messageDesc(file_taskframe_v1_hub, 46);
 
 /**
  * @generated from message taskframe.v1.ResumeScheduleRequest
@@ -1149,7 +1302,7 @@ export type ResumeScheduleRequest = Message<"taskframe.v1.ResumeScheduleRequest"
  * Use `create(ResumeScheduleRequestSchema)` to create a new message.
  */
 export const ResumeScheduleRequestSchema: GenMessage<ResumeScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 43);
+  messageDesc(file_taskframe_v1_hub, 47);
 
 /**
  * @generated from message taskframe.v1.ResumeScheduleResponse
@@ -1166,7 +1319,7 @@ export type ResumeScheduleResponse = Message<"taskframe.v1.ResumeScheduleRespons
  * Use `create(ResumeScheduleResponseSchema)` to create a new message.
  */
 export const ResumeScheduleResponseSchema: GenMessage<ResumeScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 44);
+  messageDesc(file_taskframe_v1_hub, 48);
 
 /**
  * @generated from message taskframe.v1.TriggerScheduleRequest
@@ -1183,7 +1336,7 @@ export type TriggerScheduleRequest = Message<"taskframe.v1.TriggerScheduleReques
  * Use `create(TriggerScheduleRequestSchema)` to create a new message.
  */
 export const TriggerScheduleRequestSchema: GenMessage<TriggerScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 45);
+  messageDesc(file_taskframe_v1_hub, 49);
 
 /**
  * @generated from message taskframe.v1.TriggerScheduleResponse
@@ -1200,7 +1353,7 @@ export type TriggerScheduleResponse = Message<"taskframe.v1.TriggerScheduleRespo
  * Use `create(TriggerScheduleResponseSchema)` to create a new message.
  */
 export const TriggerScheduleResponseSchema: GenMessage<TriggerScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 46);
+  messageDesc(file_taskframe_v1_hub, 50);
 
 /**
  * @generated from message taskframe.v1.GetScheduleHistoryRequest
@@ -1224,7 +1377,7 @@ export type GetScheduleHistoryRequest = Message<"taskframe.v1.GetScheduleHistory
  * Use `create(GetScheduleHistoryRequestSchema)` to create a new message.
  */
 export const GetScheduleHistoryRequestSchema: GenMessage<GetScheduleHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 47);
+  messageDesc(file_taskframe_v1_hub, 51);
 
 /**
  * @generated from message taskframe.v1.GetScheduleHistoryResponse
@@ -1251,7 +1404,7 @@ export type GetScheduleHistoryResponse = Message<"taskframe.v1.GetScheduleHistor
  * Use `create(GetScheduleHistoryResponseSchema)` to create a new message.
  */
 export const GetScheduleHistoryResponseSchema: GenMessage<GetScheduleHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 48);
+  messageDesc(file_taskframe_v1_hub, 52);
 
 /**
  * @generated from message taskframe.v1.BackfillScheduleRequest
@@ -1285,7 +1438,7 @@ export type BackfillScheduleRequest = Message<"taskframe.v1.BackfillScheduleRequ
  * Use `create(BackfillScheduleRequestSchema)` to create a new message.
  */
 export const BackfillScheduleRequestSchema: GenMessage<BackfillScheduleRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 49);
+  messageDesc(file_taskframe_v1_hub, 53);
 
 /**
  * @generated from message taskframe.v1.BackfillScheduleResponse
@@ -1328,7 +1481,7 @@ export type BackfillScheduleResponse = Message<"taskframe.v1.BackfillScheduleRes
  * Use `create(BackfillScheduleResponseSchema)` to create a new message.
  */
 export const BackfillScheduleResponseSchema: GenMessage<BackfillScheduleResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 50);
+  messageDesc(file_taskframe_v1_hub, 54);
 
 /**
  * @generated from message taskframe.v1.QueryRequest
@@ -1359,7 +1512,7 @@ export type QueryRequest = Message<"taskframe.v1.QueryRequest"> & {
  * Use `create(QueryRequestSchema)` to create a new message.
  */
 export const QueryRequestSchema: GenMessage<QueryRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 51);
+  messageDesc(file_taskframe_v1_hub, 55);
 
 /**
  * @generated from message taskframe.v1.QueryColumn
@@ -1383,7 +1536,7 @@ export type QueryColumn = Message<"taskframe.v1.QueryColumn"> & {
  * Use `create(QueryColumnSchema)` to create a new message.
  */
 export const QueryColumnSchema: GenMessage<QueryColumn> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 52);
+  messageDesc(file_taskframe_v1_hub, 56);
 
 /**
  * One value; none of the fields set means SQL NULL. Times are ISO 8601
@@ -1421,7 +1574,7 @@ export type QueryValue = Message<"taskframe.v1.QueryValue"> & {
  * Use `create(QueryValueSchema)` to create a new message.
  */
 export const QueryValueSchema: GenMessage<QueryValue> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 53);
+  messageDesc(file_taskframe_v1_hub, 57);
 
 /**
  * @generated from message taskframe.v1.QueryRow
@@ -1438,7 +1591,7 @@ export type QueryRow = Message<"taskframe.v1.QueryRow"> & {
  * Use `create(QueryRowSchema)` to create a new message.
  */
 export const QueryRowSchema: GenMessage<QueryRow> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 54);
+  messageDesc(file_taskframe_v1_hub, 58);
 
 /**
  * @generated from message taskframe.v1.QueryResponse
@@ -1472,7 +1625,7 @@ export type QueryResponse = Message<"taskframe.v1.QueryResponse"> & {
  * Use `create(QueryResponseSchema)` to create a new message.
  */
 export const QueryResponseSchema: GenMessage<QueryResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 55);
+  messageDesc(file_taskframe_v1_hub, 59);
 
 /**
  * @generated from message taskframe.v1.GetStatsRequest
@@ -1503,7 +1656,7 @@ export type GetStatsRequest = Message<"taskframe.v1.GetStatsRequest"> & {
  * Use `create(GetStatsRequestSchema)` to create a new message.
  */
 export const GetStatsRequestSchema: GenMessage<GetStatsRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 56);
+  messageDesc(file_taskframe_v1_hub, 60);
 
 /**
  * Milliseconds at the 50th, 95th and 99th percentiles.
@@ -1532,7 +1685,7 @@ export type Percentiles = Message<"taskframe.v1.Percentiles"> & {
  * Use `create(PercentilesSchema)` to create a new message.
  */
 export const PercentilesSchema: GenMessage<Percentiles> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 57);
+  messageDesc(file_taskframe_v1_hub, 61);
 
 /**
  * @generated from message taskframe.v1.StatsRow
@@ -1598,7 +1751,7 @@ export type StatsRow = Message<"taskframe.v1.StatsRow"> & {
  * Use `create(StatsRowSchema)` to create a new message.
  */
 export const StatsRowSchema: GenMessage<StatsRow> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 58);
+  messageDesc(file_taskframe_v1_hub, 62);
 
 /**
  * @generated from message taskframe.v1.FailingTask
@@ -1632,7 +1785,7 @@ export type FailingTask = Message<"taskframe.v1.FailingTask"> & {
  * Use `create(FailingTaskSchema)` to create a new message.
  */
 export const FailingTaskSchema: GenMessage<FailingTask> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 59);
+  messageDesc(file_taskframe_v1_hub, 63);
 
 /**
  * @generated from message taskframe.v1.GetStatsResponse
@@ -1677,7 +1830,7 @@ export type GetStatsResponse = Message<"taskframe.v1.GetStatsResponse"> & {
  * Use `create(GetStatsResponseSchema)` to create a new message.
  */
 export const GetStatsResponseSchema: GenMessage<GetStatsResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 60);
+  messageDesc(file_taskframe_v1_hub, 64);
 
 /**
  * @generated from message taskframe.v1.StatsBucket
@@ -1718,7 +1871,7 @@ export type StatsBucket = Message<"taskframe.v1.StatsBucket"> & {
  * Use `create(StatsBucketSchema)` to create a new message.
  */
 export const StatsBucketSchema: GenMessage<StatsBucket> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 61);
+  messageDesc(file_taskframe_v1_hub, 65);
 
 /**
  * @generated from message taskframe.v1.ExportDayRequest
@@ -1737,7 +1890,7 @@ export type ExportDayRequest = Message<"taskframe.v1.ExportDayRequest"> & {
  * Use `create(ExportDayRequestSchema)` to create a new message.
  */
 export const ExportDayRequestSchema: GenMessage<ExportDayRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 62);
+  messageDesc(file_taskframe_v1_hub, 66);
 
 /**
  * @generated from message taskframe.v1.ExportDayResponse
@@ -1776,7 +1929,7 @@ export type ExportDayResponse = Message<"taskframe.v1.ExportDayResponse"> & {
  * Use `create(ExportDayResponseSchema)` to create a new message.
  */
 export const ExportDayResponseSchema: GenMessage<ExportDayResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 63);
+  messageDesc(file_taskframe_v1_hub, 67);
 
 /**
  * @generated from message taskframe.v1.ListHostsRequest
@@ -1789,7 +1942,7 @@ export type ListHostsRequest = Message<"taskframe.v1.ListHostsRequest"> & {
  * Use `create(ListHostsRequestSchema)` to create a new message.
  */
 export const ListHostsRequestSchema: GenMessage<ListHostsRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 64);
+  messageDesc(file_taskframe_v1_hub, 68);
 
 /**
  * @generated from message taskframe.v1.Host
@@ -1814,7 +1967,7 @@ export type Host = Message<"taskframe.v1.Host"> & {
  * Use `create(HostSchema)` to create a new message.
  */
 export const HostSchema: GenMessage<Host> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 65);
+  messageDesc(file_taskframe_v1_hub, 69);
 
 /**
  * @generated from message taskframe.v1.ProvisionedHost
@@ -1874,7 +2027,7 @@ export type ProvisionedHost = Message<"taskframe.v1.ProvisionedHost"> & {
  * Use `create(ProvisionedHostSchema)` to create a new message.
  */
 export const ProvisionedHostSchema: GenMessage<ProvisionedHost> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 66);
+  messageDesc(file_taskframe_v1_hub, 70);
 
 /**
  * @generated from message taskframe.v1.ListHostsResponse
@@ -1898,7 +2051,7 @@ export type ListHostsResponse = Message<"taskframe.v1.ListHostsResponse"> & {
  * Use `create(ListHostsResponseSchema)` to create a new message.
  */
 export const ListHostsResponseSchema: GenMessage<ListHostsResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 67);
+  messageDesc(file_taskframe_v1_hub, 71);
 
 /**
  * @generated from message taskframe.v1.GetHostHistoryRequest
@@ -1924,7 +2077,7 @@ export type GetHostHistoryRequest = Message<"taskframe.v1.GetHostHistoryRequest"
  * Use `create(GetHostHistoryRequestSchema)` to create a new message.
  */
 export const GetHostHistoryRequestSchema: GenMessage<GetHostHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 68);
+  messageDesc(file_taskframe_v1_hub, 72);
 
 /**
  * @generated from message taskframe.v1.HostEvent
@@ -1970,7 +2123,7 @@ export type HostEvent = Message<"taskframe.v1.HostEvent"> & {
  * Use `create(HostEventSchema)` to create a new message.
  */
 export const HostEventSchema: GenMessage<HostEvent> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 69);
+  messageDesc(file_taskframe_v1_hub, 73);
 
 /**
  * @generated from message taskframe.v1.GetHostHistoryResponse
@@ -1987,7 +2140,56 @@ export type GetHostHistoryResponse = Message<"taskframe.v1.GetHostHistoryRespons
  * Use `create(GetHostHistoryResponseSchema)` to create a new message.
  */
 export const GetHostHistoryResponseSchema: GenMessage<GetHostHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_taskframe_v1_hub, 70);
+  messageDesc(file_taskframe_v1_hub, 74);
+
+/**
+ * @generated from enum taskframe.v1.MapReduceState
+ */
+export enum MapReduceState {
+  /**
+   * @generated from enum value: MAP_REDUCE_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Maps and reduces run; nothing is visible.
+   *
+   * @generated from enum value: MAP_REDUCE_STATE_RUNNING = 1;
+   */
+  RUNNING = 1,
+
+  /**
+   * Every reduce succeeded and the commit began: the job will commit, even
+   * if a hub dies on the way (another one finishes it).
+   *
+   * @generated from enum value: MAP_REDUCE_STATE_COMMITTING = 2;
+   */
+  COMMITTING = 2,
+
+  /**
+   * @generated from enum value: MAP_REDUCE_STATE_COMMITTED = 3;
+   */
+  COMMITTED = 3,
+
+  /**
+   * A part failed for good, or the run was cancelled: tasks are stopped and
+   * staged data is being removed.
+   *
+   * @generated from enum value: MAP_REDUCE_STATE_ABORTING = 4;
+   */
+  ABORTING = 4,
+
+  /**
+   * @generated from enum value: MAP_REDUCE_STATE_ABORTED = 5;
+   */
+  ABORTED = 5,
+}
+
+/**
+ * Describes the enum taskframe.v1.MapReduceState.
+ */
+export const MapReduceStateSchema: GenEnum<MapReduceState> = /*@__PURE__*/
+  enumDesc(file_taskframe_v1_hub, 0);
 
 /**
  * @generated from enum taskframe.v1.StatsGrouping
@@ -2025,7 +2227,7 @@ export enum StatsGrouping {
  * Describes the enum taskframe.v1.StatsGrouping.
  */
 export const StatsGroupingSchema: GenEnum<StatsGrouping> = /*@__PURE__*/
-  enumDesc(file_taskframe_v1_hub, 0);
+  enumDesc(file_taskframe_v1_hub, 1);
 
 /**
  * The hub's public API: what the `task` CLI, dashboards and other services use.
@@ -2311,6 +2513,18 @@ export const HubService: GenService<{
     methodKind: "unary";
     input: typeof GetHostHistoryRequestSchema;
     output: typeof GetHostHistoryResponseSchema;
+  },
+  /**
+   * A MapReduce job's commit task asks the hub to commit the job: fenced by
+   * the task's token, idempotent, and final once it has begun (a job that
+   * began committing is never rolled back).
+   *
+   * @generated from rpc taskframe.v1.HubService.CommitMapReduce
+   */
+  commitMapReduce: {
+    methodKind: "unary";
+    input: typeof CommitMapReduceRequestSchema;
+    output: typeof CommitMapReduceResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_taskframe_v1_hub, 0);

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file taskframe/v1/spec.proto.
  */
 export const file_taskframe_v1_spec: GenFile = /*@__PURE__*/
-  fileDesc("Chd0YXNrZnJhbWUvdjEvc3BlYy5wcm90bxIMdGFza2ZyYW1lLnYxIsgECghUYXNrU3BlYxIMCgRuYW1lGAEgASgJEigKBGV4ZWMYAiABKAsyGC50YXNrZnJhbWUudjEuRXhlY1RhcmdldEgAEi4KB2hhbmRsZXIYAyABKAsyGy50YXNrZnJhbWUudjEuSGFuZGxlclRhcmdldEgAEigKBXJldHJ5GAQgASgLMhkudGFza2ZyYW1lLnYxLlJldHJ5UG9saWN5EhIKCnRpbWVvdXRfbXMYBSABKAQSLAoGbGltaXRzGAYgASgLMhwudGFza2ZyYW1lLnYxLlJlc291cmNlTGltaXRzEjIKBmxhYmVscxgHIAMoCzIiLnRhc2tmcmFtZS52MS5UYXNrU3BlYy5MYWJlbHNFbnRyeRIMCgRwb29sGAggASgJEg0KBW5lZWRzGAkgAygJEg0KBWFmdGVyGAogAygJEiMKBmNoZWNrcxgLIAMoCzITLnRhc2tmcmFtZS52MS5DaGVjaxImCgljb25kaXRpb24YDCABKAsyEy50YXNrZnJhbWUudjEuQ2hlY2sSDAoEdXNlchgNIAEoCRINCgVncm91cBgOIAEoCRIqCgdpbnN0YWxsGA8gASgLMhkudGFza2ZyYW1lLnYxLkluc3RhbGxTcGVjEhIKCmRlZmluZWRfYXQYECABKAkSFwoPcHJpdmF0ZV9uZXR3b3JrGBEgASgIEgwKBGphaWwYEiABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZ0YXJnZXQiNAoFQ2hlY2sSDAoEbmFtZRgBIAEoCRIPCgdjb21tYW5kGAIgASgJEgwKBGFyZ3MYAyADKAkibQoLSW5zdGFsbFNwZWMSCwoDcGlwGAEgAygJEgsKA25wbRgCIAMoCRILCgNhcHQYAyADKAkSDAoEZnJvbRgEIAEoCRIpCglhcnRpZmFjdHMYBSADKAsyFi50YXNrZnJhbWUudjEuQXJ0aWZhY3QiJwoIQXJ0aWZhY3QSCwoDdXJsGAEgASgJEg4KBnNoYTI1NhgCIAEoCSKUAQoKRXhlY1RhcmdldBIPCgdjb21tYW5kGAEgASgJEgwKBGFyZ3MYAiADKAkSLgoDZW52GAMgAygLMiEudGFza2ZyYW1lLnYxLkV4ZWNUYXJnZXQuRW52RW50cnkSCwoDY3dkGAQgASgJGioKCEVudkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiRQoNSGFuZGxlclRhcmdldBIPCgdoYW5kbGVyGAEgASgJEg0KBWlucHV0GAIgASgMEhQKDGNvbnRlbnRfdHlwZRgDIAEoCSKEAQoLUmV0cnlQb2xpY3kSDwoHcmV0cmllcxgBIAEoDRITCgtpbnRlcnZhbF9tcxgCIAEoBBImCgdiYWNrb2ZmGAMgASgOMhUudGFza2ZyYW1lLnYxLkJhY2tvZmYSFwoPbWF4X2ludGVydmFsX21zGAQgASgEEg4KBmppdHRlchgFIAEoASJcCg5SZXNvdXJjZUxpbWl0cxIUCgxtZW1vcnlfYnl0ZXMYASABKAQSEgoKZGlza19ieXRlcxgCIAEoBBIMCgRwaWRzGAMgASgNEhIKCmNwdV9taWxsaXMYBCABKA0isAEKB1J1blNwZWMSDAoEbmFtZRgBIAEoCRIlCgV0YXNrcxgCIAMoCzIWLnRhc2tmcmFtZS52MS5UYXNrU3BlYxIOCgZzb3VyY2UYAyABKAkSMQoGbGFiZWxzGAQgAygLMiEudGFza2ZyYW1lLnYxLlJ1blNwZWMuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASpOCgdCYWNrb2ZmEhcKE0JBQ0tPRkZfVU5TUEVDSUZJRUQQABIRCg1CQUNLT0ZGX0ZJWEVEEAESFwoTQkFDS09GRl9FWFBPTkVOVElBTBACYgZwcm90bzM");
+  fileDesc("Chd0YXNrZnJhbWUvdjEvc3BlYy5wcm90bxIMdGFza2ZyYW1lLnYxIsgECghUYXNrU3BlYxIMCgRuYW1lGAEgASgJEigKBGV4ZWMYAiABKAsyGC50YXNrZnJhbWUudjEuRXhlY1RhcmdldEgAEi4KB2hhbmRsZXIYAyABKAsyGy50YXNrZnJhbWUudjEuSGFuZGxlclRhcmdldEgAEigKBXJldHJ5GAQgASgLMhkudGFza2ZyYW1lLnYxLlJldHJ5UG9saWN5EhIKCnRpbWVvdXRfbXMYBSABKAQSLAoGbGltaXRzGAYgASgLMhwudGFza2ZyYW1lLnYxLlJlc291cmNlTGltaXRzEjIKBmxhYmVscxgHIAMoCzIiLnRhc2tmcmFtZS52MS5UYXNrU3BlYy5MYWJlbHNFbnRyeRIMCgRwb29sGAggASgJEg0KBW5lZWRzGAkgAygJEg0KBWFmdGVyGAogAygJEiMKBmNoZWNrcxgLIAMoCzITLnRhc2tmcmFtZS52MS5DaGVjaxImCgljb25kaXRpb24YDCABKAsyEy50YXNrZnJhbWUudjEuQ2hlY2sSDAoEdXNlchgNIAEoCRINCgVncm91cBgOIAEoCRIqCgdpbnN0YWxsGA8gASgLMhkudGFza2ZyYW1lLnYxLkluc3RhbGxTcGVjEhIKCmRlZmluZWRfYXQYECABKAkSFwoPcHJpdmF0ZV9uZXR3b3JrGBEgASgIEgwKBGphaWwYEiABKAkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIICgZ0YXJnZXQiNAoFQ2hlY2sSDAoEbmFtZRgBIAEoCRIPCgdjb21tYW5kGAIgASgJEgwKBGFyZ3MYAyADKAkibQoLSW5zdGFsbFNwZWMSCwoDcGlwGAEgAygJEgsKA25wbRgCIAMoCRILCgNhcHQYAyADKAkSDAoEZnJvbRgEIAEoCRIpCglhcnRpZmFjdHMYBSADKAsyFi50YXNrZnJhbWUudjEuQXJ0aWZhY3QiJwoIQXJ0aWZhY3QSCwoDdXJsGAEgASgJEg4KBnNoYTI1NhgCIAEoCSKlAQoKRXhlY1RhcmdldBIPCgdjb21tYW5kGAEgASgJEgwKBGFyZ3MYAiADKAkSLgoDZW52GAMgAygLMiEudGFza2ZyYW1lLnYxLkV4ZWNUYXJnZXQuRW52RW50cnkSCwoDY3dkGAQgASgJEg8KB2J1aWx0aW4YBSABKAgaKgoIRW52RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJFCg1IYW5kbGVyVGFyZ2V0Eg8KB2hhbmRsZXIYASABKAkSDQoFaW5wdXQYAiABKAwSFAoMY29udGVudF90eXBlGAMgASgJIoQBCgtSZXRyeVBvbGljeRIPCgdyZXRyaWVzGAEgASgNEhMKC2ludGVydmFsX21zGAIgASgEEiYKB2JhY2tvZmYYAyABKA4yFS50YXNrZnJhbWUudjEuQmFja29mZhIXCg9tYXhfaW50ZXJ2YWxfbXMYBCABKAQSDgoGaml0dGVyGAUgASgBIlwKDlJlc291cmNlTGltaXRzEhQKDG1lbW9yeV9ieXRlcxgBIAEoBBISCgpkaXNrX2J5dGVzGAIgASgEEgwKBHBpZHMYAyABKA0SEgoKY3B1X21pbGxpcxgEIAEoDSLfAQoHUnVuU3BlYxIMCgRuYW1lGAEgASgJEiUKBXRhc2tzGAIgAygLMhYudGFza2ZyYW1lLnYxLlRhc2tTcGVjEg4KBnNvdXJjZRgDIAEoCRIxCgZsYWJlbHMYBCADKAsyIS50YXNrZnJhbWUudjEuUnVuU3BlYy5MYWJlbHNFbnRyeRItCgltYXByZWR1Y2UYBSABKAsyGi50YXNrZnJhbWUudjEuTWFwUmVkdWNlSm9iGi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEimwEKDE1hcFJlZHVjZUpvYhIOCgZqb2JfaWQYASABKAkSEwoLc3RhZ2luZ19kaXIYAiABKAkSDgoGb3V0cHV0GAMgASgJEjYKC291dHB1dF9raW5kGAQgASgOMiEudGFza2ZyYW1lLnYxLk1hcFJlZHVjZU91dHB1dEtpbmQSDAoEbWFwcxgFIAEoDRIQCghyZWR1Y2VycxgGIAEoDSpOCgdCYWNrb2ZmEhcKE0JBQ0tPRkZfVU5TUEVDSUZJRUQQABIRCg1CQUNLT0ZGX0ZJWEVEEAESFwoTQkFDS09GRl9FWFBPTkVOVElBTBACKoQBChNNYXBSZWR1Y2VPdXRwdXRLaW5kEiYKIk1BUF9SRURVQ0VfT1VUUFVUX0tJTkRfVU5TUEVDSUZJRUQQABIfChtNQVBfUkVEVUNFX09VVFBVVF9LSU5EX0ZJTEUQARIkCiBNQVBfUkVEVUNFX09VVFBVVF9LSU5EX0RJUkVDVE9SWRACYgZwcm90bzM");
 
 /**
  * One task as the hub stores it and a sidecar runs it. Compiled from YAML
@@ -290,6 +290,14 @@ export type ExecTarget = Message<"taskframe.v1.ExecTarget"> & {
    * @generated from field: string cwd = 4;
    */
   cwd: string;
+
+  /**
+   * `command` is a subcommand of Taskframe's own `task` (a MapReduce job's
+   * steps): the sidecar runs its own `task`, whatever else PATH holds.
+   *
+   * @generated from field: bool builtin = 5;
+   */
+  builtin: boolean;
 };
 
 /**
@@ -439,6 +447,15 @@ export type RunSpec = Message<"taskframe.v1.RunSpec"> & {
    * @generated from field: map<string, string> labels = 4;
    */
   labels: { [key: string]: string };
+
+  /**
+   * Set when the run is a MapReduce job (docs/mapreduce.md): its map-N,
+   * reduce-N and commit tasks are the job's; the hub makes its output
+   * visible in one commit, or removes everything the job staged.
+   *
+   * @generated from field: taskframe.v1.MapReduceJob mapreduce = 5;
+   */
+  mapreduce?: MapReduceJob | undefined;
 };
 
 /**
@@ -447,6 +464,57 @@ export type RunSpec = Message<"taskframe.v1.RunSpec"> & {
  */
 export const RunSpecSchema: GenMessage<RunSpec> = /*@__PURE__*/
   messageDesc(file_taskframe_v1_spec, 8);
+
+/**
+ * The parts of a MapReduce job the hub commits or rolls back.
+ *
+ * @generated from message taskframe.v1.MapReduceJob
+ */
+export type MapReduceJob = Message<"taskframe.v1.MapReduceJob"> & {
+  /**
+   * Chosen when the job is compiled; the last part of staging_dir.
+   *
+   * @generated from field: string job_id = 1;
+   */
+  jobId: string;
+
+  /**
+   * Absolute: where map and reduce attempts write (<work>/<job_id>).
+   * Hubs and sidecars must both reach it (one host, or a shared filesystem).
+   *
+   * @generated from field: string staging_dir = 2;
+   */
+  stagingDir: string;
+
+  /**
+   * Absolute path of the output; nothing is there until the commit.
+   *
+   * @generated from field: string output = 3;
+   */
+  output: string;
+
+  /**
+   * @generated from field: taskframe.v1.MapReduceOutputKind output_kind = 4;
+   */
+  outputKind: MapReduceOutputKind;
+
+  /**
+   * @generated from field: uint32 maps = 5;
+   */
+  maps: number;
+
+  /**
+   * @generated from field: uint32 reducers = 6;
+   */
+  reducers: number;
+};
+
+/**
+ * Describes the message taskframe.v1.MapReduceJob.
+ * Use `create(MapReduceJobSchema)` to create a new message.
+ */
+export const MapReduceJobSchema: GenMessage<MapReduceJob> = /*@__PURE__*/
+  messageDesc(file_taskframe_v1_spec, 9);
 
 /**
  * @generated from enum taskframe.v1.Backoff
@@ -477,4 +545,34 @@ export enum Backoff {
  */
 export const BackoffSchema: GenEnum<Backoff> = /*@__PURE__*/
   enumDesc(file_taskframe_v1_spec, 0);
+
+/**
+ * @generated from enum taskframe.v1.MapReduceOutputKind
+ */
+export enum MapReduceOutputKind {
+  /**
+   * @generated from enum value: MAP_REDUCE_OUTPUT_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * One file: the reduce partitions' outputs in partition order.
+   *
+   * @generated from enum value: MAP_REDUCE_OUTPUT_KIND_FILE = 1;
+   */
+  FILE = 1,
+
+  /**
+   * A directory of part-00000, part-00001, ... one per reduce partition.
+   *
+   * @generated from enum value: MAP_REDUCE_OUTPUT_KIND_DIRECTORY = 2;
+   */
+  DIRECTORY = 2,
+}
+
+/**
+ * Describes the enum taskframe.v1.MapReduceOutputKind.
+ */
+export const MapReduceOutputKindSchema: GenEnum<MapReduceOutputKind> = /*@__PURE__*/
+  enumDesc(file_taskframe_v1_spec, 1);
 
