@@ -12,5 +12,14 @@ process.stdout.on("error", (error) => {
   if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
   throw error;
 });
-const { main } = await import(entry.href);
+// a MapReduce job's map and reduce tasks start by the thousand: they skip loading the whole CLI
+const [command, phase, descriptor] = process.argv.slice(2);
+const phaseOnly =
+  command === "mapreduce" &&
+  (phase === "map" || phase === "reduce") &&
+  process.argv.length === 5 &&
+  !descriptor.startsWith("-");
+const { main } = await import(
+  phaseOnly ? new URL("../dist/cli/mapreduce-phase-main.js", import.meta.url).href : entry.href
+);
 process.exitCode = await main(process.argv);

@@ -9,7 +9,8 @@ import { doctorCommand } from "./commands/doctor.js";
 import { EXPORT_FORMATS, exportCommand } from "./commands/export.js";
 import { addFakeDatacenterCommand } from "./commands/fake-datacenter.js";
 import { hostsCommand, hostsHistoryCommand } from "./commands/hosts.js";
-import { mapReduceCommitCommand, mapReducePhaseCommand } from "./commands/mapreduce.js";
+import { mapReduceCommitCommand } from "./commands/mapreduce.js";
+import { mapReducePhaseCommand } from "./commands/mapreduce-phase.js";
 import { queryCommand } from "./commands/query.js";
 import {
   auditCommand,

@@ -28,6 +28,8 @@ export interface LocalClusterOptions {
   sidecarFlags?: string[];
   /** Extra flags for every hub (e.g. `--config FILE`). */
   hubFlags?: string[];
+  /** Extra environment of the hub processes started at first (failpoints). */
+  hubEnv?: Record<string, string>;
   /** Options for node itself in every process (e.g. `--cpu-prof`). */
   nodeArgs?: string[];
 }
@@ -47,7 +49,8 @@ export interface LocalCluster {
   readonly sidecars: LocalProcess[];
   /** Where SDK workers connect to a sidecar (its Runner socket). */
   runnerSocket(sidecar?: number): string;
-  startHub(): Promise<LocalProcess>;
+  /** Another hub; `listen` (host:port) to restart one where it was, `env` for its process only (failpoints). */
+  startHub(options?: { listen?: string; env?: Record<string, string> }): Promise<LocalProcess>;
   startSidecar(name?: string): Promise<LocalProcess>;
   /** SIGTERM to every process (SIGKILL after 10 s), sidecars first. */
   stop(): Promise<void>;
@@ -75,22 +78,27 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   const hubUrls: string[] = [];
   const sidecars: LocalProcess[] = [];
 
-  const startHub = async () => {
-    const hub = launch(`hub-${hubs.length}`, nodeArgs, [
-      "hub",
-      "--db",
-      options.dbUrl,
-      "--listen",
-      "127.0.0.1:0",
-      "--reconcile-every",
-      options.reconcileEvery ?? "10s",
-      "--reconcile-after",
-      options.reconcileAfter ?? "60s",
-      "--shutdown-timeout",
-      "1s",
-      ...(options.hubFlags ?? []),
-      ...common,
-    ]);
+  const startHub = async (hubOptions: { listen?: string; env?: Record<string, string> } = {}) => {
+    const hub = launch(
+      `hub-${hubs.length}`,
+      nodeArgs,
+      [
+        "hub",
+        "--db",
+        options.dbUrl,
+        "--listen",
+        hubOptions.listen ?? "127.0.0.1:0",
+        "--reconcile-every",
+        options.reconcileEvery ?? "10s",
+        "--reconcile-after",
+        options.reconcileAfter ?? "60s",
+        "--shutdown-timeout",
+        "1s",
+        ...(options.hubFlags ?? []),
+        ...common,
+      ],
+      hubOptions.env ?? options.hubEnv,
+    );
     const line = await waitForLine(hub, /hub listening on (http:\/\/\S+)/);
     hubs.push(hub);
     hubUrls.push(line[1]!);
@@ -147,9 +155,15 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   };
 }
 
-function launch(name: string, nodeArgs: readonly string[], args: string[]): LocalProcess {
+function launch(
+  name: string,
+  nodeArgs: readonly string[],
+  args: string[],
+  env?: Record<string, string>,
+): LocalProcess {
   const child = spawn(process.execPath, [...nodeArgs, TASK_BIN, ...args], {
     stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, ...env },
   });
   let stderr = "";
   child.stderr?.on("data", (data: Buffer) => {

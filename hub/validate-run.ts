@@ -1,6 +1,12 @@
+import { basename, dirname, isAbsolute, normalize } from "node:path";
 import { findCycleByIndex } from "../core/dag.js";
 import { TaskframeError, TaskframeErrorCode } from "../core/errors.js";
-import type { RunSpec, TaskSpec } from "../core/gen/taskframe/v1/spec_pb.js";
+import {
+  type MapReduceJob,
+  MapReduceOutputKind,
+  type RunSpec,
+  type TaskSpec,
+} from "../core/gen/taskframe/v1/spec_pb.js";
 
 const TASK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -29,6 +35,37 @@ const checked = new WeakMap<RunSpec, RunGraph>();
  */
 export function validateRunSpec(spec: RunSpec): void {
   checked.set(spec, buildRunGraph(spec));
+  if (spec.mapreduce) validateMapReduceJob(spec.mapreduce, spec.tasks);
+}
+
+const JOB_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The hub removes the staging directory and replaces the output: both must be exactly what they claim. */
+function validateMapReduceJob(job: MapReduceJob, tasks: readonly TaskSpec[]): void {
+  const exactPath = (path: string) => isAbsolute(path) && normalize(path) === path && dirname(path) !== path;
+  if (!JOB_ID.test(job.jobId))
+    throw invalid(`mapreduce.job_id '${job.jobId}' is not valid (expected [A-Za-z0-9_-], up to 64)`);
+  if (!exactPath(job.stagingDir) || basename(job.stagingDir) !== job.jobId) {
+    throw invalid(
+      `mapreduce.staging_dir '${job.stagingDir}' is not valid: expected a normalized absolute path ending in the job id '${job.jobId}'`,
+    );
+  }
+  if (!exactPath(job.output)) {
+    throw invalid(
+      `mapreduce.output '${job.output}' is not valid: expected a normalized absolute path below /`,
+    );
+  }
+  const within = (path: string, dir: string) => path === dir || path.startsWith(`${dir}/`);
+  if (within(job.output, job.stagingDir) || within(job.stagingDir, job.output)) {
+    throw invalid(`mapreduce.output '${job.output}' and the staging directory '${job.stagingDir}' overlap`);
+  }
+  if (![MapReduceOutputKind.FILE, MapReduceOutputKind.DIRECTORY].includes(job.outputKind)) {
+    throw invalid("mapreduce.output_kind must be FILE or DIRECTORY");
+  }
+  if (job.maps < 1 || job.reducers < 1) throw invalid("mapreduce: expected at least one map and one reducer");
+  if (!tasks.some((task) => task.name === "commit")) {
+    throw invalid("mapreduce: the run has no `commit` task, so the job could never commit");
+  }
 }
 
 /**

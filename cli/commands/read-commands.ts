@@ -7,6 +7,7 @@ import { withHubClient } from "../hub-client.js";
 import type { StoreOptions } from "../options.js";
 import { elapsed, runState, shortId, taskState, timestamp } from "../render/format.js";
 import { auditJson, logJson, printJson, runJson, taskJson } from "../render/json.js";
+import { mapReduceLines } from "../render/mapreduce.js";
 import { summarizeCounts } from "../render/progress.js";
 import { parseTimeArgument } from "../render/schedules.js";
 import { renderTable } from "../render/table.js";
@@ -71,7 +72,9 @@ export async function statusCommand(
           `${run.finishedAtUnixMs ? "took" : "running for"} ${elapsed(Number(run.createdAtUnixMs), Number(run.finishedAtUnixMs))}`,
       ),
     );
-    out(`  ${summarizeCounts(counts)}\n`);
+    out(`  ${summarizeCounts(counts)}`);
+    if (run.mapreduce) for (const line of mapReduceLines(run.mapreduce, tasks)) out(line);
+    out("");
     const rows = tasks.map((t) => [
       t.name,
       taskState(t.state),

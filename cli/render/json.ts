@@ -1,6 +1,7 @@
 import type { AuditEvent, LogEntry, Run, Task } from "../../core/gen/taskframe/v1/hub_pb.js";
 import { LogStream } from "../../core/gen/taskframe/v1/state_pb.js";
 import { runStateName, taskStateName } from "../../core/states.js";
+import { mapReduceJson } from "./mapreduce.js";
 
 /*
  * The CLI's --json shapes: states as names, times as ISO strings (null when
@@ -20,6 +21,7 @@ export function runJson(run: Run) {
     total_tasks: run.totalTasks,
     counts: Object.fromEntries(run.counts.map((c) => [taskStateName(c.state), c.count])),
     labels: run.labels,
+    ...(run.mapreduce ? { mapreduce: mapReduceJson(run.mapreduce) } : {}),
   };
 }
 

@@ -28,12 +28,7 @@ export function startCommand(
     });
     child.once("close", (code, exitSignal) => {
       if (code === 0) resolve();
-      else
-        reject(
-          new Error(
-            `${label} (${argv.join(" ")}) ${exitSignal ? `was killed by ${exitSignal}` : `exited with code ${code}`}`,
-          ),
-        );
+      else reject(new CommandFailedError(label, argv, code, exitSignal));
     });
   });
   // a command that stops reading its input early is its own business; its exit code tells
@@ -50,4 +45,33 @@ export function countNewlines(chunk: Buffer): number {
 /** A pipe into a command that exited: its exit code is what tells how it went. */
 export function ignoreClosedPipe(error: NodeJS.ErrnoException): void {
   if (error.code !== "EPIPE" && error.code !== "ERR_STREAM_DESTROYED") throw error;
+}
+
+/** A step's command ended badly; the attempt ends with its exit code, so that the task shows it. */
+export class CommandFailedError extends Error {
+  constructor(
+    label: string,
+    argv: readonly string[],
+    readonly exitCode: number | null,
+    signal: NodeJS.Signals | null,
+  ) {
+    super(
+      `${label} (${argv.join(" ")}) ${signal ? `was killed by ${signal}` : `exited with code ${exitCode}`}`,
+    );
+  }
+}
+
+/**
+ * Waits for every step of a phase's pipeline; on the first failure stops the
+ * rest, and reports the command that failed rather than a pipe it broke.
+ */
+export async function allSteps(steps: readonly Promise<unknown>[], stop: AbortController): Promise<void> {
+  try {
+    await Promise.all(steps);
+  } catch (error) {
+    stop.abort(error);
+    const settled = await Promise.allSettled(steps);
+    const failed = settled.find((s) => s.status === "rejected" && s.reason instanceof CommandFailedError);
+    throw failed?.status === "rejected" ? failed.reason : error;
+  }
 }

@@ -45,8 +45,6 @@ export const reduceDescriptorSchema = z.strictObject({
 });
 export type ReduceDescriptor = z.infer<typeof reduceDescriptorSchema>;
 
-export const descriptorSchema = z.union([mapDescriptorSchema, reduceDescriptorSchema]);
-
 /** A descriptor from its JSON text; a message naming the wrong field otherwise. */
 export function parseDescriptor(text: string): MapDescriptor | ReduceDescriptor {
   let raw: unknown;
@@ -55,7 +53,13 @@ export function parseDescriptor(text: string): MapDescriptor | ReduceDescriptor 
   } catch (error) {
     throw new Error(`the MapReduce descriptor is not JSON: ${(error as Error).message}`);
   }
-  const parsed = descriptorSchema.safeParse(raw);
+  const phase = (raw as { phase?: unknown } | null)?.phase;
+  if (phase !== "map" && phase !== "reduce") {
+    throw new Error(
+      `the MapReduce descriptor is not valid: phase: expected "map" or "reduce", got ${JSON.stringify(phase)}`,
+    );
+  }
+  const parsed = (phase === "map" ? mapDescriptorSchema : reduceDescriptorSchema).safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
     throw new Error(`the MapReduce descriptor is not valid: ${problems.join("; ")}`);

@@ -1,6 +1,6 @@
 import { pipeline } from "node:stream/promises";
 import { inAttemptDir } from "./attempt.js";
-import { countNewlines, ignoreClosedPipe, startCommand } from "./commands.js";
+import { allSteps, countNewlines, ignoreClosedPipe, startCommand } from "./commands.js";
 import type { MapDescriptor } from "./descriptor.js";
 import { readLineRanges } from "./line-ranges.js";
 import { RecordPartitioner } from "./record-partitioner.js";
@@ -49,13 +49,7 @@ export function runMapPhase(descriptor: MapDescriptor, attempt: number, signal: 
         }
       })(),
     );
-    try {
-      await Promise.all(steps);
-    } catch (error) {
-      stop.abort(error);
-      await Promise.allSettled(steps);
-      throw error;
-    }
+    await allSteps(steps, stop);
     return { records_in: recordsIn, records_out: partitioner.records, bytes_out: partitioner.bytes };
   });
 }

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { inAttemptDir } from "./attempt.js";
-import { countNewlines, ignoreClosedPipe, startCommand } from "./commands.js";
+import { allSteps, countNewlines, ignoreClosedPipe, startCommand } from "./commands.js";
 import type { ReduceDescriptor } from "./descriptor.js";
 import { doneDir, REDUCE_OUTPUT, recordsFile } from "./staging.js";
 
@@ -45,13 +45,7 @@ export function runReducePhase(descriptor: ReduceDescriptor, attempt: number, si
       pipeline(sort.child.stdout, recordsIn.transform, reduce.child.stdin).catch(ignoreClosedPipe),
       pipeline(reduce.child.stdout, recordsOut.transform, createWriteStream(join(dir, REDUCE_OUTPUT))),
     ];
-    try {
-      await Promise.all(steps);
-    } catch (error) {
-      stop.abort(error);
-      await Promise.allSettled(steps);
-      throw error;
-    }
+    await allSteps(steps, stop);
     return { records_in: recordsIn.lines, records_out: recordsOut.lines, bytes_out: recordsOut.bytes };
   });
 }

@@ -84,11 +84,12 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
     },
     async listTasks(request) {
       const runId = await store.resolveRunId(request.runId);
-      const [run, tasks] = await Promise.all([
+      const [run, tasks, job] = await Promise.all([
         store.getRun(runId),
         store.listTasks(runId, { states: request.states, limit: request.limit }),
+        store.getMapReduceJob(runId),
       ]);
-      return create(ListTasksResponseSchema, { run: runToProto(run), tasks: tasks.map(taskToProto) });
+      return create(ListTasksResponseSchema, { run: runToProto(run, job), tasks: tasks.map(taskToProto) });
     },
     async getTask(request) {
       const task = await store.findTask(request.task ?? {});

@@ -40,6 +40,8 @@ export class JobCoordinator {
   readonly #recheckAfterMs: number;
   /** One action per job at a time in this hub; other hubs are fenced by the store. */
   readonly #acting = new Map<string, Promise<MapReduceJobRow | undefined>>();
+  /** Looks at failed tasks under way: a stopping hub lets them finish, so that an abort is not cut short. */
+  readonly #watching = new Set<Promise<void>>();
   #unsubscribe: (() => void) | undefined;
   #timer: NodeJS.Timeout | undefined;
   #settling: Promise<void> | undefined;
@@ -52,7 +54,9 @@ export class JobCoordinator {
 
   start(): void {
     this.#unsubscribe = this.#deps.notifications.on("tasks:changed", ({ changes }) => {
-      void this.#abortFailing(changes);
+      const aborting = this.#abortFailing(changes);
+      this.#watching.add(aborting);
+      void aborting.finally(() => this.#watching.delete(aborting));
     });
     this.#timer = setInterval(() => {
       if (!this.#deps.leadership.isLeader || this.#settling) return;
@@ -69,6 +73,7 @@ export class JobCoordinator {
     this.#unsubscribe?.();
     clearInterval(this.#timer);
     await this.#settling;
+    await Promise.allSettled(this.#watching);
     await Promise.allSettled(this.#acting.values());
   }
 

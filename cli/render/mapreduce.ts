@@ -1,0 +1,67 @@
+import pc from "picocolors";
+import { MapReduceState, type MapReduceStatus, type Task } from "../../core/gen/taskframe/v1/hub_pb.js";
+import { TaskState } from "../../core/states.js";
+import { formatBytes } from "./bytes.js";
+
+const STATE_NAMES: Record<MapReduceState, string> = {
+  [MapReduceState.UNSPECIFIED]: "unknown",
+  [MapReduceState.RUNNING]: "running",
+  [MapReduceState.COMMITTING]: "committing",
+  [MapReduceState.COMMITTED]: "committed",
+  [MapReduceState.ABORTING]: "aborting",
+  [MapReduceState.ABORTED]: "aborted",
+};
+
+export const mapReduceStateName = (state: MapReduceState): string => STATE_NAMES[state] ?? "unknown";
+
+const count = (n: bigint) => n.toLocaleString("en-US");
+
+/** The job's lines under `task status`'s run header: state, phases, counters. */
+export function mapReduceLines(job: MapReduceStatus, tasks: readonly Task[]): string[] {
+  const state = mapReduceStateName(job.state);
+  const colour =
+    job.state === MapReduceState.COMMITTED
+      ? pc.green
+      : job.state === MapReduceState.ABORTED
+        ? pc.red
+        : pc.yellow;
+  const lines = [
+    `  MapReduce job ${colour(state)}: ${job.maps} map(s), ${job.reducers} reducer(s) → ${job.output}`,
+  ];
+  const phase = (prefix: string) => {
+    const of = tasks.filter((t) => t.name === prefix || t.name.startsWith(`${prefix}-`));
+    const done = of.filter((t) => t.state === TaskState.SUCCEEDED).length;
+    return `${prefix} ${done}/${of.length}`;
+  };
+  if (tasks.length > 0)
+    lines.push(`  phases: ${phase("map")} succeeded, ${phase("reduce")}, ${phase("commit")}`);
+  const c = job.counters;
+  if (c && job.state === MapReduceState.COMMITTED) {
+    lines.push(
+      `  map ${count(c.mapRecordsIn)} records in, ${count(c.mapRecordsOut)} out; shuffled ${formatBytes(Number(c.shuffleBytes))}; ` +
+        `reduce ${count(c.reduceRecordsIn)} in, ${count(c.reduceRecordsOut)} out; output ${formatBytes(Number(c.outputBytes))}`,
+    );
+  }
+  if (job.detail && job.state !== MapReduceState.COMMITTED) lines.push(`  ${pc.dim(job.detail)}`);
+  return lines;
+}
+
+export function mapReduceJson(job: MapReduceStatus) {
+  const c = job.counters;
+  return {
+    state: mapReduceStateName(job.state),
+    output: job.output,
+    staging_dir: job.stagingDir,
+    maps: job.maps,
+    reducers: job.reducers,
+    detail: job.detail,
+    counters: c && {
+      map_records_in: Number(c.mapRecordsIn),
+      map_records_out: Number(c.mapRecordsOut),
+      shuffle_bytes: Number(c.shuffleBytes),
+      reduce_records_in: Number(c.reduceRecordsIn),
+      reduce_records_out: Number(c.reduceRecordsOut),
+      output_bytes: Number(c.outputBytes),
+    },
+  };
+}
