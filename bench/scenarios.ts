@@ -7,6 +7,7 @@ import { execScenario } from "./exec.js";
 import { footprintScenario } from "./footprint.js";
 import { handlersScenario } from "./handlers.js";
 import { latencyScenario } from "./latency.js";
+import { mapReduceScenario } from "./mapreduce.js";
 import { rawRatesScenario } from "./raw-rates.js";
 import { scalingScenario } from "./scaling.js";
 import type { Scenario } from "./scenario.js";
@@ -28,4 +29,5 @@ export const scenarios: readonly Scenario[] = [
   fanoutScenario,
   catalogueScenario,
   schedulesScenario,
+  mapReduceScenario,
 ];

@@ -5,7 +5,7 @@ import type { z } from "zod";
 import { DefinitionError, DefinitionErrors, errorMessage } from "../errors.js";
 import { type RunSpec, RunSpecSchema, type TaskSpec } from "../gen/taskframe/v1/spec_pb.js";
 import { describeValue, type FieldPath, formatPath, isPlainMap } from "./field-path.js";
-import { compileMapReduce } from "./mapreduce-job.js";
+import { compileMapReduce } from "./mapreduce-pipeline.js";
 import { type Draft, edgeEntries, rejectCycles, resolveEdges } from "./pipeline-edges.js";
 import { readForEachItems } from "./pipeline-for-each.js";
 import { PIPELINE_KEY_HINTS, SCHEDULE_KEY_HINTS, TASK_KEY_HINTS } from "./pipeline-hints.js";

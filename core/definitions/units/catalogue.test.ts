@@ -256,7 +256,7 @@ describe("compileUnitRun", () => {
       args: ["--soon"],
     });
     expect(problems(() => compileUnitRun(compiled, ["wc"]))).toEqual([
-      `${DIR}/wc.task:1:1: MapReduce: [MapReduce] units are checked but cannot run yet; to run this unit now, give it a [Command]`,
+      `${DIR}/wc.task:1:1: MapReduce: a [MapReduce] unit runs on its own (task run FILE.task): it cannot be part of a directory's run or be required by another unit`,
     ]);
   });
 

@@ -21,6 +21,9 @@ export interface MapReduceSettings {
   input: string;
   partitions?: number;
   output?: string;
+  combine?: string[];
+  reducers?: number;
+  work?: string;
 }
 
 /**

@@ -12,6 +12,7 @@ import {
 } from "./catalogue.js";
 import { cycleProblems, newSuggestionBudget, pulledIn, resolveUnitReferences } from "./catalogue-checks.js";
 import type { CompiledUnit } from "./compiled-unit.js";
+import { mapReduceUnitRun } from "./mapreduce-unit.js";
 import { throwProblems } from "./problems.js";
 import { readUnitText } from "./read-units.js";
 import { compileUnitRun } from "./unit-run.js";
@@ -34,6 +35,8 @@ export async function loadDirectoryCatalogue(dir: string): Promise<Catalogue> {
  */
 export async function loadUnitRun(path: string): Promise<RunSpec> {
   const { catalogue, root } = await loadUnitCatalogue(path);
+  const unit = catalogue.units.get(root)!;
+  if (unit.mapReduce && unit.task.command === undefined) return mapReduceUnitRun(unit, path);
   return compileUnitRun(catalogue, [root], { source: path });
 }
 

@@ -103,7 +103,16 @@ export interface UnitFields {
     From?: string;
     Artifact?: Listed<ArtifactPin>[];
   };
-  MapReduce?: { map: string[]; reduce: string[]; input: string; partitions?: number; output?: string };
+  MapReduce?: {
+    map: string[];
+    reduce: string[];
+    input: string;
+    partitions?: number;
+    output?: string;
+    combine?: string[];
+    reducers?: number;
+    work?: string;
+  };
 }
 
 /** Where a problem with a value is: at the entry's key, or at an offset in its value (else its start). */
@@ -379,6 +388,9 @@ export const UNIT_FIELDS: { [S in keyof UnitFields]-?: SectionSpec<NonNullable<U
     input: single((text) => parseText(text, "the input"), "missing `input=`; expected what to partition"),
     partitions: single(parsePartitions),
     output: single((text) => parseText(text, "where the result goes")),
+    combine: single(parseCommandLine),
+    reducers: single(parsePartitions),
+    work: single((text) => parseText(text, "the directory where the job stages its files")),
   },
 };
 

@@ -48,7 +48,7 @@ export function compileUnitRun(
       problems.push(
         new DefinitionError(
           { file: unit.file, line, column, path: "MapReduce" },
-          "[MapReduce] units are checked but cannot run yet; to run this unit now, give it a [Command]",
+          "a [MapReduce] unit runs on its own (task run FILE.task): it cannot be part of a directory's run or be required by another unit",
         ),
       );
     }

@@ -143,5 +143,8 @@ function mapReduce(
     input: fields.input,
     ...(fields.partitions === undefined ? {} : { partitions: fields.partitions }),
     ...(fields.output === undefined ? {} : { output: fields.output }),
+    ...(fields.combine === undefined ? {} : { combine: argv(fields.combine) }),
+    ...(fields.reducers === undefined ? {} : { reducers: fields.reducers }),
+    ...(fields.work === undefined ? {} : { work: fields.work }),
   };
 }
