@@ -1,4 +1,5 @@
 import { errorMessage } from "../../core/errors.js";
+import { formatBytes } from "../../core/format-bytes.js";
 import { CommandFailedError } from "../../core/mapreduce/commands.js";
 import {
   type MapDescriptor,
@@ -8,7 +9,6 @@ import {
 import { runMapPhase } from "../../core/mapreduce/map-phase.js";
 import { runReducePhase } from "../../core/mapreduce/reduce-phase.js";
 import { CliError, ExitCode } from "../cli-error.js";
-import { formatBytes } from "../render/bytes.js";
 
 /**
  * `task mapreduce map|reduce DESCRIPTOR`: one partition of a MapReduce job,

@@ -1,7 +1,7 @@
+import { formatBytes } from "../../core/format-bytes.js";
 import { CliError, ExitCode } from "../cli-error.js";
 import { withHubClient } from "../hub-client.js";
 import type { StoreOptions } from "../options.js";
-import { formatBytes } from "../render/bytes.js";
 
 /** `task mapreduce commit`: the job's commit task; the hub does the commit, fenced by this attempt's token. */
 export async function mapReduceCommitCommand(options: StoreOptions): Promise<number> {

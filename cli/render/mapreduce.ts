@@ -1,7 +1,7 @@
 import pc from "picocolors";
+import { formatBytes } from "../../core/format-bytes.js";
 import { MapReduceState, type MapReduceStatus, type Task } from "../../core/gen/taskframe/v1/hub_pb.js";
 import { TaskState } from "../../core/states.js";
-import { formatBytes } from "./bytes.js";
 
 const STATE_NAMES: Record<MapReduceState, string> = {
   [MapReduceState.UNSPECIFIED]: "unknown",

@@ -3,16 +3,23 @@ import { commandOf, expecting, HANDLER_NAME, settingsSchema } from "./pipeline-s
 
 /** A map or reduce: a command (string or argv list), or an SDK handler. */
 const step = (what: string) =>
-  z.union(
-    [
-      commandOf(),
-      z.strictObject({ run: commandOf() }),
-      z.strictObject({
-        handler: z.string().regex(HANDLER_NAME, expecting("a handler name such as wordcount.map")),
-      }),
-    ],
-    expecting(`the ${what}: a command, { run: COMMAND } or { handler: NAME }`),
-  );
+  z
+    .unknown()
+    .refine((value) => value !== undefined, {
+      message: `missing; expected the ${what}: a command, { run: COMMAND } or { handler: NAME }`,
+    })
+    .pipe(
+      z.union(
+        [
+          commandOf(),
+          z.strictObject({ run: commandOf() }),
+          z.strictObject({
+            handler: z.string().regex(HANDLER_NAME, expecting("a handler name such as wordcount.map")),
+          }),
+        ],
+        expecting(`the ${what}: a command, { run: COMMAND } or { handler: NAME }`),
+      ),
+    );
 
 const count = (what: string, max: number) =>
   z

@@ -159,6 +159,12 @@ class PipelineCompiler {
     };
 
     if (pipeline.mapreduce !== undefined) {
+      if (pipeline.schedule !== undefined) {
+        source.fail(
+          ["schedule"],
+          "a MapReduce job cannot be scheduled yet: remove `schedule:` and submit each run",
+        );
+      }
       if (pipeline.tasks !== undefined || pipeline.steps !== undefined) {
         source.fail(
           ["mapreduce"],

@@ -37,6 +37,8 @@ export function validateScheduleSpec(spec: ScheduleSpec): ScheduleKind {
   } catch (error) {
     throw invalid(name, (error as Error).message);
   }
+  // every run of a schedule is the same spec, and a job's staging directory is named in its spec
+  if (spec.run.mapreduce) throw invalid(name, "a MapReduce job cannot be scheduled yet; submit each run");
   const policy = spec.policy ?? create(SchedulePolicySchema);
   if (!(policy.overlap in OverlapPolicy)) throw invalid(name, `unknown overlap policy ${policy.overlap}`);
   if (!(policy.catchUp in CatchUpPolicy)) throw invalid(name, `unknown catch-up policy ${policy.catchUp}`);

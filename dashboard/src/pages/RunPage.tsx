@@ -1,6 +1,7 @@
 import { useCallback, useMemo, useRef, useState } from "react";
 import type { Task } from "../../../core/gen/taskframe/v1/hub_pb.js";
 import { hub, millis } from "../api.js";
+import { MapReduceJob } from "../components/MapReduceJob.js";
 import { Problem } from "../components/Problem.js";
 import { StateBar, StateCounts } from "../components/StateBar.js";
 import { TaskList } from "../components/TaskList.js";
@@ -120,6 +121,7 @@ export function RunPage({ runId, taskId }: { runId: string; taskId?: string }) {
           <span className="number">{ordered.length} tasks</span>
         </div>
       ) : null}
+      <MapReduceJob runId={runId} />
       <div className="run-body">
         <div className="run-graph">
           {ordered.length > 0 ? (
