@@ -38,13 +38,14 @@ export function validateRunSpec(spec: RunSpec): void {
   if (spec.mapreduce) validateMapReduceJob(spec.mapreduce, spec.tasks);
 }
 
-const JOB_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** As the compiler names jobs: the hub removes a directory by this name, and nothing else. */
+const JOB_ID = /^mr-[0-9a-f]{16}$/;
 
 /** The hub removes the staging directory and replaces the output: both must be exactly what they claim. */
 function validateMapReduceJob(job: MapReduceJob, tasks: readonly TaskSpec[]): void {
   const exactPath = (path: string) => isAbsolute(path) && normalize(path) === path && dirname(path) !== path;
   if (!JOB_ID.test(job.jobId))
-    throw invalid(`mapreduce.job_id '${job.jobId}' is not valid (expected [A-Za-z0-9_-], up to 64)`);
+    throw invalid(`mapreduce.job_id '${job.jobId}' is not valid (expected mr- and 16 hex digits)`);
   if (!exactPath(job.stagingDir) || basename(job.stagingDir) !== job.jobId) {
     throw invalid(
       `mapreduce.staging_dir '${job.stagingDir}' is not valid: expected a normalized absolute path ending in the job id '${job.jobId}'`,

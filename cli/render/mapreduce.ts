@@ -1,18 +1,11 @@
 import pc from "picocolors";
 import { formatBytes } from "../../core/format-bytes.js";
 import { MapReduceState, type MapReduceStatus, type Task } from "../../core/gen/taskframe/v1/hub_pb.js";
+import { MAP_REDUCE_STATE_NAMES } from "../../core/mapreduce/job-state-names.js";
 import { TaskState } from "../../core/states.js";
 
-const STATE_NAMES: Record<MapReduceState, string> = {
-  [MapReduceState.UNSPECIFIED]: "unknown",
-  [MapReduceState.RUNNING]: "running",
-  [MapReduceState.COMMITTING]: "committing",
-  [MapReduceState.COMMITTED]: "committed",
-  [MapReduceState.ABORTING]: "aborting",
-  [MapReduceState.ABORTED]: "aborted",
-};
-
-export const mapReduceStateName = (state: MapReduceState): string => STATE_NAMES[state] ?? "unknown";
+export const mapReduceStateName = (state: MapReduceState): string =>
+  MAP_REDUCE_STATE_NAMES[state] ?? "unknown";
 
 const count = (n: bigint) => n.toLocaleString("en-US");
 

@@ -1,5 +1,6 @@
 import type { ConditionModeName, ScheduleSettings } from "../schedule-values.js";
 import type { ArtifactPin } from "./jail-settings.js";
+import type { UnitFields } from "./unit-fields.js";
 import type { UnitKind } from "./unit-names.js";
 
 /** A `Requires=`/`After=`/`Wants=` entry as written, and where. */
@@ -11,20 +12,8 @@ export interface UnitReference {
   unit?: string;
 }
 
-/** `[MapReduce]`, validated for shape only; commands are resolved like `command=`. */
-export interface MapReduceSettings {
-  /** Where the [MapReduce] header is. */
-  line: number;
-  column: number;
-  map: string[];
-  reduce: string[];
-  input: string;
-  partitions?: number;
-  output?: string;
-  combine?: string[];
-  reducers?: number;
-  work?: string;
-}
+/** `[MapReduce]` as written (commands resolved like `command=`), and where its header is. */
+export type MapReduceSettings = NonNullable<UnitFields["MapReduce"]> & { line: number; column: number };
 
 /**
  * The `[RunIf]` settings of a unit's schedule besides its trigger (cron=, or Requires= with

@@ -1,16 +1,17 @@
 import { useCallback } from "react";
 import { formatBytes } from "../../../core/format-bytes.js";
 import { MapReduceState } from "../../../core/gen/taskframe/v1/hub_pb.js";
+import { MAP_REDUCE_STATE_NAMES } from "../../../core/mapreduce/job-state-names.js";
 import { hub } from "../api.js";
 import { usePoll } from "../use-poll.js";
 
-const STATES: Record<MapReduceState, { name: string; className: string }> = {
-  [MapReduceState.UNSPECIFIED]: { name: "unknown", className: "state-pending" },
-  [MapReduceState.RUNNING]: { name: "running", className: "state-running" },
-  [MapReduceState.COMMITTING]: { name: "committing", className: "state-running" },
-  [MapReduceState.COMMITTED]: { name: "committed", className: "state-succeeded" },
-  [MapReduceState.ABORTING]: { name: "aborting", className: "state-failed" },
-  [MapReduceState.ABORTED]: { name: "aborted", className: "state-failed" },
+const STATE_CLASSES: Record<MapReduceState, string> = {
+  [MapReduceState.UNSPECIFIED]: "state-pending",
+  [MapReduceState.RUNNING]: "state-running",
+  [MapReduceState.COMMITTING]: "state-running",
+  [MapReduceState.COMMITTED]: "state-succeeded",
+  [MapReduceState.ABORTING]: "state-failed",
+  [MapReduceState.ABORTED]: "state-failed",
 };
 
 const count = (n: bigint) => n.toLocaleString("en-US");
@@ -23,11 +24,11 @@ export function MapReduceJob({ runId }: { runId: string }) {
   const load = useCallback((signal: AbortSignal) => hub.getRun({ runId }, { signal }), [runId]);
   const job = usePoll(load, 2_000).data?.run?.mapreduce;
   if (!job) return null;
-  const state = STATES[job.state];
+  const name = MAP_REDUCE_STATE_NAMES[job.state];
   const c = job.counters;
   return (
-    <div className="mapreduce-job" data-mapreduce-state={state.name}>
-      <span className={`badge ${state.className}`}>MapReduce {state.name}</span>
+    <div className="mapreduce-job" data-mapreduce-state={name}>
+      <span className={`badge ${STATE_CLASSES[job.state]}`}>MapReduce {name}</span>
       <span className="hint">
         {job.maps} maps · {job.reducers} reducers → <span className="mono">{job.output}</span>
       </span>

@@ -24,7 +24,7 @@ const target = fc.oneof(
   fc.constant(undefined),
   fc.record({
     case: fc.constant("exec" as const),
-    value: fc.record({ command: text, args: strings, env: map, cwd: text }),
+    value: fc.record({ command: text, args: strings, env: map, cwd: text, builtin: fc.boolean() }),
   }),
   fc.record({
     case: fc.constant("handler" as const),
@@ -45,7 +45,7 @@ const spec = fc.record(
       intervalMs: uint64,
       backoff: fc.constantFrom(Backoff.UNSPECIFIED, Backoff.FIXED, Backoff.EXPONENTIAL, 7),
       maxIntervalMs: uint64,
-      jitter: fc.oneof(fc.constant(0), fc.double()),
+      jitter: fc.oneof(fc.constantFrom(0, -0), fc.double()),
     }),
     timeoutMs: uint64,
     labels: map,

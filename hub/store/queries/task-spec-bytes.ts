@@ -130,7 +130,8 @@ export class TaskSpecBytes {
       this.#uint(2, Number(retry.intervalMs));
       this.#uint(3, retry.backoff);
       this.#uint(4, Number(retry.maxIntervalMs));
-      if (retry.jitter !== 0) {
+      // -0 too: toBinary writes it (it is not the default 0 bit for bit)
+      if (retry.jitter !== 0 || Object.is(retry.jitter, -0)) {
         this.#tag(5, I64);
         this.#ensure(8);
         this.#buffer.writeDoubleLE(retry.jitter, this.#pos);
