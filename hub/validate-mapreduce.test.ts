@@ -8,7 +8,7 @@ const JOB = "mr-0123456789abcdef";
 const spec = (job: Record<string, unknown>, names = ["map-0", "reduce-0", "commit"]) =>
   create(RunSpecSchema, {
     name: "job",
-    tasks: names.map((name) => ({ name, target: { case: "exec", value: { command: "true" } } })),
+    tasks: names.map((name) => ({ name, target: { case: "exec" as const, value: { command: "true" } } })),
     mapreduce: {
       jobId: JOB,
       stagingDir: `/data/work/${JOB}`,

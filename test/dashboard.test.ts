@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RunState } from "../core/states.js";
 import { type Cluster, startCluster } from "./helpers/cluster.js";
 import { runSpec, shellTask, waitForRun } from "./helpers/engine.js";
+import { compile, makeCorpus, writeJob } from "./helpers/mapreduce.js";
 
 /** Debian's Chromium, installed by sdks/install-toolchains.sh. */
 const CHROMIUM = process.env.TASKFRAME_TEST_CHROMIUM ?? "/usr/bin/chromium";
@@ -205,6 +206,19 @@ describe("web dashboard", () => {
     await expect.poll(() => panel.textContent()).toContain("Audit trail");
     expect(await panel.textContent()).toMatch(/running → failed/);
     await shot("failed-task");
+  });
+
+  it("shows a MapReduce job's state and counters on its run page", async () => {
+    const corpus = await makeCorpus(join(cluster.dir, "corpus"), 64, 2);
+    const job = await writeJob(join(cluster.dir, "wordcount"), corpus, { partitions: 2, reducers: 2 });
+    const { run } = await cluster.client().submitRun({ run: await compile(job.definition) });
+    await waitForRun(cluster.client(), run!.id);
+    await page.goto(`${hubUrl()}/#/runs/${run!.id}`);
+    const badge = page.locator("[data-mapreduce-state]");
+    await badge.waitFor({ timeout: 10_000 });
+    expect(await badge.getAttribute("data-mapreduce-state")).toBe("committed");
+    await expect.poll(() => badge.textContent()).toMatch(/2 maps · 2 reducers → .*counts\.txt.*shuffled/);
+    await shot("mapreduce-run");
   });
 
   it("shows analytics, schedules and hosts", async () => {
