@@ -18,7 +18,7 @@ import type { BenchContext, Scenario } from "./scenario.js";
 const run = promisify(execFile);
 const example = (name: string) => packagePath("examples", "mapreduce", name);
 const SIDECARS = 3;
-const SLOTS = 1;
+const SLOTS = 2;
 
 interface MapReduceRow {
   runner: string;
@@ -62,11 +62,11 @@ export const mapReduceScenario: Scenario = {
         matches: sameLines(reference, await sortedLines(join(dir, "awk.txt"))),
         note: "the map's own algorithm, unsplit",
       });
-      const partitions = Math.max(SIDECARS, Math.ceil(mib / 8));
+      const partitions = Math.max(SIDECARS * SLOTS, Math.ceil(mib / 32));
       context.progress(`  Taskframe MapReduce: ${partitions} maps, 3 reducers on ${SIDECARS} sidecars ...`);
       const job = await clusterJob(context, dir, corpus, partitions);
       rows.push({
-        runner: `Taskframe (${SIDECARS} sidecars x ${SLOTS} slot)`,
+        runner: `Taskframe (${SIDECARS} sidecars x ${SLOTS} slots)`,
         seconds: job.seconds,
         matches: sameLines(reference, await sortedLines(job.output)),
         note: `${partitions} maps, 3 reducers, committed; ${job.state}`,
@@ -110,7 +110,7 @@ async function clusterJob(
     dir: clusterDir,
     hubs: 1,
     sidecars: SIDECARS,
-    // each map is a pipeline of processes (tr, awk, the wrapper): one at a time per sidecar fills 2 cores
+    // each map is a pipeline of processes (tr, awk, the wrapper): two per sidecar keep 2 cores busy
     slots: SLOTS,
     logLevel: "error",
   });
