@@ -30,6 +30,9 @@ export const TERMINAL_STATES_SQL = [...TERMINAL_TASK_STATES].join(", ");
 export const isUnsuccessful = (state: TaskState): boolean =>
   isTerminal(state) && state !== TaskState.SUCCEEDED;
 
+/** The unsuccessful terminal states as an SQL list, for `state in (...)`. */
+export const UNSUCCESSFUL_STATES_SQL = [...TERMINAL_TASK_STATES].filter(isUnsuccessful).join(", ");
+
 /** Outcomes a sidecar may report for an attempt (besides RUNNING); SKIPPED means its condition was not met. */
 export const ATTEMPT_OUTCOMES: ReadonlySet<TaskState> = new Set([
   TaskState.SUCCEEDED,

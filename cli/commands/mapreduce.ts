@@ -1,4 +1,4 @@
-import { formatBytes } from "../../core/format-bytes.js";
+import { describeCounters } from "../../core/mapreduce/job-text.js";
 import { CliError, ExitCode } from "../cli-error.js";
 import { withHubClient } from "../hub-client.js";
 import type { StoreOptions } from "../options.js";
@@ -14,14 +14,8 @@ export async function mapReduceCommitCommand(options: StoreOptions): Promise<num
   }
   return withHubClient(options, async (client) => {
     const { job } = await client.commitMapReduce({ taskToken });
-    const c = job?.counters;
     console.log(`committed to ${job?.output}`);
-    if (c) {
-      console.log(
-        `map: ${c.mapRecordsIn} records in, ${c.mapRecordsOut} out; shuffled ${formatBytes(Number(c.shuffleBytes))}; ` +
-          `reduce: ${c.reduceRecordsIn} records in, ${c.reduceRecordsOut} out; output ${formatBytes(Number(c.outputBytes))}`,
-      );
-    }
+    if (job?.counters) console.log(describeCounters(job.counters));
     return ExitCode.Ok;
   });
 }

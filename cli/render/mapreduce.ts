@@ -1,13 +1,10 @@
 import pc from "picocolors";
-import { formatBytes } from "../../core/format-bytes.js";
 import { MapReduceState, type MapReduceStatus, type Task } from "../../core/gen/taskframe/v1/hub_pb.js";
-import { MAP_REDUCE_STATE_NAMES } from "../../core/mapreduce/job-state-names.js";
+import { describeCounters, MAP_REDUCE_STATE_NAMES } from "../../core/mapreduce/job-text.js";
 import { TaskState } from "../../core/states.js";
 
 export const mapReduceStateName = (state: MapReduceState): string =>
   MAP_REDUCE_STATE_NAMES[state] ?? "unknown";
-
-const count = (n: bigint) => n.toLocaleString("en-US");
 
 /** The job's lines under `task status`'s run header: state, phases, counters. */
 export function mapReduceLines(job: MapReduceStatus, tasks: readonly Task[]): string[] {
@@ -29,12 +26,7 @@ export function mapReduceLines(job: MapReduceStatus, tasks: readonly Task[]): st
   if (tasks.length > 0)
     lines.push(`  phases: ${phase("map")} succeeded, ${phase("reduce")}, ${phase("commit")}`);
   const c = job.counters;
-  if (c && job.state === MapReduceState.COMMITTED) {
-    lines.push(
-      `  map ${count(c.mapRecordsIn)} records in, ${count(c.mapRecordsOut)} out; shuffled ${formatBytes(Number(c.shuffleBytes))}; ` +
-        `reduce ${count(c.reduceRecordsIn)} in, ${count(c.reduceRecordsOut)} out; output ${formatBytes(Number(c.outputBytes))}`,
-    );
-  }
+  if (c && job.state === MapReduceState.COMMITTED) lines.push(`  ${describeCounters(c)}`);
   if (job.detail && job.state !== MapReduceState.COMMITTED) lines.push(`  ${pc.dim(job.detail)}`);
   return lines;
 }

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { copyFile, link, mkdir, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
+import { access, copyFile, link, mkdir, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { failpoint } from "../../core/failpoints.js";
@@ -19,8 +19,9 @@ export interface JobCounters extends Record<string, number> {
   output_bytes: number;
 }
 
-const exists = (path: string) =>
-  stat(path).then(
+/** Whether the job's staging directory is still there: a commit or an abort has not finished with it. */
+export const hasStaging = (job: Pick<JobFiles, "stagingDir">): Promise<boolean> =>
+  stat(job.stagingDir).then(
     () => true,
     () => false,
   );
@@ -36,7 +37,7 @@ const commitPrefix = (job: JobFiles) => `.${basename(job.output)}.taskframe-comm
  * an earlier commit had finished.
  */
 export async function commitOutput(job: JobFiles): Promise<JobCounters | undefined> {
-  if (!(await exists(job.stagingDir))) return undefined;
+  if (!(await hasStaging(job))) return undefined;
   const counters = await sumCounters(job);
   failpoint("hub.mapreduce.commit.before_output");
   const building = join(dirname(job.output), `${commitPrefix(job)}.${randomBytes(6).toString("hex")}`);
@@ -132,9 +133,9 @@ async function sumCounters(job: JobFiles): Promise<JobCounters> {
   }
   for (let r = 0; r < job.reducers; r++) {
     const dir = doneDir(job.stagingDir, "reduce", r);
-    if (!(await exists(join(dir, REDUCE_OUTPUT)))) {
+    await access(join(dir, REDUCE_OUTPUT)).catch(() => {
       throw new Error(`reduce partition ${r} has no output in ${dir}: the job cannot commit yet`);
-    }
+    });
     const reduce = await readCounters(dir).catch(() => undefined);
     if (!reduce) continue;
     counters.reduce_records_in += reduce.records_in;

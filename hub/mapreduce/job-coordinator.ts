@@ -1,15 +1,14 @@
-import { stat } from "node:fs/promises";
 import { errorMessage, TaskframeError, TaskframeErrorCode } from "../../core/errors.js";
 import type { MapReduceJob } from "../../core/gen/taskframe/v1/spec_pb.js";
 import type { Logger } from "../../core/logger.js";
 import { makeStaging } from "../../core/mapreduce/staging.js";
-import { TaskState } from "../../core/states.js";
+import { isUnsuccessful, TaskState } from "../../core/states.js";
 import type { Leadership } from "../leadership.js";
 import type { HubNotifications } from "../notifications.js";
 import type { HubStore } from "../store/hub-store.js";
-import { FAILED_FOR_GOOD, type MapReduceJobRow } from "../store/queries/mapreduce-jobs.js";
+import type { MapReduceJobRow } from "../store/queries/mapreduce-jobs.js";
 import type { TaskChange } from "../store/queries/task-change.js";
-import { commitOutput, removeStaging } from "./commit-output.js";
+import { commitOutput, hasStaging, removeStaging } from "./commit-output.js";
 
 export interface JobCoordinatorOptions {
   /** How often the leading hub finishes what a dead hub left half-way. @default 2_000 */
@@ -25,8 +24,6 @@ interface Deps {
   cancelRun: (runId: string, reason: string) => Promise<number>;
   logger: Logger;
 }
-
-const failedForGood = new Set<number>(FAILED_FOR_GOOD);
 
 /**
  * Commits MapReduce jobs or rolls them back, as a whole (docs/mapreduce.md).
@@ -121,11 +118,7 @@ export class JobCoordinator {
     const now = Date.now();
     for (const job of recentlyAborted) {
       if (now - (job.finishedAtMs ?? now) < this.#recheckAfterMs) continue;
-      const left = await stat(job.stagingDir).then(
-        () => true,
-        () => false,
-      );
-      if (left) {
+      if (await hasStaging(job)) {
         this.#deps.logger.warn({ runId: job.runId }, "removing what a late attempt wrote after the abort");
         await removeStaging(job);
       }
@@ -143,7 +136,8 @@ export class JobCoordinator {
   }
 
   async #abortFailing(changes: readonly TaskChange[]): Promise<void> {
-    const failed = changes.filter((c) => failedForGood.has(c.state));
+    // a task that ended without succeeding will not run again: the job cannot commit
+    const failed = changes.filter((c) => isUnsuccessful(c.state));
     if (failed.length === 0) return;
     try {
       const jobs = new Set(

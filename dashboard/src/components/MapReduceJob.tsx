@@ -1,7 +1,6 @@
 import { useCallback } from "react";
-import { formatBytes } from "../../../core/format-bytes.js";
 import { MapReduceState } from "../../../core/gen/taskframe/v1/hub_pb.js";
-import { MAP_REDUCE_STATE_NAMES } from "../../../core/mapreduce/job-state-names.js";
+import { describeCounters, MAP_REDUCE_STATE_NAMES } from "../../../core/mapreduce/job-text.js";
 import { hub } from "../api.js";
 import { usePoll } from "../use-poll.js";
 
@@ -13,8 +12,6 @@ const STATE_CLASSES: Record<MapReduceState, string> = {
   [MapReduceState.ABORTING]: "state-failed",
   [MapReduceState.ABORTED]: "state-failed",
 };
-
-const count = (n: bigint) => n.toLocaleString("en-US");
 
 /**
  * A MapReduce job's own state beside its run's (docs/mapreduce.md): the job
@@ -33,11 +30,7 @@ export function MapReduceJob({ runId }: { runId: string }) {
         {job.maps} maps · {job.reducers} reducers → <span className="mono">{job.output}</span>
       </span>
       {c && job.state === MapReduceState.COMMITTED ? (
-        <span className="hint">
-          map {count(c.mapRecordsIn)} in / {count(c.mapRecordsOut)} out · shuffled{" "}
-          {formatBytes(Number(c.shuffleBytes))} · reduce {count(c.reduceRecordsIn)} in /{" "}
-          {count(c.reduceRecordsOut)} out · output {formatBytes(Number(c.outputBytes))}
-        </span>
+        <span className="hint">{describeCounters(c)}</span>
       ) : job.detail ? (
         <span className="hint">{job.detail}</span>
       ) : null}

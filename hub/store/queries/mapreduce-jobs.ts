@@ -1,8 +1,9 @@
 import { type SQL, sql } from "drizzle-orm";
 import type { MapReduceJob } from "../../../core/gen/taskframe/v1/spec_pb.js";
-import { TaskState } from "../../../core/states.js";
+import { TaskState, UNSUCCESSFUL_STATES_SQL } from "../../../core/states.js";
 import type { Database } from "../database.js";
 import type { MapReduceJobState } from "../schema.js";
+import { isCurrentAttempt } from "./current-attempt.js";
 
 export interface MapReduceJobRow {
   runId: string;
@@ -18,15 +19,6 @@ export interface MapReduceJobRow {
   decidedAtMs: number | null;
   finishedAtMs: number | null;
 }
-
-/** Tasks that ended without succeeding and will not run again: any of them aborts a job. */
-export const FAILED_FOR_GOOD = [
-  TaskState.FAILED,
-  TaskState.TIMED_OUT,
-  TaskState.CHECK_FAILED,
-  TaskState.CANCELLED,
-  TaskState.SKIPPED,
-];
 
 const COLUMNS = sql.raw(`run_id as "runId", job_id as "jobId", state, staging_dir as "stagingDir", output,
   output_kind as "outputKind", maps, reducers, detail, counters,
@@ -107,7 +99,7 @@ export async function jobsToSettle(
     sql`select j.run_id as "runId" from mapreduce_jobs j
         where j.state = 'running' and exists (
           select 1 from tasks t where t.run_id = j.run_id
-            and t.state in (${sql.raw(FAILED_FOR_GOOD.join(", "))}))`,
+            and t.state in (${sql.raw(UNSUCCESSFUL_STATES_SQL)}))`,
   );
   const recentlyAborted = await database.rows<MapReduceJobRow>(
     sql`select ${COLUMNS} from mapreduce_jobs
@@ -138,11 +130,7 @@ export async function commitAttemptRun(
         from tasks t where t.id = ${attempt.taskId}`,
   );
   if (!task) return { refused: `no task ${attempt.taskId}` };
-  const running = task.state === TaskState.RUNNING || task.state === TaskState.PENDING;
-  const epochMatches =
-    task.leaseEpoch === attempt.leaseEpoch ||
-    (task.state === TaskState.PENDING && attempt.leaseEpoch > task.leaseEpoch);
-  if (!running || task.attempt !== attempt.attempt || !epochMatches) {
+  if (!isCurrentAttempt(task, attempt.attempt, attempt.leaseEpoch)) {
     return {
       refused:
         `attempt ${attempt.attempt} (lease ${attempt.leaseEpoch}) of ${task.name} is not running: ` +

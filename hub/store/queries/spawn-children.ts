@@ -8,6 +8,7 @@ import { type TaskSpec, TaskSpecSchema } from "../../../core/gen/taskframe/v1/sp
 import { TaskState, TERMINAL_STATES_SQL } from "../../../core/states.js";
 import { maxAttemptsOf } from "../../retry-delay.js";
 import type { Database } from "../database.js";
+import { isCurrentAttempt } from "./current-attempt.js";
 import { writeOutbox } from "./insert-run.js";
 import type { ReadyWork } from "./ready-work.js";
 import { hubEvent, insertEvents, pendingEvent, simpleChange } from "./record-events.js";
@@ -76,14 +77,12 @@ export async function spawnChildren(
       tx,
     );
     if (!parent) throw rejected(`no task ${request.parentTaskId} to spawn children of`, "not_found");
-    const running = parent.state === TaskState.RUNNING || parent.state === TaskState.PENDING;
-    // PENDING: the task started, but its start is not recorded yet (reports travel in batches); the fence
-    // applies to that start when it arrives
-    const epochMatches =
-      request.leaseEpoch === 0 ||
-      Number(parent.lease_epoch) === request.leaseEpoch ||
-      (parent.state === TaskState.PENDING && request.leaseEpoch > Number(parent.lease_epoch));
-    if (!running || parent.attempt !== request.attempt || !epochMatches) {
+    const current = isCurrentAttempt(
+      { state: parent.state, attempt: parent.attempt, leaseEpoch: Number(parent.lease_epoch) },
+      request.attempt,
+      request.leaseEpoch === 0 ? "unchecked" : request.leaseEpoch,
+    );
+    if (!current) {
       throw rejected(
         `task ${parent.name} cannot spawn: attempt ${request.attempt} (lease ${request.leaseEpoch}) is not running; ` +
           `the task is ${TaskState[parent.state]} in attempt ${parent.attempt} (lease ${parent.lease_epoch})`,
