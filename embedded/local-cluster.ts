@@ -51,7 +51,11 @@ export interface LocalCluster {
   runnerSocket(sidecar?: number): string;
   /** Another hub; `listen` (host:port) to restart one where it was, `env` for its process only (failpoints). */
   startHub(options?: { listen?: string; env?: Record<string, string> }): Promise<LocalProcess>;
-  startSidecar(name?: string): Promise<LocalProcess>;
+  /**
+   * Another sidecar. `wrap` prefixes its command (e.g. `ip netns exec NS`, to
+   * run it on a host of its own), `natsUrl` is how it reaches NATS from there.
+   */
+  startSidecar(name?: string, options?: { wrap?: string[]; natsUrl?: string }): Promise<LocalProcess>;
   /** SIGTERM to every process (SIGKILL after 10 s), sidecars first. */
   stop(): Promise<void>;
   /** Deletes the namespace's JetStream streams. */
@@ -104,29 +108,41 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
     hubUrls.push(line[1]!);
     return hub;
   };
-  const startSidecar = async (name = `sidecar-${sidecars.length}`) => {
-    const sidecar = launch(name, nodeArgs, [
-      "sidecar",
-      "--hub",
-      hubUrls[0]!,
-      "--host",
+  const startSidecar = async (
+    name = `sidecar-${sidecars.length}`,
+    placement: { wrap?: string[]; natsUrl?: string } = {},
+  ) => {
+    const natsArgs = placement.natsUrl ? ["--nats", placement.natsUrl] : [];
+    const sidecar = launch(
       name,
-      "--slots",
-      String(options.slots ?? 16),
-      "--kill-grace",
-      options.killGrace ?? "5s",
-      "--log-max-bytes",
-      String(options.logMaxBytes ?? 16 * 2 ** 20),
-      "--ledger-dir",
-      join(options.dir, `ledger-${name}`),
-      "--drain-timeout",
-      "2s",
-      "--socket",
-      socketOf(name),
-      ...(options.jail ? ["--jail", options.jail] : []),
-      ...(options.sidecarFlags ?? []),
-      ...common,
-    ]);
+      nodeArgs,
+      [
+        "sidecar",
+        "--hub",
+        hubUrls[0]!,
+        "--host",
+        name,
+        "--slots",
+        String(options.slots ?? 16),
+        "--kill-grace",
+        options.killGrace ?? "5s",
+        "--log-max-bytes",
+        String(options.logMaxBytes ?? 16 * 2 ** 20),
+        "--ledger-dir",
+        join(options.dir, `ledger-${name}`),
+        "--drain-timeout",
+        "2s",
+        "--socket",
+        socketOf(name),
+        ...(options.jail ? ["--jail", options.jail] : []),
+        ...(options.sidecarFlags ?? []),
+        ...common,
+        // after `common`: the last --nats wins
+        ...natsArgs,
+      ],
+      undefined,
+      placement.wrap,
+    );
     await waitForLine(sidecar, /leasing pools/);
     sidecars.push(sidecar);
     return sidecar;
@@ -160,8 +176,11 @@ function launch(
   nodeArgs: readonly string[],
   args: string[],
   env?: Record<string, string>,
+  wrap: readonly string[] = [],
 ): LocalProcess {
-  const child = spawn(process.execPath, [...nodeArgs, TASK_BIN, ...args], {
+  const argv = [process.execPath, ...nodeArgs, TASK_BIN, ...args];
+  const [command, ...rest] = [...wrap, ...argv];
+  const child = spawn(command!, rest, {
     stdio: ["ignore", "ignore", "pipe"],
     env: { ...process.env, ...env },
   });

@@ -120,9 +120,41 @@ describe("applyTransitions", () => {
     const task = row({ state: TaskState.SUCCEEDED, leaseEpoch: E1 });
     const result = apply(task, t(TaskState.RUNNING, E2, { host: "h2" }));
     expect(trail(result)).toEqual(["SUCCEEDED>RUNNING!"]);
+    // the audit says why the work ran again: the queue redelivered it after its result was recorded
     expect(result.stop).toEqual([
-      { taskId: "t1", runId: "r1", attempt: 1, leaseEpoch: E2, reason: "the task is already SUCCEEDED" },
+      {
+        taskId: "t1",
+        runId: "r1",
+        attempt: 1,
+        leaseEpoch: E2,
+        reason: expect.stringMatching(
+          /^the task is already SUCCEEDED: a redelivery \(dispatch 1, delivery 2\) after its result/,
+        ),
+      },
     ]);
+  });
+
+  it("fences a second host holding the same lease epoch (the queue lost its delivery counts)", () => {
+    const task = row();
+    const result = apply(
+      task,
+      t(TaskState.RUNNING, E1, { host: "h1" }),
+      t(TaskState.RUNNING, E1, { host: "h2" }),
+      t(TaskState.SUCCEEDED, E1, { host: "h2", at: 2_000, exitCode: 0 }),
+      t(TaskState.SUCCEEDED, E1, { host: "h1", at: 3_000, exitCode: 0 }),
+    );
+    expect(trail(result)).toEqual([
+      "PENDING>RUNNING",
+      "RUNNING>RUNNING!",
+      "RUNNING>SUCCEEDED!",
+      "RUNNING>SUCCEEDED",
+    ]);
+    expect(result.events[1]?.detail).toMatch(
+      /^rejected: a second delivery of the lease .* reached h2 while h1 holds it/,
+    );
+    // only h2's copy is stopped: h1's, under the same epoch, keeps running
+    expect(result.stop).toEqual([expect.objectContaining({ leaseEpoch: E1, host: "h2" })]);
+    expect(task).toMatchObject({ state: TaskState.SUCCEEDED, host: "h1" });
   });
 
   it("fails for good after the last attempt, and cancels instead when a cancel was asked", () => {

@@ -49,6 +49,8 @@ export interface StopRequest {
   attempt: number;
   leaseEpoch: number;
   reason: string;
+  /** Only the copy on this host (one epoch reached two hosts); any host when absent. */
+  host?: string;
 }
 
 export interface AppliedTransitions {
@@ -142,8 +144,23 @@ export function applyTransitions(
       detail,
       rejected,
     });
-    const stop = (reason: string) =>
-      result.stop.push({ taskId: t.taskId, runId: t.runId, attempt: t.attempt, leaseEpoch: epoch, reason });
+    const stop = (reason: string, host?: string) =>
+      result.stop.push({
+        taskId: t.taskId,
+        runId: t.runId,
+        attempt: t.attempt,
+        leaseEpoch: epoch,
+        reason,
+        ...(host ? { host } : {}),
+      });
+    // One delivery reaches one sidecar; the same epoch from another host means the queue forgot
+    // its delivery counts (a nats-server that restarted without its consumer state) and delivered again.
+    const secondHolder =
+      epoch === row?.leaseEpoch &&
+      row.host !== null &&
+      row.host !== "" &&
+      t.host !== "" &&
+      t.host !== row.host;
     const reject = (reason: string) => {
       result.events.push(event(row?.state ?? TaskState.UNSPECIFIED, t.to, `rejected: ${reason}`, true));
     };
@@ -157,6 +174,12 @@ export function applyTransitions(
     }
 
     if (t.to === TaskState.RUNNING) {
+      if (secondHolder && row.state !== TaskState.PENDING) {
+        const why = `a second delivery of the lease (${describeLeaseEpoch(epoch)}) reached ${t.host} while ${row.host} holds it: the queue lost its delivery counts`;
+        reject(`${why}; this delivery was stopped`);
+        stop(why, t.host);
+        continue;
+      }
       if (epoch === row.leaseEpoch && row.state !== TaskState.PENDING) {
         // a duplicate, or the RUNNING of an outcome recorded before it (several recorders can reorder)
         if (row.startedAtMs === null) {
@@ -170,7 +193,9 @@ export function applyTransitions(
         const why =
           row.state === TaskState.RUNNING
             ? `stale lease (${describeLeaseEpoch(epoch)}); current lease is ${describeLeaseEpoch(row.leaseEpoch)}`
-            : `the task is already ${taskStateName(row.state)}`;
+            : epoch > row.leaseEpoch
+              ? `the task is already ${taskStateName(row.state)}: a redelivery (${describeLeaseEpoch(epoch)}) after its result was recorded, as the queue never got that result's acknowledgement`
+              : `the task is already ${taskStateName(row.state)}`;
         reject(`${why}; this delivery was stopped`);
         stop(why);
         continue;
@@ -206,6 +231,10 @@ export function applyTransitions(
       row.leaseEpoch = epoch;
       row.host = t.host;
       result.changed.add(row);
+    }
+    if (secondHolder) {
+      reject(`${t.host} reported under the lease (${describeLeaseEpoch(epoch)}) that ${row.host} holds`);
+      continue;
     }
     if (row.state !== TaskState.RUNNING || epoch !== row.leaseEpoch) {
       const alreadyRecorded = epoch === row.leaseEpoch && row.finishedAtMs === at;

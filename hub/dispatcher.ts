@@ -1,3 +1,4 @@
+import { failpoint } from "../core/failpoints.js";
 import type { Logger } from "../core/logger.js";
 import type { WorkQueue } from "../core/work-queue.js";
 import type { HubStore } from "./store/hub-store.js";
@@ -18,6 +19,7 @@ export class Dispatcher {
   async publish(ready: readonly ReadyWork[]): Promise<void> {
     if (ready.length === 0) return;
     await this.queue.publish(ready.map((r) => r.item));
+    failpoint("hub.publish.after_puback");
     const ids = ready.flatMap((r) => (r.outboxId === undefined ? [] : [r.outboxId]));
     await this.store.deletePublished(ids).catch((error: unknown) => {
       // harmless: the sweep will publish them again and the queue drops the duplicates

@@ -75,6 +75,7 @@ export class Recorder {
             taskId: s.taskId,
             attempt: s.attempt,
             leaseEpoch: BigInt(s.leaseEpoch),
+            host: s.host ?? "",
           })),
           runIds: [],
           reason: recorded.stop[0]?.reason ?? "",

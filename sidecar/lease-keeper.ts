@@ -2,26 +2,45 @@ import { errorMessage } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import type { Lease } from "../core/work-queue.js";
 
+interface Tracked {
+  /** When the lease was last extended (or taken), on the monotonic clock. */
+  renewedAt: number;
+  onLost?: (silentMs: number) => void;
+}
+
 /**
  * Keeps the leases of running tasks alive: one timer extends all of them
  * every `intervalMs` (at most a third of the queue's ack wait, so that one
  * lost heartbeat does not cost the lease).
+ *
+ * A lease not extended for a whole ack wait (this process was paused, or
+ * too busy) is presumed lost: the queue may have given the work to another
+ * sidecar. It is not extended again (NATS would accept the late in-progress
+ * ack and steal the new holder's lease, nats-server#4786) and `onLost` says
+ * so, once.
  */
 export class LeaseKeeper {
-  #leases = new Set<Lease>();
+  #leases = new Map<Lease, Tracked>();
   #timer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly intervalMs: number,
     private readonly logger: Logger,
+    private readonly ackWaitMs = intervalMs * 3,
   ) {}
 
-  track(lease: Lease): void {
-    this.#leases.add(lease);
+  track(lease: Lease, onLost?: (silentMs: number) => void): void {
+    this.#leases.set(lease, { renewedAt: performance.now(), ...(onLost ? { onLost } : {}) });
   }
 
   untrack(lease: Lease): void {
     this.#leases.delete(lease);
+  }
+
+  /** Whether the lease went a whole ack wait without being extended (checked now, not at the next tick). */
+  lost(lease: Lease): boolean {
+    const tracked = this.#leases.get(lease);
+    return tracked !== undefined && performance.now() - tracked.renewedAt > this.ackWaitMs;
   }
 
   start(): void {
@@ -35,7 +54,18 @@ export class LeaseKeeper {
   }
 
   #extendAll(): void {
-    for (const lease of this.#leases) {
+    const now = performance.now();
+    for (const [lease, tracked] of this.#leases) {
+      const silentMs = now - tracked.renewedAt;
+      if (silentMs > this.ackWaitMs) {
+        if (tracked.onLost) {
+          const onLost = tracked.onLost;
+          delete tracked.onLost;
+          onLost(silentMs);
+        }
+        continue;
+      }
+      tracked.renewedAt = now;
       lease.extend().catch((error: unknown) => {
         this.logger.warn({ taskId: lease.item.taskId }, `extending a lease failed: ${errorMessage(error)}`);
       });

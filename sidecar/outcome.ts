@@ -9,6 +9,22 @@ export interface AttemptResult {
   detail: string;
   /** A line for the task's log (system stream) when the end was not a plain exit 0. */
   systemLine?: string;
+  /** The exit code is one the task declared not worth retrying. */
+  nonRetryable?: boolean;
+}
+
+/** A failure by one of the task's non-retryable exit codes ends the task, retries left or not. */
+export function withRetryPolicy(
+  result: AttemptResult,
+  nonRetryableExitCodes: readonly number[],
+): AttemptResult {
+  if (result.state !== TaskState.FAILED || result.signal || result.exitCode === undefined) return result;
+  if (!nonRetryableExitCodes.includes(result.exitCode)) return result;
+  return {
+    ...result,
+    nonRetryable: true,
+    systemLine: `${result.systemLine ?? `[taskframe] exit code ${result.exitCode}`}; exit code ${result.exitCode} is declared not retryable`,
+  };
 }
 
 /** What a finished process means for its attempt. */

@@ -179,6 +179,15 @@ const policyShape = {
     .min(0, expecting("a number from 0 to 1"))
     .max(1, expecting("a number from 0 to 1"))
     .optional(),
+  retry_prevent_exit_codes: z
+    .array(
+      z
+        .int(expecting("an exit code from 0 to 255"))
+        .min(0, expecting("an exit code from 0 to 255"))
+        .max(255, expecting("an exit code from 0 to 255")),
+      expecting("a list of exit codes such as [2, 42]"),
+    )
+    .optional(),
   timeout: duration.optional(),
   pool: z.string(expecting("a pool name")).optional(),
   labels: stringMap.optional(),

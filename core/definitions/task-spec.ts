@@ -20,6 +20,7 @@ export function mergeSettings(defaults: TaskSettings, own: TaskSettings): TaskSe
     retry_backoff: own.retry_backoff ?? defaults.retry_backoff,
     retry_max_interval: own.retry_max_interval ?? defaults.retry_max_interval,
     retry_jitter: own.retry_jitter ?? defaults.retry_jitter,
+    retry_prevent_exit_codes: own.retry_prevent_exit_codes ?? defaults.retry_prevent_exit_codes,
     timeout: own.timeout ?? defaults.timeout,
     env: { ...defaults.env, ...own.env },
     cwd: own.cwd ?? defaults.cwd,
@@ -36,6 +37,7 @@ export function retryPolicy(settings: TaskSettings): RetryPolicy {
     backoff: settings.retry_backoff === "exponential" ? Backoff.EXPONENTIAL : Backoff.FIXED,
     maxIntervalMs: BigInt(settings.retry_max_interval ?? 0),
     jitter: settings.retry_jitter ?? 0,
+    nonRetryableExitCodes: settings.retry_prevent_exit_codes ?? [],
   });
 }
 

@@ -289,6 +289,7 @@ describe("compilePipeline: settings", () => {
         "    retry_backoff: exponential",
         "    retry_max_interval: 1h30m",
         "    retry_jitter: 0.25",
+        "    retry_prevent_exit_codes: [2, 42]",
         "    timeout: 90",
       ),
       FILE,
@@ -299,6 +300,7 @@ describe("compilePipeline: settings", () => {
       backoff: Backoff.EXPONENTIAL,
       maxIntervalMs: 5_400_000n,
       jitter: 0.25,
+      nonRetryableExitCodes: [2, 42],
     });
     expect(task(spec, "t").timeoutMs).toBe(90_000n);
   });

@@ -307,7 +307,7 @@ export class HandlerRunner {
 
   /** A cancel notice from the hub: ask the workers running those deliveries to stop. */
   applyCancel(notice: CancelNotice): void {
-    const targeted = cancelNoticeMatcher(notice);
+    const targeted = cancelNoticeMatcher(notice, this.options.host);
     for (const worker of this.#workers.values()) {
       for (const attempt of worker.inFlight.values()) {
         if (targeted(attempt)) this.#stop(attempt, notice.reason || "cancelled", TaskState.CANCELLED);

@@ -46,6 +46,7 @@ export function builtinTarget(fileName: string, dir: string): CompiledUnit | und
       cwd: dir,
       retries: 0,
       retryIntervalMs: DEFAULT_RESTART_MS,
+      nonRetryableExitCodes: [],
       timeoutMs: 0,
       memoryBytes: 0n,
       diskBytes: 0n,

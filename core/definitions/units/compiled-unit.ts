@@ -45,6 +45,8 @@ export interface TaskTemplate {
   cwd: string;
   retries: number;
   retryIntervalMs: number;
+  /** Exit codes that end the task at once, retries left or not. */
+  nonRetryableExitCodes: number[];
   /** 0: no limit. */
   timeoutMs: number;
   memoryBytes: bigint;

@@ -100,6 +100,7 @@ describe("seed fixtures: the request's examples", () => {
     expect(flaky.retry).toMatchObject({ retries: 5, intervalMs: 100n, backoff: Backoff.FIXED });
     expect(flaky.limits).toMatchObject({ memoryBytes: 8n * GiB, diskBytes: 4n * GiB });
     expect(flaky.timeoutMs).toBe(0n);
+    expect(flaky.retry?.nonRetryableExitCodes).toEqual([]);
   });
 
   it("runs the whole directory as one run, built-in targets only where referenced", async () => {

@@ -24,6 +24,7 @@ export function taskSpecOf(task: TaskTemplate, needs: readonly string[], after: 
       retries: task.retries,
       intervalMs: BigInt(task.retryIntervalMs),
       backoff: Backoff.FIXED,
+      nonRetryableExitCodes: [...task.nonRetryableExitCodes],
     }),
     timeoutMs: BigInt(task.timeoutMs),
     limits: create(ResourceLimitsSchema, {

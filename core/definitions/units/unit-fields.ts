@@ -32,6 +32,7 @@ import {
   parseCommandLine,
   parseCron,
   parseDirectory,
+  parseExitStatusList,
   parsePackage,
   parsePartitions,
   parseRestart,
@@ -61,6 +62,7 @@ export interface UnitFields {
     /** Retries. */
     Restart?: number;
     RestartSec?: number;
+    RestartPreventExitStatus?: number[];
     LimitMem?: bigint;
     /** The size of the task's private /tmp; 0 (infinity) is the pool's default. */
     LimitDisk?: bigint;
@@ -350,6 +352,7 @@ export const UNIT_FIELDS: { [S in keyof UnitFields]-?: SectionSpec<NonNullable<U
     WorkingDirectory: single(parseDirectory),
     Restart: single(parseRestart),
     RestartSec: single((text) => parseUnitDuration(text, false)),
+    RestartPreventExitStatus: single(parseExitStatusList),
     LimitMem: single(parseSizeBytes),
     LimitDisk: single(parseSizeBytes),
     LimitPids: single(parsePids),

@@ -7,7 +7,7 @@ const DIR = "units";
 const unit = (...lines: string[]): string => `${lines.join("\n")}\n`;
 const RUNS = unit("[Command]", "command=./run.sh");
 const SERVICE_KEYS =
-  "(expected one of: User, Group, WorkingDirectory, Restart, RestartSec, LimitMem, LimitDisk, LimitPids, LimitCPU, MaxTime, PrivateNetwork, Jail)";
+  "(expected one of: User, Group, WorkingDirectory, Restart, RestartSec, RestartPreventExitStatus, LimitMem, LimitDisk, LimitPids, LimitCPU, MaxTime, PrivateNetwork, Jail)";
 
 function problemsOf(text: string, fileName = "a.task"): string[] {
   const { unit: parsed, problems } = parseUnitText(text, `${DIR}/${fileName}`, fileName);
@@ -61,7 +61,7 @@ describe("unit errors: sections and keys", () => {
       "4:3",
       "Service.Usr",
       "unknown key 'Usr' in [Service]; did you mean 'User'?",
-      "(expected one of: User, Group, WorkingDirectory, Restart, RestartSec, LimitMem, LimitDisk, LimitPids, LimitCPU, MaxTime, PrivateNetwork, Jail)",
+      "(expected one of: User, Group, WorkingDirectory, Restart, RestartSec, RestartPreventExitStatus, LimitMem, LimitDisk, LimitPids, LimitCPU, MaxTime, PrivateNetwork, Jail)",
     );
     const [message] = problemsOf(unit("[Command]", "command=x", "[Service]", "Image=ubuntu"));
     expect(message).not.toContain("did you mean");
@@ -71,7 +71,7 @@ describe("unit errors: sections and keys", () => {
     const messages = problemsOf(unit("[Unit]", "After=x.service", "[Service]", "ExecStart=/bin/true", RUNS));
     expect(messages).toEqual([
       `${DIR}/a.task:1:1: Unit: unknown section [Unit]: Requires=, After= and Wants= go in [Dependencies] (expected one of: Dependencies, Service, Checks, Environment, Args, Command, RunIf, Install, MapReduce)`,
-      `${DIR}/a.task:4:1: Service.ExecStart: unknown key 'ExecStart' in [Service]: the command goes in [Command] command="..." (arguments in [Args] args="...") (expected one of: User, Group, WorkingDirectory, Restart, RestartSec, LimitMem, LimitDisk, LimitPids, LimitCPU, MaxTime, PrivateNetwork, Jail)`,
+      `${DIR}/a.task:4:1: Service.ExecStart: unknown key 'ExecStart' in [Service]: the command goes in [Command] command="..." (arguments in [Args] args="...") (expected one of: User, Group, WorkingDirectory, Restart, RestartSec, RestartPreventExitStatus, LimitMem, LimitDisk, LimitPids, LimitCPU, MaxTime, PrivateNetwork, Jail)`,
     ]);
   });
 
@@ -89,7 +89,7 @@ describe("unit errors: sections and keys", () => {
 
   it("treats __proto__ as any other unknown name", () => {
     expect(problemsOf(unit("[Service]", "__proto__=x", "[__proto__]", "a=b", RUNS))).toEqual([
-      `${DIR}/a.task:2:1: Service.__proto__: unknown key '__proto__' in [Service] (expected one of: User, Group, WorkingDirectory, Restart, RestartSec, LimitMem, LimitDisk, LimitPids, LimitCPU, MaxTime, PrivateNetwork, Jail)`,
+      `${DIR}/a.task:2:1: Service.__proto__: unknown key '__proto__' in [Service] (expected one of: User, Group, WorkingDirectory, Restart, RestartSec, RestartPreventExitStatus, LimitMem, LimitDisk, LimitPids, LimitCPU, MaxTime, PrivateNetwork, Jail)`,
       `${DIR}/a.task:3:1: __proto__: unknown section [__proto__] (expected one of: Dependencies, Service, Checks, Environment, Args, Command, RunIf, Install, MapReduce)`,
     ]);
   });
@@ -178,6 +178,13 @@ describe("unit errors: values", () => {
     ],
     ["[Service]", "RestartSec=-1s", "2:12", "Service.RestartSec", "expected a non-negative duration"],
     ["[Service]", "Restart=always", "2:9", "Service.Restart", "a task is retried only when it fails"],
+    [
+      "[Service]",
+      "RestartPreventExitStatus=2 300",
+      "2:26",
+      "Service.RestartPreventExitStatus",
+      'expected exit codes from 0 to 255 separated by spaces, such as "2 42", got "2 300"',
+    ],
     [
       "[Service]",
       'User="two words"',

@@ -61,6 +61,7 @@ export function compileUnit(parsed: ParsedUnit, dir: string): CompiledUnit {
     cwd: service.WorkingDirectory === undefined ? dir : resolve(dir, service.WorkingDirectory),
     retries: service.Restart ?? 0,
     retryIntervalMs: service.RestartSec ?? DEFAULT_RESTART_MS,
+    nonRetryableExitCodes: service.RestartPreventExitStatus ?? [],
     timeoutMs: service.MaxTime ?? 0,
     memoryBytes: service.LimitMem ?? 0n,
     diskBytes: service.LimitDisk ?? 0n,

@@ -10,7 +10,14 @@ import {
 } from "./jail-settings.js";
 import { splitListWords } from "./list-words.js";
 import { parseSizeBytes } from "./size.js";
-import { parseArgs, parseBoolean, parseCommandLine, parseRestart, parseUnitDuration } from "./unit-values.js";
+import {
+  parseArgs,
+  parseBoolean,
+  parseCommandLine,
+  parseExitStatusList,
+  parseRestart,
+  parseUnitDuration,
+} from "./unit-values.js";
 
 const GiB = 1024n ** 3n;
 
@@ -68,6 +75,17 @@ describe("parseRestart", () => {
     );
     expect(() => parseRestart("99999999999")).toThrow("expected at most 4294967295 retries");
     expect(() => parseRestart("-1")).toThrow('got "-1"');
+  });
+});
+
+describe("parseExitStatusList", () => {
+  it("reads exit codes separated by spaces", () => {
+    expect(parseExitStatusList("2 42  255")).toEqual([2, 42, 255]);
+  });
+
+  it("rejects anything but codes from 0 to 255", () => {
+    for (const text of ["", "256", "-1", "SIGKILL", "2,42", "1.5"])
+      expect(() => parseExitStatusList(text), text).toThrow(/expected exit codes from 0 to 255/);
   });
 });
 

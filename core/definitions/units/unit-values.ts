@@ -36,6 +36,18 @@ export function parseRestart(text: string): number {
   throw new ValueProblem(`${expected}, got ${show(text)}`);
 }
 
+/** `RestartPreventExitStatus=42 43`: exit codes 0-255, separated by spaces. */
+export function parseExitStatusList(text: string): number[] {
+  const words = text.split(/\s+/).filter(Boolean);
+  const codes = words.map((word) => (/^\d{1,3}$/.test(word) ? Number(word) : Number.NaN));
+  if (words.length === 0 || codes.some((code) => !(code >= 0 && code <= 255))) {
+    throw new ValueProblem(
+      `expected exit codes from 0 to 255 separated by spaces, such as "2 42", got ${show(text)}`,
+    );
+  }
+  return codes;
+}
+
 // Catalogues repeat a few durations many times, and parse-duration is slow next to the rest.
 const durations = new Map<string, number>();
 const MAX_REMEMBERED = 1024;

@@ -46,6 +46,7 @@ const spec = fc.record(
       backoff: fc.constantFrom(Backoff.UNSPECIFIED, Backoff.FIXED, Backoff.EXPONENTIAL, 7),
       maxIntervalMs: uint64,
       jitter: fc.oneof(fc.constantFrom(0, -0), fc.double()),
+      nonRetryableExitCodes: fc.array(fc.nat({ max: 2 ** 32 - 1 }), { maxLength: 4 }),
     }),
     timeoutMs: uint64,
     labels: map,

@@ -33,7 +33,8 @@ const KNOWN_SIGNATURES = [
   [HandlerTargetSchema, "1:handler:scalar 2:input:scalar 3:contentType:scalar"],
   [
     RetryPolicySchema,
-    "1:retries:scalar 2:intervalMs:scalar 3:backoff:enum 4:maxIntervalMs:scalar 5:jitter:scalar",
+    "1:retries:scalar 2:intervalMs:scalar 3:backoff:enum 4:maxIntervalMs:scalar 5:jitter:scalar " +
+      "6:nonRetryableExitCodes:list",
   ],
 ] as const;
 
@@ -136,6 +137,12 @@ export class TaskSpecBytes {
         this.#ensure(8);
         this.#buffer.writeDoubleLE(retry.jitter, this.#pos);
         this.#pos += 8;
+      }
+      if (retry.nonRetryableExitCodes.length > 0) {
+        // packed, as toBinary writes a repeated scalar
+        const codes = this.#begin(6);
+        for (const code of retry.nonRetryableExitCodes) this.#varint(code);
+        this.#end(codes);
       }
       this.#end(at);
     }

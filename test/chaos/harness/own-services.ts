@@ -1,0 +1,163 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { chown, mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import postgres from "postgres";
+import { until } from "../../helpers/until.js";
+
+const run = promisify(execFile);
+
+/** A TCP port nothing listens on right now. */
+export async function sparePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (typeof address !== "object" || address === null) throw new Error("no port");
+  return address.port;
+}
+
+/**
+ * A nats-server with JetStream of the chaos suite's own, on a spare port and
+ * a store directory of its own, so that a scenario can kill and restart it
+ * without touching the machine's NATS.
+ */
+export class OwnNats implements AsyncDisposable {
+  #child: ChildProcess | undefined;
+  #log = "";
+
+  private constructor(
+    readonly port: number,
+    readonly storeDir: string,
+    readonly bind: string,
+  ) {}
+
+  /** `bind`: 0.0.0.0 when sidecars on other (network namespace) hosts must reach it. */
+  static async start(bind = "127.0.0.1"): Promise<OwnNats> {
+    const nats = new OwnNats(await sparePort(), await mkdtemp(join(tmpdir(), "taskframe-chaos-nats-")), bind);
+    await nats.restart();
+    return nats;
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
+  }
+
+  async restart(): Promise<void> {
+    if (this.running) throw new Error("nats-server is already running");
+    const child = spawn(
+      "nats-server",
+      ["-a", this.bind, "-p", String(this.port), "-js", "-sd", this.storeDir],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    child.stderr?.on("data", (data: Buffer) => {
+      this.#log = (this.#log + data.toString()).slice(-20_000);
+    });
+    this.#child = child;
+    await until(
+      async () => this.#log.includes("Server is ready") || child.exitCode !== null,
+      (ready) => ready,
+      15_000,
+    );
+    if (child.exitCode !== null) throw new Error(`nats-server exited:\n${this.#log}`);
+  }
+
+  /** Stops it with `signal` (SIGTERM: graceful, SIGKILL: a crash) and waits for the exit. */
+  async kill(signal: NodeJS.Signals): Promise<void> {
+    const child = this.#child;
+    if (!child || !this.running) return;
+    const exited = new Promise((resolve) => child.once("close", resolve));
+    child.kill(signal);
+    await exited;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.kill("SIGKILL");
+    await rm(this.storeDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A Postgres cluster of the chaos suite's own (initdb into a temporary
+ * directory, run as the `postgres` user on a spare port), so that a scenario
+ * can `pg_ctl stop -m immediate` it: the machine's Postgres stays untouched.
+ */
+export class OwnPostgres implements AsyncDisposable {
+  private constructor(
+    readonly port: number,
+    readonly dataDir: string,
+  ) {}
+
+  static async start(): Promise<OwnPostgres> {
+    const dir = await mkdtemp(join(tmpdir(), "taskframe-chaos-pg-"));
+    const { uid, gid } = await postgresUser();
+    await chown(dir, uid, gid);
+    const pg = new OwnPostgres(await sparePort(), join(dir, "data"));
+    await asPostgres("initdb", ["-D", pg.dataDir, "-A", "trust", "-U", "postgres", "--no-sync"]);
+    await pg.restart();
+    return pg;
+  }
+
+  /** The URL of database `name` on this server. */
+  url(name = "postgres"): string {
+    return `postgres://postgres@127.0.0.1:${this.port}/${name}`;
+  }
+
+  async restart(): Promise<void> {
+    await asPostgres("pg_ctl", [
+      "-D",
+      this.dataDir,
+      "-l",
+      `${this.dataDir}/../server.log`,
+      "-o",
+      `-p ${this.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off -c max_connections=200`,
+      "-w",
+      "start",
+    ]);
+  }
+
+  /** `pg_ctl stop -m immediate`: every backend dies at once, as in a crash; recovery replays the WAL. */
+  async stopImmediately(): Promise<void> {
+    await asPostgres("pg_ctl", ["-D", this.dataDir, "-m", "immediate", "-w", "stop"]);
+  }
+
+  async createDatabase(name: string): Promise<string> {
+    const admin = postgres(this.url(), { max: 1, onnotice: () => {} });
+    try {
+      await admin.unsafe(`create database ${name}`);
+    } finally {
+      await admin.end();
+    }
+    return this.url(name);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await asPostgres("pg_ctl", ["-D", this.dataDir, "-m", "immediate", "-w", "stop"]).catch(() => {});
+    await rm(join(this.dataDir, ".."), { recursive: true, force: true });
+  }
+}
+
+async function postgresUser(): Promise<{ uid: number; gid: number }> {
+  const [{ stdout: uid }, { stdout: gid }] = await Promise.all([
+    run("id", ["-u", "postgres"]),
+    run("id", ["-g", "postgres"]),
+  ]);
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+const POSTGRES_BIN = "/usr/lib/postgresql/15/bin";
+
+async function asPostgres(program: string, args: string[]): Promise<void> {
+  const command = process.getuid?.() === 0 ? "runuser" : `${POSTGRES_BIN}/${program}`;
+  const argv =
+    process.getuid?.() === 0 ? ["-u", "postgres", "--", `${POSTGRES_BIN}/${program}`, ...args] : args;
+  await run(command, argv, { cwd: "/tmp" });
+}
