@@ -9,6 +9,7 @@ import { elapsed, runState, shortId, taskState } from "./render/format.js";
 import { printJson, runJson, taskJson } from "./render/json.js";
 import { describeStep, RunProgress, summarizeCounts } from "./render/progress.js";
 import { renderTable } from "./render/table.js";
+import { terminalSafeLine } from "./render/terminal-safe.js";
 
 /** Runs with more tasks than this print periodic summaries instead of a line per change (when not a TTY). */
 const LINE_PER_CHANGE_LIMIT = 200;
@@ -133,7 +134,7 @@ function printSummary(run: Run | undefined, tasks: readonly Task[], file: string
         taskState(t.state),
         `${t.attempt}/${t.maxAttempts}`,
         elapsed(Number(t.startedAtUnixMs), Number(t.finishedAtUnixMs)),
-        t.detail,
+        terminalSafeLine(t.detail),
       ]);
     process.stdout.write(`${renderTable(["TASK", "STATE", "ATTEMPTS", "DURATION", "DETAIL"], rows)}\n`);
     if (shown.length > 500)

@@ -7,6 +7,8 @@ export const TaskframeErrorCode = {
   Unavailable: "unavailable",
   /** A report about an attempt or lease that is no longer current (fencing). */
   Stale: "stale",
+  /** Too large: a request, a task's spec, an output (names the size and the limit). */
+  ResourceExhausted: "resource_exhausted",
 } as const;
 export type TaskframeErrorCode = (typeof TaskframeErrorCode)[keyof typeof TaskframeErrorCode];
 

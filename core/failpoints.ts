@@ -1,3 +1,5 @@
+import { TaskframeError, TaskframeErrorCode } from "./errors.js";
+
 /**
  * Named places where a test can make this process fail on purpose:
  * `TASKFRAME_FAILPOINTS=hub.mapreduce.commit.after_output=exit,...`. Inert
@@ -14,7 +16,8 @@ export function parseFailpoints(text: string): Map<string, FailpointAction> {
     if (!entry.trim()) continue;
     const [name, action = "exit"] = entry.split("=").map((part) => part.trim());
     if (!name || !ACTIONS.has(action)) {
-      throw new Error(
+      throw new TaskframeError(
+        TaskframeErrorCode.InvalidArgument,
         `TASKFRAME_FAILPOINTS: ${JSON.stringify(entry)}: expected NAME=exit or NAME=throw, separated by commas`,
       );
     }

@@ -7,6 +7,7 @@ import {
   type RunSpec,
   type TaskSpec,
 } from "../core/gen/taskframe/v1/spec_pb.js";
+import { type Admission, checkRunAdmission, DEFAULT_ADMISSION } from "./admission.js";
 
 const TASK_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -31,10 +32,12 @@ const checked = new WeakMap<RunSpec, RunGraph>();
 /**
  * Checks a submitted run before anything is written. Definitions are checked
  * where they are parsed too (with file positions); this is the hub's own
- * guard, for every client of the API.
+ * guard, for every client of the API. `admission`: the pools' policies and the size limits
+ * (admission.ts); forbidden env and the default sizes apply without one.
  */
-export function validateRunSpec(spec: RunSpec): void {
+export function validateRunSpec(spec: RunSpec, admission: Admission = DEFAULT_ADMISSION): void {
   checked.set(spec, buildRunGraph(spec));
+  checkRunAdmission(spec, admission);
   if (spec.mapreduce) validateMapReduceJob(spec.mapreduce, spec.tasks);
 }
 

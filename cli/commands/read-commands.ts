@@ -11,6 +11,7 @@ import { mapReduceLines } from "../render/mapreduce.js";
 import { summarizeCounts } from "../render/progress.js";
 import { parseTimeArgument } from "../render/schedules.js";
 import { renderTable } from "../render/table.js";
+import { terminalSafeLine } from "../render/terminal-safe.js";
 
 const out = (text: string) => process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
 
@@ -81,7 +82,7 @@ export async function statusCommand(
       `${t.attempt}/${t.maxAttempts}`,
       elapsed(Number(t.startedAtUnixMs), Number(t.finishedAtUnixMs)),
       t.exitCode === undefined ? "" : String(t.exitCode),
-      t.detail,
+      terminalSafeLine(t.detail),
     ]);
     out(renderTable(["TASK", "STATE", "ATTEMPTS", "DURATION", "EXIT", "DETAIL"], rows));
     return ExitCode.Ok;
@@ -187,7 +188,7 @@ export async function auditCommand(name: string, options: StoreOptions & { run?:
       `${e.from ? taskStateName(e.from) : "-"} -> ${e.rejected ? pc.red(`${taskStateName(e.to)} REJECTED`) : taskState(e.to)}`,
       e.host,
       e.exitCode === undefined ? "" : String(e.exitCode),
-      e.detail,
+      terminalSafeLine(e.detail),
     ]);
     out(renderTable(["TIME", "ATTEMPT", "TRANSITION", "HOST", "EXIT", "DETAIL"], rows));
     return ExitCode.Ok;

@@ -6,6 +6,7 @@ import { withHubClient } from "../hub-client.js";
 import type { StoreOptions } from "../options.js";
 import { shortId } from "../render/format.js";
 import { printJson, taskJson } from "../render/json.js";
+import { terminalSafe } from "../render/terminal-safe.js";
 import { taskRef } from "./read-commands.js";
 
 export interface ResultOptions extends StoreOptions {
@@ -42,7 +43,7 @@ export async function resultCommand(name: string, options: ResultOptions): Promi
               : entry.stream === LogStream.SYSTEM
                 ? "taskframe"
                 : "stdout";
-          for (const line of text.split("\n")) if (line) tail.push(`${prefix}: ${line}`);
+          for (const line of text.split("\n")) if (line) tail.push(`${prefix}: ${terminalSafe(line)}`);
         }
       }
     }
@@ -57,7 +58,10 @@ export async function resultCommand(name: string, options: ResultOptions): Promi
       return status;
     }
     if (task.output.length > 0) {
-      process.stdout.write(task.output);
+      // bytes as returned when piped; shown, not obeyed, on a terminal
+      process.stdout.write(
+        process.stdout.isTTY ? terminalSafe(Buffer.from(task.output).toString("utf8")) : task.output,
+      );
       if (process.stdout.isTTY && task.output.at(-1) !== 0x0a) process.stdout.write("\n");
       return status;
     }
@@ -65,7 +69,7 @@ export async function resultCommand(name: string, options: ResultOptions): Promi
     const attempt = task.attempt > 0 ? `, attempt ${task.attempt} of ${task.maxAttempts}` : "";
     process.stdout.write(
       `${pc.bold(task.name)} (run ${shortId(task.runId)}): ${taskStateName(task.state)}${exit}${attempt}\n` +
-        (task.detail ? `${task.detail}\n` : ""),
+        (task.detail ? `${terminalSafe(task.detail)}\n` : ""),
     );
     if (lines.length > 0) {
       const shown = tail.length > lines.length ? `last ${lines.length} of ${tail.length} lines` : "log";

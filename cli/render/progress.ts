@@ -2,6 +2,7 @@ import pc from "picocolors";
 import type { Run, Task, WatchRunResponse } from "../../core/gen/taskframe/v1/hub_pb.js";
 import { isTerminal, TaskState, taskStateName } from "../../core/states.js";
 import { elapsed, formatDuration, shortId, taskState } from "./format.js";
+import { terminalSafeLine } from "./terminal-safe.js";
 
 export interface TaskStep {
   task: Task;
@@ -93,7 +94,7 @@ export function describeStep({ task }: TaskStep, nowMs: number, startedAtMs: num
     note = task.attempt > 1 ? `attempt ${task.attempt} of ${task.maxAttempts}` : "";
   else if (task.state === TaskState.SUCCEEDED)
     note = elapsed(Number(task.startedAtUnixMs), Number(task.finishedAtUnixMs));
-  else note = task.detail;
+  else note = terminalSafeLine(task.detail);
   return `${at} ${task.name} ${taskState(task.state)}${note ? ` ${pc.dim(note)}` : ""}`;
 }
 

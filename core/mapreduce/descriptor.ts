@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { TaskframeError, TaskframeErrorCode } from "../errors.js";
 
 /*
  * What one map or reduce task is told (docs/mapreduce.md, "Staging layout and
@@ -45,24 +46,26 @@ export const reduceDescriptorSchema = z.strictObject({
 });
 export type ReduceDescriptor = z.infer<typeof reduceDescriptorSchema>;
 
-/** A descriptor from its JSON text; a message naming the wrong field otherwise. */
+const invalid = (message: string) => new TaskframeError(TaskframeErrorCode.InvalidArgument, message);
+
+/** A descriptor from its JSON text; a message naming the wrong field otherwise (TaskframeError). */
 export function parseDescriptor(text: string): MapDescriptor | ReduceDescriptor {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (error) {
-    throw new Error(`the MapReduce descriptor is not JSON: ${(error as Error).message}`);
+    throw invalid(`the MapReduce descriptor is not JSON: ${(error as Error).message}`);
   }
   const phase = (raw as { phase?: unknown } | null)?.phase;
   if (phase !== "map" && phase !== "reduce") {
-    throw new Error(
+    throw invalid(
       `the MapReduce descriptor is not valid: phase: expected "map" or "reduce", got ${JSON.stringify(phase)}`,
     );
   }
   const parsed = (phase === "map" ? mapDescriptorSchema : reduceDescriptorSchema).safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join(".") || "(top)"}: ${i.message}`);
-    throw new Error(`the MapReduce descriptor is not valid: ${problems.join("; ")}`);
+    throw invalid(`the MapReduce descriptor is not valid: ${problems.join("; ")}`);
   }
   return parsed.data;
 }

@@ -8,6 +8,7 @@ const CODES: Record<TaskframeErrorCode, Code> = {
   [TaskframeErrorCode.Conflict]: Code.AlreadyExists,
   [TaskframeErrorCode.Unavailable]: Code.Unavailable,
   [TaskframeErrorCode.Stale]: Code.FailedPrecondition,
+  [TaskframeErrorCode.ResourceExhausted]: Code.ResourceExhausted,
 };
 
 /** Domain errors become Connect errors with their code; anything else is Internal (original kept as cause). */

@@ -9,6 +9,7 @@ import {
 } from "../../core/gen/taskframe/v1/schedule_pb.js";
 import { type RunSpec, RunSpecSchema, TaskSpecSchema } from "../../core/gen/taskframe/v1/spec_pb.js";
 import { CronSchedule, ScheduleError } from "../../core/schedules/cron-schedule.js";
+import { type Admission, DEFAULT_ADMISSION } from "../admission.js";
 import { validateRunSpec } from "../validate-run.js";
 
 /** Labels on the runs a schedule starts. */
@@ -27,13 +28,16 @@ const invalid = (name: string, message: string) =>
 export type ScheduleKind = "cron" | "condition";
 
 /** Checks a schedule before it is stored; throws InvalidArgument naming what is wrong. */
-export function validateScheduleSpec(spec: ScheduleSpec): ScheduleKind {
+export function validateScheduleSpec(
+  spec: ScheduleSpec,
+  admission: Admission = DEFAULT_ADMISSION,
+): ScheduleKind {
   const name = spec.name;
   if (!SCHEDULE_NAME.test(name))
     throw invalid(name, "expected a name of letters, digits, '.', '_' or '-' (at most 128)");
   if (!spec.run || spec.run.tasks.length === 0) throw invalid(name, "the run to start has no tasks");
   try {
-    validateRunSpec(spec.run);
+    validateRunSpec(spec.run, admission);
   } catch (error) {
     throw invalid(name, (error as Error).message);
   }
