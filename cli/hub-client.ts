@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { bearer } from "../core/bearer.js";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
 import { DataDirLock } from "../embedded/data-dir-lock.js";
 import { CliError, ExitCode } from "./cli-error.js";
@@ -18,6 +19,7 @@ export async function withHubClient<T>(
   options: StoreOptions,
   action: (client: HubClient) => Promise<T>,
 ): Promise<T> {
+  const interceptors = options.token ? [bearer(options.token)] : [];
   if (options.hub?.startsWith("unix:")) {
     const socketPath = options.hub.slice("unix:".length);
     return callHub(
@@ -25,12 +27,16 @@ export async function withHubClient<T>(
         baseUrl: "http://taskframe.local",
         httpVersion: "1.1",
         nodeOptions: { socketPath },
+        interceptors,
       }),
       action,
     );
   }
   if (options.hub)
-    return callHub(createConnectTransport({ baseUrl: options.hub, httpVersion: "1.1" }), action);
+    return callHub(
+      createConnectTransport({ baseUrl: options.hub, httpVersion: "1.1", interceptors }),
+      action,
+    );
   const dataDir = dataDirOf(options);
   const owner = DataDirLock.readOwner(dataDir);
   if (owner?.socketPath) {
@@ -74,6 +80,13 @@ export function toCliError(error: unknown): unknown {
       return new CliError(error.rawMessage, ExitCode.Usage);
     case Code.Unavailable:
       return new CliError(`the hub is unavailable: ${error.rawMessage}`, ExitCode.Unavailable);
+    case Code.Unauthenticated:
+      return new CliError(
+        `the hub refused the credentials: ${error.rawMessage} (give --token or set TASKFRAME_TOKEN)`,
+        ExitCode.Usage,
+      );
+    case Code.PermissionDenied:
+      return new CliError(`not allowed: ${error.rawMessage}`, ExitCode.Usage);
     default:
       return error;
   }

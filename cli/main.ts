@@ -44,6 +44,11 @@ function withStoreOptions(command: Command): Command {
       new Option("--data <dir>", "embedded data directory").default(defaults.data).env("TASKFRAME_DATA"),
     )
     .addOption(new Option("--hub <url>", "talk to the hub at this URL instead").env("TASKFRAME_HUB"))
+    .addOption(
+      new Option("--token <token>", "bearer token for the hub's API (docs/security-auth.md)").env(
+        "TASKFRAME_TOKEN",
+      ),
+    )
     .option("--json", "print JSON instead of a table");
 }
 
@@ -144,6 +149,7 @@ export function buildProgram(): Command {
     .description("register the schedules the files define (replacing those of the same name)")
     .argument("<files...>", `${DEFINITION_ARGUMENT} with schedules`)
     .addOption(paramOption())
+    .option("--tenant <name>", "the tenant of the schedules and their runs (default: the token's only one)")
     .addHelpText(
       "after",
       "\nA unit schedules with [RunIf] cron= (or Requires= with Interval=); a directory, each such unit in it;\n" +
@@ -209,6 +215,7 @@ export function buildProgram(): Command {
     .option("-w, --wait", "follow the run to its end; exit 0 only if every task succeeded")
     .option("-q, --quiet", "with --wait: no live progress, only the summary")
     .option("--idempotency-key <key>", "submitting again with the same key returns the first run")
+    .option("--tenant <name>", "the tenant the run belongs to (default: the token's only tenant, or default)")
     .action(async (file: string, options) => setExit(await submitCommand(file, options)));
 
   withStoreOptions(program.command("spawn"))

@@ -6,6 +6,8 @@ export interface StoreOptions {
   data: string;
   /** A hub's URL; when set, the command talks to it instead of the embedded store. */
   hub?: string;
+  /** Bearer token for the hub's API (--token, env TASKFRAME_TOKEN). */
+  token?: string;
   json?: boolean;
 }
 

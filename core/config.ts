@@ -73,12 +73,29 @@ export const hubConfigSchema = z.strictObject({
   retention: duration().default(0),
   /** Auto-provisioning of sidecar hosts (only in the YAML config file; docs/autoscaling.md). */
   autoscale: autoscaleConfigSchema.optional(),
+  /** Per-pool maximums of tasks' limits and the env they may set (hub/admission.ts, SECURITY.md). */
+  "pool-policy": z.string().min(1).optional(),
+  /** One task's encoded spec (above NATS's max_payload it could never be delivered). */
+  "max-task-spec-bytes": size().default(2n ** 20n),
+  /** One API request (a submission's specs together, an output): the Connect adapter's readMaxBytes. */
+  "max-request-bytes": size().default(256n * 2n ** 20n),
+  /** A handler task's output (PutTaskOutput). */
+  "max-output-bytes": size().default(64n * 2n ** 20n),
   "shutdown-timeout": duration().default(10_000),
+  /** API authentication (docs/security-auth.md): a YAML file of tokens, JWT keys, the task token secret. */
+  "auth-tokens": z.string().min(1).optional(),
+  "auth-jwt-secret-file": z.string().min(1).optional(),
+  "auth-jwt-public-key": z.string().min(1).optional(),
+  "task-token-secret-file": z.string().min(1).optional(),
 });
 
 export const sidecarConfigSchema = z.strictObject({
   ...natsShape,
   hub: z.string().url().optional(),
+  /** Bearer token for the hub's API (a token of role sidecar; env TASKFRAME_HUB_TOKEN). */
+  "hub-token": z.string().min(1).optional(),
+  /** Signs tasks' TASKFRAME_TASK_TOKEN; the hub's secret (else env TASKFRAME_TASK_TOKEN_SECRET). */
+  "task-token-secret-file": z.string().min(1).optional(),
   pool: list
     .pipe(z.array(z.string().regex(NAME, "pool names are letters, digits, '_' or '-'")).min(1))
     .default(["default"]),
@@ -106,6 +123,8 @@ export const sidecarConfigSchema = z.strictObject({
     .string()
     .regex(/^[^:]*:\d+$/, "HOST:PORT")
     .optional(),
+  /** Loader/interpreter variables (core/forbidden-env.ts) tasks may set here; the rest are stripped. */
+  "allow-env": list.default([]),
   ...jailShape(),
 });
 
@@ -170,7 +189,16 @@ function readConfigFile(file: string): RawConfig {
       `cannot read config file ${file}: ${(error as Error).message}`,
     );
   }
-  const parsed: unknown = parseYaml(text);
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(text, { maxAliasCount: 100 });
+  } catch (error) {
+    // a syntax error, an alias without its anchor: the file named, one line
+    throw new TaskframeError(
+      TaskframeErrorCode.InvalidArgument,
+      `${file}: ${(error as Error).message.split("\n")[0]}`,
+    );
+  }
   if (parsed === null || parsed === undefined) return {};
   if (typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new TaskframeError(TaskframeErrorCode.InvalidArgument, `${file}: expected a map of settings`);

@@ -52,6 +52,8 @@ export interface EmbeddedOptions {
   /** SDK worker processes to start and keep running (their output goes to DATA_DIR/workers/). */
   workerPools?: readonly WorkerPoolSpec[];
   logger?: Logger;
+  /** Pool policies and size limits of submissions (hub/admission.ts). @default DEFAULT_ADMISSION */
+  admission?: HubOptions["admission"];
 }
 
 /**
@@ -104,6 +106,7 @@ export class EmbeddedEngine implements AsyncDisposable {
         control,
         logger,
         schedules: typeof schedules === "boolean" ? { fire: schedules } : { fire: true, ...schedules },
+        ...(options.admission ? { admission: options.admission } : {}),
       });
       let sidecar: Sidecar | undefined;
       let spawner: Spawner | undefined;
@@ -138,6 +141,7 @@ export class EmbeddedEngine implements AsyncDisposable {
           host: "embedded",
           slots: options.slots ?? defaultSlots(),
           heartbeatMs: Math.max(10, Math.floor(ackWaitMs / 3)),
+          ackWaitMs,
           ...(options.killGraceMs === undefined ? {} : { killGraceMs: options.killGraceMs }),
           ...(options.logMaxBytes === undefined ? {} : { logMaxBytes: options.logMaxBytes }),
           launch: spawner.run,

@@ -5,6 +5,7 @@ import type { RunSpec } from "../core/gen/taskframe/v1/spec_pb.js";
 import { keepRunning } from "../core/keep-running.js";
 import { type Logger, silentLogger } from "../core/logger.js";
 import type { WorkQueue } from "../core/work-queue.js";
+import { type Admission, checkAdmission, DEFAULT_ADMISSION } from "./admission.js";
 import { Dispatcher } from "./dispatcher.js";
 import { HubMetrics } from "./hub-metrics.js";
 import { type Leadership, SoleLeader } from "./leadership.js";
@@ -41,6 +42,8 @@ export interface HubOptions {
   /** Where the hub's Prometheus metrics go. @default a registry of its own */
   metrics?: Registry;
   mapreduce?: JobCoordinatorOptions;
+  /** Pool policies (`--pool-policy`) and size limits every submission, spawn and schedule must meet. @default DEFAULT_ADMISSION */
+  admission?: Admission;
 }
 
 /**
@@ -118,6 +121,7 @@ export class Hub implements AsyncDisposable {
       publish: (ready) => this.#recorder.afterCommit({ ready, changes: [] }),
       cancelRun: (runId, reason) => this.cancel(runId, reason),
       logger: this.#logger,
+      admission: options.admission ?? DEFAULT_ADMISSION,
       ...options.schedules,
     });
     this.mapreduce = new JobCoordinator(
@@ -130,6 +134,11 @@ export class Hub implements AsyncDisposable {
       },
       options.mapreduce,
     );
+  }
+
+  /** What submissions, spawns and schedules must meet (admission.ts). */
+  get admission(): Admission {
+    return this.#options.admission ?? DEFAULT_ADMISSION;
   }
 
   get isLeader(): boolean {
@@ -174,10 +183,14 @@ export class Hub implements AsyncDisposable {
     this.#sweeper.unref();
   }
 
-  /** Validates and records a run; its root tasks are queued at once. */
-  async submit(spec: RunSpec, idempotencyKey = ""): Promise<{ run: RunRecord; existing: boolean }> {
-    validateRunSpec(spec);
-    const inserted = await this.store.insertRun(spec, idempotencyKey);
+  /** Validates and records a run of `tenant`; its root tasks are queued at once. */
+  async submit(
+    spec: RunSpec,
+    idempotencyKey = "",
+    tenant = "default",
+  ): Promise<{ run: RunRecord; existing: boolean }> {
+    validateRunSpec(spec, this.admission);
+    const inserted = await this.store.insertRun(spec, idempotencyKey, tenant);
     if (spec.mapreduce && !inserted.existing) {
       try {
         await this.mapreduce.prepare(spec.mapreduce);
@@ -193,6 +206,11 @@ export class Hub implements AsyncDisposable {
 
   /** Adds children to a running task (dynamic subtasks); those that need no sibling are queued at once. */
   async spawn(request: SpawnRequest): Promise<SpawnedTask[]> {
+    checkAdmission(
+      request.children.flatMap((child) => (child.spec ? [child.spec] : [])),
+      this.admission,
+      "spawned children",
+    );
     const spawned = await this.store.spawnChildren(request);
     await this.#recorder.afterCommit({ ready: spawned.ready, changes: spawned.changes });
     return spawned.children;
@@ -209,6 +227,7 @@ export class Hub implements AsyncDisposable {
         taskId,
         attempt: 0,
         leaseEpoch: 0n,
+        host: "",
       })),
       runIds: [runId],
       reason: reason || "run cancelled",

@@ -9,6 +9,10 @@ import { NatsControlBus } from "../core/nats/nats-control-bus.js";
 import { NatsHostChannel } from "../core/nats/nats-host-channel.js";
 import { natsOptionsOf, queueOptionsOf } from "../core/nats-options.js";
 import { untilStopSignal } from "../core/stop-signal.js";
+import { admissionOf } from "./admission.js";
+import { Authenticator, PROTECTED_MODE_MESSAGE } from "./auth/authenticator.js";
+import { DenialLog } from "./auth/denials.js";
+import { loadAuthSettings } from "./auth/load-auth.js";
 import { HostRegistry } from "./hosts/host-registry.js";
 import { Hub } from "./hub.js";
 import { AdvisoryLockLeadership } from "./leadership.js";
@@ -16,6 +20,7 @@ import { Autoscaler } from "./provisioning/autoscaler.js";
 import { openProvider } from "./provisioning/open-provider.js";
 import { startHubServer } from "./server.js";
 import { HubStore } from "./store/hub-store.js";
+import { isCurrentAttempt } from "./store/queries/current-attempt.js";
 
 /**
  * `task hub`: the API, the recorder, retries and the reconciler (when this
@@ -24,6 +29,8 @@ import { HubStore } from "./store/hub-store.js";
  */
 export async function runHub(config: HubConfig): Promise<void> {
   const logger = createLogger("taskframe-hub", config["log-level"]);
+  // read before anything starts: a bad tokens file or key is a bad invocation
+  const authSettings = loadAuthSettings(config);
   const store = await HubStore.open({ kind: "postgres", url: config.db });
   const nc = await connectNats(natsOptionsOf(config, `taskframe-hub-${process.pid}`));
   const queueOptions = queueOptionsOf(config);
@@ -41,6 +48,7 @@ export async function runHub(config: HubConfig): Promise<void> {
     metrics: processMetricsRegistry("hub"),
     ...(config.retention > 0 ? { retention: { keepMs: config.retention } } : {}),
     reconcile: { everyMs: config["reconcile-every"], staleAfterMs: config["reconcile-after"] },
+    admission: admissionOf(config),
   });
   hub.start();
   const hostChannel = new NatsHostChannel(nc, { namespace: config.namespace });
@@ -72,12 +80,22 @@ export async function runHub(config: HubConfig): Promise<void> {
         )
       : undefined;
   autoscaler?.start();
-  const server = await startHubServer(hub, config.listen, async () => {
-    const problems: string[] = [];
-    await store.ping().catch((error: unknown) => problems.push(`database: ${errorMessage(error)}`));
-    if (nc.isClosed()) problems.push("nats: the connection is closed");
-    return problems;
+  const authenticator = new Authenticator(authSettings, async (ref) => {
+    const [task] = await store.taskStates([ref.taskId]);
+    return task !== undefined && isCurrentAttempt(task, ref.attempt, ref.leaseEpoch);
   });
+  if (!authSettings) logger.warn(PROTECTED_MODE_MESSAGE);
+  const server = await startHubServer(
+    hub,
+    config.listen,
+    async () => {
+      const problems: string[] = [];
+      await store.ping().catch((error: unknown) => problems.push(`database: ${errorMessage(error)}`));
+      if (nc.isClosed()) problems.push("nats: the connection is closed");
+      return problems;
+    },
+    { authenticator, denials: new DenialLog(store.database, logger) },
+  );
   logger.info(
     { listen: server.address, namespace: config.namespace },
     `hub listening on http://${server.address}`,
@@ -117,6 +135,7 @@ function localSidecarArgs(config: HubConfig): string[] {
     "nats-tls-ca",
     "nats-tls-cert",
     "nats-tls-key",
+    "task-token-secret-file",
   ] as const) {
     const value = config[key];
     if (value) args.push(`--${key}`, value);

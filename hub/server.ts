@@ -1,8 +1,15 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { listenConnect } from "../core/connect-listener.js";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
+import { silentLogger } from "../core/logger.js";
 import { createHubService } from "./api/hub-service.js";
+import { TenantAccess } from "./auth/access.js";
+import { Authenticator } from "./auth/authenticator.js";
+import { DenialLog } from "./auth/denials.js";
+import { guardHttp, peerOf } from "./auth/http-guard.js";
+import { authInterceptor } from "./auth/interceptor.js";
+import { Permission, peerKey } from "./auth/principal.js";
 import { createDashboardHandler } from "./dashboard.js";
 import type { Hub } from "./hub.js";
 
@@ -18,18 +25,30 @@ export interface HubServer {
  * `/healthz` (the process answers; says whether this hub leads), `/readyz`
  * (store and NATS reachable: 200, else 503 naming what is not) and
  * `/metrics` (Prometheus), and the web dashboard at `/`.
+ *
+ * Every RPC and `/metrics` pass `auth` (hub/auth/; docs/security-auth.md):
+ * without one, protected mode (loopback callers only). The dashboard's files
+ * and the health checks are public; the dashboard's data comes through the API.
  */
 export async function startHubServer(
   hub: Hub,
   listen: string,
   checkReady: () => Promise<string[]>,
+  auth: { authenticator: Authenticator; denials: DenialLog } = {
+    authenticator: new Authenticator(undefined, async () => false),
+    denials: new DenialLog(hub.store.database, silentLogger),
+  },
 ): Promise<HubServer> {
   const shutdown = new AbortController();
-  const service = createHubService(hub);
+  const service = createHubService(hub, new TenantAccess(hub.store, auth.denials));
   const dashboard = createDashboardHandler();
   const handler = connectNodeAdapter({
     routes: (router) => router.service(HubService, service),
+    interceptors: [authInterceptor(auth.authenticator, auth.denials)],
+    contextValues: (request) => createContextValues().set(peerKey, peerOf(request)),
     shutdownSignal: shutdown.signal,
+    // a larger request is refused (ResourceExhausted): reading stops at the limit (SECURITY.md)
+    readMaxBytes: hub.admission.maxRequestBytes,
     fallback: (request, response) => {
       const reply = (status: number, body: string, contentType = "text/plain") => {
         response.writeHead(status, { "content-type": contentType });
@@ -39,10 +58,12 @@ export async function startHubServer(
       if (path === "/healthz") reply(200, `ok\nleader: ${hub.isLeader ? "yes" : "no"}\n`);
       else if (path === "/metrics") {
         const { registry } = hub.metrics;
-        registry.metrics().then(
-          (text) => reply(200, text, registry.contentType),
-          (error: unknown) => reply(500, `${String(error)}\n`),
-        );
+        guardHttp(auth.authenticator, auth.denials, request, path, Permission.Admin)
+          .then(async (refused) => {
+            if (refused) reply(refused.status, `${refused.message}\n`);
+            else reply(200, await registry.metrics(), registry.contentType);
+          })
+          .catch((error: unknown) => reply(500, `${String(error)}\n`));
       } else if (path !== "/readyz") dashboard(request, response, () => reply(404, "not found\n"));
       else {
         checkReady().then(

@@ -2,6 +2,7 @@ import { tmpdir } from "node:os";
 import { dirname } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { bearer } from "../core/bearer.js";
 import type { SidecarConfig } from "../core/config.js";
 import { loadWorkerPools } from "../core/definitions/worker-pools.js";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
@@ -15,6 +16,7 @@ import { NatsControlBus } from "../core/nats/nats-control-bus.js";
 import { NatsHostChannel } from "../core/nats/nats-host-channel.js";
 import { natsOptionsOf, queueOptionsOf } from "../core/nats-options.js";
 import { untilStopSignal } from "../core/stop-signal.js";
+import { loadTaskTokenSecret } from "../core/task-token.js";
 import { HostReporter } from "./host-reporter.js";
 import { defaultInstallCacheDir, InstallCache } from "./install/install-cache.js";
 import { jailConfigOf } from "./jail/jail-config.js";
@@ -43,9 +45,18 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
   const queue = await JetStreamWorkQueue.open(nc, queueOptions);
   const events = await JetStreamEventSink.open(nc, { ...queueOptions, host: config.host });
   const control = new NatsControlBus(nc, { namespace: config.namespace });
+  const hubToken = config["hub-token"];
   const hub = config.hub
-    ? createClient(HubService, createConnectTransport({ baseUrl: config.hub, httpVersion: "1.1" }))
+    ? createClient(
+        HubService,
+        createConnectTransport({
+          baseUrl: config.hub,
+          httpVersion: "1.1",
+          interceptors: hubToken ? [bearer(hubToken)] : [],
+        }),
+      )
     : undefined;
+  const taskTokenSecret = loadTaskTokenSecret(config["task-token-secret-file"]);
   const spawner = new Spawner({ logger, ledgerDir: config.ledgerDir });
   const jail = await openJail(
     {
@@ -76,12 +87,15 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     host: config.host,
     slots,
     heartbeatMs: Math.max(100, Math.floor(config["ack-wait"] / 3)),
+    ackWaitMs: config["ack-wait"],
     killGraceMs: config["kill-grace"],
+    allowEnv: config["allow-env"],
     logMaxBytes: config["log-max-bytes"],
     launch: spawner.run,
     jail,
     installs,
     ...(config.hub ? { hubUrl: config.hub } : {}),
+    ...(taskTokenSecret ? { taskTokenSecret } : {}),
     runner: {
       socketPath: config.socketPath,
       ...(config["runner-listen"] ? { tcp: hostPort(config["runner-listen"]) } : {}),

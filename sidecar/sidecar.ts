@@ -4,6 +4,7 @@ import type { Registry } from "prom-client";
 import { type ConnectListener, listenConnect } from "../core/connect-listener.js";
 import { errorMessage } from "../core/errors.js";
 import type { ControlBus, EventSink } from "../core/event-bus.js";
+import { permittedTaskEnv } from "../core/forbidden-env.js";
 import type {
   CancelNotice,
   LogChunk,
@@ -25,7 +26,7 @@ import type { InstalledSet } from "./install/install-cache.js";
 import { attemptKey, commandMissing, type Jail, type JailedAttempt, JailRefusal } from "./jail/jail.js";
 import { LeaseKeeper } from "./lease-keeper.js";
 import { type CapturedChunk, LogCapture } from "./log-capture.js";
-import { type AttemptResult, resultOf } from "./outcome.js";
+import { type AttemptResult, resultOf, withRetryPolicy } from "./outcome.js";
 import { runPreChecks, unenforcedSettings } from "./pre-checks.js";
 import { type ProcessOutcome, runProcess } from "./process-runner.js";
 import { HandlerRunner, type PayloadStore } from "./runner/handler-runner.js";
@@ -34,6 +35,9 @@ import { SidecarMetrics } from "./sidecar-metrics.js";
 import { Slots } from "./slots.js";
 import type { ProcessLauncher } from "./spawner/spawner.js";
 import { taskEnvironment } from "./task-env.js";
+
+/** The largest Runner protocol message a worker may send (the hub takes outputs up to 64 MiB by default). */
+const RUNNER_READ_MAX_BYTES = 128 * 2 ** 20;
 
 export interface SidecarOptions {
   queue: WorkQueue;
@@ -47,6 +51,8 @@ export interface SidecarOptions {
   slots: number;
   /** Extend leases this often; at most a third of the queue's ack wait. */
   heartbeatMs: number;
+  /** The queue's ack wait: a lease not extended for this long is presumed lost. @default 3 × heartbeatMs */
+  ackWaitMs?: number;
   /** SIGTERM -> SIGKILL grace on timeout or cancel. @default 5_000 */
   killGraceMs?: number;
   /** Output kept per attempt. @default 16 MiB */
@@ -74,6 +80,10 @@ export interface SidecarOptions {
   taskStates?: TaskStateLookup;
   /** The hub's address for tasks' own `task spawn` calls (TASKFRAME_HUB); `unix:PATH` for a socket. */
   hubUrl?: string;
+  /** Loader/interpreter variables (core/forbidden-env.ts) tasks may set; the rest are stripped. @default none */
+  allowEnv?: readonly string[];
+  /** Signs each task's TASKFRAME_TASK_TOKEN (shared with the hub; core/task-token.ts). @default unsigned */
+  taskTokenSecret?: Uint8Array;
   /** Where running tasks' children go (the hub): handlers spawn through the Runner protocol. */
   spawnTasks?: SpawnTasks;
   /** Claim checks for handler payloads too large for one NATS message (the hub). */
@@ -112,6 +122,8 @@ interface RunningAttempt {
   stopReason: string;
   /** Set when the sidecar itself is shutting down: hand the work back instead of reporting. */
   handBack: boolean;
+  /** Set when the lease went a whole ack wait without being extended: the work may be someone else's now. */
+  leaseLost?: string;
   readonly trace: AttemptTrace;
 }
 
@@ -146,7 +158,7 @@ export class Sidecar implements AsyncDisposable {
     this.#logger = options.logger ?? silentLogger;
     this.#slots = new Slots(options.slots);
     this.#publisher = new EventPublisher(options.events, this.#logger);
-    this.#leases = new LeaseKeeper(options.heartbeatMs, this.#logger);
+    this.#leases = new LeaseKeeper(options.heartbeatMs, this.#logger, options.ackWaitMs);
     this.#launch = options.launch ?? launchInProcess;
     this.#logMaxBytes = options.logMaxBytes ?? 16 * 2 ** 20;
     this.#metrics = options.metrics
@@ -205,6 +217,8 @@ export class Sidecar implements AsyncDisposable {
       const handler = connectNodeAdapter({
         // workers are on this host: compressing their traffic would only cost CPU on both ends
         acceptCompression: [],
+        // a worker's message (a batch of results, the largest) above this is refused, not read whole
+        readMaxBytes: RUNNER_READ_MAX_BYTES,
         routes: (router) =>
           router.service(
             RunnerService,
@@ -309,7 +323,7 @@ export class Sidecar implements AsyncDisposable {
   #applyCancel(notice: CancelNotice): void {
     const now = Date.now();
     for (const runId of notice.runIds) this.#cancelledRuns.set(runId, now + CANCELLED_RUN_MEMORY_MS);
-    const targeted = cancelNoticeMatcher(notice);
+    const targeted = cancelNoticeMatcher(notice, this.host);
     for (const attempt of this.#running.values()) {
       if (targeted(attempt) && !attempt.stop.signal.aborted) {
         attempt.stopReason = notice.reason || "cancelled";
@@ -338,7 +352,7 @@ export class Sidecar implements AsyncDisposable {
       trace: startAttemptTrace(item, this.host),
     };
     this.#running.set(item.taskId, attempt);
-    this.#leases.track(lease);
+    this.#leases.track(lease, (silentMs) => this.#abandon(attempt, silentMs));
     if (lease.delivery > 1) this.#metrics?.redelivered();
     const startedMs = performance.now();
     try {
@@ -346,6 +360,12 @@ export class Sidecar implements AsyncDisposable {
         this.#transition(attempt, TaskState.RUNNING, { signal: "", detail: "" }),
       );
       const result = await this.#execute(attempt);
+      const leaseLost = attempt.leaseLost ?? (this.#leases.lost(lease) ? "lease lost" : undefined);
+      if (leaseLost && result.state === TaskState.CANCELLED) {
+        // stopped here because the lease was lost: nothing to report, and no ack (NATS would take it for the new holder's)
+        attempt.trace.end(TaskState.PENDING, leaseLost);
+        return;
+      }
       if (attempt.handBack) {
         attempt.trace.end(TaskState.PENDING, "handed back");
         await lease.nak();
@@ -356,12 +376,27 @@ export class Sidecar implements AsyncDisposable {
       await this.#publisher.transition(this.#transition(attempt, result.state, result));
       this.#metrics?.ended(result.state, (performance.now() - startedMs) / 1000);
       attempt.trace.end(result.state, result.detail);
-      await lease.ack();
+      // a result reported under a lost lease is the fence's to judge; its ack would count for the new holder
+      if (!leaseLost) await lease.ack();
     } finally {
       attempt.trace.end(TaskState.FAILED, "the attempt ended without a result");
       this.#leases.untrack(lease);
       this.#running.delete(item.taskId);
     }
+  }
+
+  /**
+   * The attempt's lease went a whole ack wait without being extended (this
+   * process was paused or starved): another sidecar may hold the work now.
+   * Its execution here is stopped; a stopped execution reports nothing.
+   */
+  #abandon(attempt: RunningAttempt, silentMs: number): void {
+    if (attempt.leaseLost) return;
+    attempt.leaseLost = `lease lost: not extended for ${Math.round(silentMs)} ms, longer than the queue's ack wait (this sidecar was paused or overloaded)`;
+    this.#logger.warn({ taskId: attempt.item.taskId, attempt: attempt.item.attempt }, attempt.leaseLost);
+    attempt.stopReason = attempt.leaseLost;
+    // after pending I/O: a process that ended while this one was paused reports its own end, not a kill
+    setImmediate(() => attempt.stop.abort());
   }
 
   /** Work that must not run: its run was cancelled while it waited, or a redelivered attempt already ended. */
@@ -406,13 +441,28 @@ export class Sidecar implements AsyncDisposable {
     const killGraceMs = this.#options.killGraceMs ?? 5_000;
     const hubUrl = this.#options.hubUrl;
     const cwd = exec.cwd || process.cwd();
+    const allowEnv = new Set(this.#options.allowEnv ?? []);
     let env = taskEnvironment(
       attempt.item,
       this.host,
       process.env,
-      hubUrl ? { hubUrl, leaseEpoch: attempt.epoch } : undefined,
+      hubUrl
+        ? {
+            hubUrl,
+            leaseEpoch: attempt.epoch,
+            ...(this.#options.taskTokenSecret ? { taskTokenSecret: this.#options.taskTokenSecret } : {}),
+          }
+        : undefined,
+      allowEnv,
     );
+    const stripped = permittedTaskEnv(exec.env, allowEnv).stripped;
+    if (stripped.length > 0)
+      attempt.capture.system(
+        `[taskframe] env not set: ${stripped.join(", ")} (loader, interpreter or Taskframe variables this sidecar does not allow; see --allow-env)`,
+      );
     env.TRACEPARENT = attempt.trace.traceparent;
+    // which lease this execution holds: results carry it, and tests' ledgers record it
+    env.TASKFRAME_LEASE_EPOCH = String(attempt.epoch);
     const installed = await this.#install(spec, attempt, cwd);
     if ("state" in installed) return installed;
     if (installed.pathPrepend.length > 0)
@@ -485,7 +535,10 @@ export class Sidecar implements AsyncDisposable {
           attempt.stopReason,
         );
       // what the kernel counted is read before the cgroups go; the attempt ends when nothing of it is left running
-      const classified = jailed ? jailed.classify(result) : result;
+      const classified = withRetryPolicy(
+        jailed ? jailed.classify(result) : result,
+        spec.retry?.nonRetryableExitCodes ?? [],
+      );
       await jailed?.release();
       return classified;
     } finally {

@@ -1,5 +1,7 @@
+import { permittedTaskEnv } from "../core/forbidden-env.js";
 import type { WorkItem } from "../core/gen/taskframe/v1/messages_pb.js";
 import { packagePath } from "../core/package-root.js";
+import { taskToken } from "../core/task-token.js";
 
 /**
  * What a task inherits from the sidecar's environment: enough to find
@@ -15,7 +17,9 @@ export function taskEnvironment(
   item: WorkItem,
   host: string,
   base: NodeJS.ProcessEnv = process.env,
-  spawning?: { hubUrl: string; leaseEpoch: number },
+  spawning?: { hubUrl: string; leaseEpoch: number; taskTokenSecret?: Uint8Array },
+  /** Forbidden variables (core/forbidden-env.ts) this sidecar lets tasks set (`--allow-env`). */
+  allowEnv: ReadonlySet<string> = new Set(),
 ): Record<string, string> {
   const env: Record<string, string> = { PATH: FALLBACK_PATH };
   for (const name of INHERITED) {
@@ -23,7 +27,8 @@ export function taskEnvironment(
     if (value !== undefined) env[name] = value;
   }
   const exec = item.spec?.target.case === "exec" ? item.spec.target.value : undefined;
-  Object.assign(env, exec?.env ?? {});
+  // defence in depth: the hub refuses these at submit unless the pool's policy allows them
+  Object.assign(env, permittedTaskEnv(exec?.env ?? {}, allowEnv).env);
   env.TASKFRAME_TASK_ID = item.taskId;
   env.TASKFRAME_TASK_NAME = item.spec?.name ?? "";
   env.TASKFRAME_RUN_ID = item.runId;
@@ -32,22 +37,12 @@ export function taskEnvironment(
   if (spawning) {
     // what `task spawn` needs to add children to this attempt (and only this one: the hub fences it)
     env.TASKFRAME_HUB = spawning.hubUrl;
-    env.TASKFRAME_TASK_TOKEN = taskToken(item.taskId, item.attempt, spawning.leaseEpoch);
+    env.TASKFRAME_TASK_TOKEN = taskToken(
+      { taskId: item.taskId, attempt: item.attempt, leaseEpoch: spawning.leaseEpoch },
+      spawning.taskTokenSecret,
+    );
     // last on PATH, so that a `task` the user installed wins
     env.PATH = `${env.PATH}:${packagePath("bin")}`;
   }
   return env;
-}
-
-/** `<task id>:<attempt>:<lease epoch>`: which attempt a `task spawn` speaks for. */
-export function taskToken(taskId: string, attempt: number, leaseEpoch: number): string {
-  return `${taskId}:${attempt}:${leaseEpoch}`;
-}
-
-export function parseTaskToken(
-  token: string,
-): { taskId: string; attempt: number; leaseEpoch: number } | undefined {
-  const match = /^([0-9a-f-]{36}):(\d+):(\d+)$/.exec(token);
-  if (!match) return undefined;
-  return { taskId: match[1]!, attempt: Number(match[2]), leaseEpoch: Number(match[3]) };
 }

@@ -12,7 +12,7 @@ export async function mapReduceCommitCommand(options: StoreOptions): Promise<num
       ExitCode.Usage,
     );
   }
-  return withHubClient(options, async (client) => {
+  return withHubClient({ ...options, token: options.token ?? taskToken }, async (client) => {
     const { job } = await client.commitMapReduce({ taskToken });
     console.log(`committed to ${job?.output}`);
     if (job?.counters) console.log(describeCounters(job.counters));

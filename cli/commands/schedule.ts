@@ -146,7 +146,7 @@ export async function scheduleListCommand(names: string[], options: StoreOptions
 /** `task schedule apply FILES...`: registers (or replaces) the schedules the files define. */
 export async function scheduleApplyCommand(
   files: string[],
-  options: StoreOptions & { param?: Record<string, string> },
+  options: StoreOptions & { param?: Record<string, string>; tenant?: string },
 ): Promise<number> {
   const { schedules, unscheduled } = await loadScheduleFiles(files, {
     params: options.param ?? {},
@@ -162,7 +162,10 @@ export async function scheduleApplyCommand(
   return withStore(
     options,
     async (client) => {
-      const { schedules: registered } = await client.putSchedules({ schedules });
+      const { schedules: registered } = await client.putSchedules({
+        schedules,
+        tenant: options.tenant ?? "",
+      });
       if (options.json) {
         printJson(registered.map(scheduleJson));
         return ExitCode.Ok;

@@ -76,12 +76,33 @@ export function addServiceCommands(program: Command, setExit: (code: number) => 
       "delete runs finished longer ago than this, with their tasks, events and logs (default: keep all)",
     ],
     ["--shutdown-timeout <duration>", "how long open API streams get on SIGTERM (default 10s)"],
+    [
+      "--auth-tokens <file>",
+      "YAML file of API tokens (name, sha256 or token, tenants, role); see docs/security-auth.md",
+    ],
+    ["--auth-jwt-secret-file <file>", "also accept JWTs (HS256) signed with the secret in this file"],
+    ["--auth-jwt-public-key <file>", "also accept JWTs signed by this PEM public key (RS256, ES256, EdDSA)"],
+    [
+      "--task-token-secret-file <file>",
+      "secret shared with the sidecars that signs tasks' tokens; required with auth (env TASKFRAME_TASK_TOKEN_SECRET)",
+    ],
+    [
+      "--pool-policy <file>",
+      "YAML: per pool (or '*') the most a task may ask for (max_memory, max_disk, max_pids, max_cpu, max_timeout) and allow_env; see SECURITY.md",
+    ],
+    ["--max-task-spec-bytes <size>", "largest spec of one task (default 1M, NATS's max_payload)"],
+    [
+      "--max-request-bytes <size>",
+      "largest API request, and all task specs of one submission (default 256M)",
+    ],
+    ["--max-output-bytes <size>", "largest output of a handler task (default 64M)"],
     ...NATS_FLAGS,
   ])
     .description("run a hub: the API, the recorder and the scheduler, on Postgres and NATS JetStream")
     .addHelpText(
       "after",
-      "\nAny number of hubs can share a database and a NATS server. SIGTERM stops one gracefully.",
+      "\nAny number of hubs can share a database and a NATS server. SIGTERM stops one gracefully.\n" +
+        "Without --auth-tokens or --auth-jwt-*, the API answers loopback callers only (protected mode).",
     )
     .action(async (options: Record<string, unknown>) => {
       const config = loadHubConfig(rawConfig(options, HUB_KEYS), configFile(options));
@@ -93,6 +114,11 @@ export function addServiceCommands(program: Command, setExit: (code: number) => 
 
   addFlags(program.command("sidecar"), [
     ["--hub <url>", "the hub's URL, asked about redelivered work (env TASKFRAME_HUB)"],
+    ["--hub-token <token>", "bearer token (role sidecar) for the hub's API; prefer env TASKFRAME_HUB_TOKEN"],
+    [
+      "--task-token-secret-file <file>",
+      "secret shared with the hub that signs tasks' tokens (env TASKFRAME_TASK_TOKEN_SECRET)",
+    ],
     ["--pool <pools>", "pools to lease work from, comma separated (default: default)"],
     ["--slots <n>", "tasks run at once (default: 8 per core)"],
     ["--host <name>", "this host's name in the audit trail (default: the hostname)"],
@@ -118,6 +144,10 @@ export function addServiceCommands(program: Command, setExit: (code: number) => 
     ],
     ["--install-cache-size <size>", "evict least recently used installs above this size (default 10G)"],
     ["--allow-apt <yes|no>", "let tasks' [Install] apt= install Debian packages host-wide (default no)"],
+    [
+      "--allow-env <names>",
+      "loader/interpreter variables (LD_PRELOAD, NODE_OPTIONS, ...) tasks may set, comma separated; others are stripped (default none)",
+    ],
     ...NATS_FLAGS,
   ])
     .description("run a sidecar: lease work from NATS and run it on this host")

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { parseDurationMs } from "../../core/definitions/duration.js";
 import { ChildSpecSchema } from "../../core/gen/taskframe/v1/runner_pb.js";
-import { parseTaskToken } from "../../sidecar/task-env.js";
+import { parseTaskToken } from "../../core/task-token.js";
 import { CliError, ExitCode } from "../cli-error.js";
 import { withHubClient } from "../hub-client.js";
 import type { StoreOptions } from "../options.js";
@@ -16,7 +16,7 @@ export interface SpawnOptions extends StoreOptions {
   handler?: string;
   input?: string;
   /** TASKFRAME_TASK_TOKEN, set by the sidecar for every running task. */
-  token?: string;
+  taskToken?: string;
 }
 
 /**
@@ -25,7 +25,7 @@ export interface SpawnOptions extends StoreOptions {
  * Spawning the same key again (a retried task) returns the existing child.
  */
 export async function spawnCommand(key: string, command: string[], options: SpawnOptions): Promise<number> {
-  const token = options.token ?? process.env.TASKFRAME_TASK_TOKEN ?? "";
+  const token = options.taskToken ?? process.env.TASKFRAME_TASK_TOKEN ?? "";
   const parent = parseTaskToken(token);
   if (!parent) {
     throw new CliError(
@@ -68,7 +68,8 @@ export async function spawnCommand(key: string, command: string[], options: Spaw
       timeoutMs: BigInt(options.timeout ? duration("--timeout", options.timeout) : 0),
     },
   });
-  return withHubClient(options, async (client) => {
+  // the task's own token is its credential (the hub takes it for this attempt's calls only)
+  return withHubClient({ ...options, token: options.token ?? token }, async (client) => {
     const { children } = await client.spawnTasks({
       parentTaskId: parent.taskId,
       attempt: parent.attempt,

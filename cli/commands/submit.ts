@@ -10,6 +10,8 @@ export interface SubmitOptions extends StoreOptions {
   wait?: boolean;
   quiet?: boolean;
   idempotencyKey?: string;
+  /** The run's tenant; empty: the token's only tenant, else default. */
+  tenant?: string;
   /** `--param NAME=VALUE` for `${{ params.NAME }}`. */
   param?: Record<string, string>;
 }
@@ -31,6 +33,7 @@ export async function submitCommand(file: string, options: SubmitOptions): Promi
     const { run, existing } = await client.submitRun({
       run: spec,
       idempotencyKey: options.idempotencyKey ?? "",
+      tenant: options.tenant ?? "",
     });
     if (!run) throw new CliError("the hub returned no run", ExitCode.Unavailable);
     if (!options.wait) {

@@ -1,5 +1,6 @@
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
+import { TokenPrompt } from "./components/TokenPrompt.js";
 import { HostsPage } from "./pages/HostsPage.js";
 import { RunPage } from "./pages/RunPage.js";
 import { RunsPage } from "./pages/RunsPage.js";
@@ -28,6 +29,7 @@ function App() {
           </a>
         ))}
       </nav>
+      <TokenPrompt />
       <main>
         {route.page === "run" ? (
           <RunPage key={route.runId} runId={route.runId} taskId={route.taskId} />

@@ -24,7 +24,9 @@ import {
   WatchRunResponseSchema,
 } from "../../core/gen/taskframe/v1/hub_pb.js";
 import { isTerminal, RunState, TaskState } from "../../core/states.js";
-import { parseTaskToken } from "../../sidecar/task-env.js";
+import { parseTaskToken } from "../../core/task-token.js";
+import { checkOutputSize } from "../admission.js";
+import { TenantAccess } from "../auth/access.js";
 import type { Hub } from "../hub.js";
 import { exportDay } from "../query/export-day.js";
 import { type QueryCell, runReadOnlyQuery } from "../query/run-query.js";
@@ -47,16 +49,21 @@ const WATCH_REFRESH_MS = 2_000;
 /** Changes that arrive within this window travel in one message. */
 const WATCH_COALESCE_MS = 50;
 
-export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
+/** `access`: the tenant checks (hub/auth/access.ts); without a principal in the context, no restriction. */
+export function createHubService(
+  hub: Hub,
+  access: TenantAccess = new TenantAccess(hub.store),
+): ServiceImpl<typeof HubService> {
   const { store } = hub;
   const service: ServiceImpl<typeof HubService> = {
-    async submitRun(request) {
-      if (!request.run) throw new Error("run is required");
-      const { run, existing } = await hub.submit(request.run, request.idempotencyKey);
+    async submitRun(request, context) {
+      if (!request.run) throw new ConnectError("run is required", Code.InvalidArgument);
+      const tenant = access.tenantFor(context, request.tenant);
+      const { run, existing } = await hub.submit(request.run, request.idempotencyKey, tenant);
       return { run: runToProto(run), existing };
     },
-    async getRun(request) {
-      const runId = await store.resolveRunId(request.runId);
+    async getRun(request, context) {
+      const runId = await access.runId(context, request.runId);
       const [run, job] = await Promise.all([store.getRun(runId), store.getMapReduceJob(runId)]);
       return create(GetRunResponseSchema, { run: runToProto(run, job) });
     },
@@ -78,12 +85,16 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
       }
       return { job: mapReduceToProto(job) };
     },
-    async listRuns(request) {
-      const runs = await store.listRuns(request.limit || 20, request.includeEvaluations);
+    async listRuns(request, context) {
+      const runs = await store.listRuns(
+        request.limit || 20,
+        request.includeEvaluations,
+        access.tenants(context),
+      );
       return create(ListRunsResponseSchema, { runs: runs.map((run) => runToProto(run)) });
     },
-    async listTasks(request) {
-      const runId = await store.resolveRunId(request.runId);
+    async listTasks(request, context) {
+      const runId = await access.runId(context, request.runId);
       const [run, tasks, job] = await Promise.all([
         store.getRun(runId),
         store.listTasks(runId, { states: request.states, limit: request.limit }),
@@ -91,14 +102,14 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
       ]);
       return create(ListTasksResponseSchema, { run: runToProto(run, job), tasks: tasks.map(taskToProto) });
     },
-    async getTask(request) {
-      const task = await store.findTask(request.task ?? {});
+    async getTask(request, context) {
+      const task = await access.task(context, request.task ?? {});
       return create(GetTaskResponseSchema, { task: taskToProto(task) });
     },
-    watchRun: (request, context) => watchRun(hub, request.runId, context),
-    getLogs: (request, context) => followLogs(hub, request, context),
-    async getAudit(request) {
-      const task = await store.findTask(request.task ?? {});
+    watchRun: (request, context) => watchRun(hub, access, request.runId, context),
+    getLogs: (request, context) => followLogs(hub, access, request, context),
+    async getAudit(request, context) {
+      const task = await access.task(context, request.task ?? {});
       const events = await store.readAudit(task.id);
       return create(GetAuditResponseSchema, { task: taskToProto(task), events: events.map(auditToProto) });
     },
@@ -126,6 +137,7 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
       return store.readTaskInput(request.taskId);
     },
     async putTaskOutput(request) {
+      checkOutputSize(request.taskId, request.output.byteLength, hub.admission);
       await store.storeTaskOutput({
         taskId: request.taskId,
         attempt: request.attempt,
@@ -138,32 +150,38 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
     async getChildren(request) {
       return { children: await store.readChildren(request.parentTaskId, request.keys) };
     },
-    async cancelRun(request) {
-      const runId = await store.resolveRunId(request.runId);
+    async cancelRun(request, context) {
+      const runId = await access.runId(context, request.runId);
       const cancelled = await hub.cancel(runId, request.reason);
       return { run: runToProto(await store.getRun(runId)), cancelledTasks: cancelled };
     },
-    async putSchedules(request) {
-      return { schedules: await hub.schedules.put(request.schedules) };
+    async putSchedules(request, context) {
+      const tenant = access.tenantFor(context, request.tenant);
+      return { schedules: await hub.schedules.put(request.schedules, tenant) };
     },
-    async listSchedules(request) {
-      return { schedules: await hub.schedules.list(request.names) };
+    async listSchedules(request, context) {
+      return { schedules: await hub.schedules.list(request.names, access.tenants(context)) };
     },
-    async deleteSchedule(request) {
+    async deleteSchedule(request, context) {
+      await access.schedule(context, request.name);
       await hub.schedules.delete(request.name);
       return {};
     },
-    async pauseSchedule(request) {
+    async pauseSchedule(request, context) {
+      await access.schedule(context, request.name);
       return { schedule: await hub.schedules.pause(request.name, request.reason) };
     },
-    async resumeSchedule(request) {
+    async resumeSchedule(request, context) {
+      await access.schedule(context, request.name);
       return { schedule: await hub.schedules.resume(request.name) };
     },
-    async triggerSchedule(request) {
+    async triggerSchedule(request, context) {
+      await access.schedule(context, request.name);
       const runId = await hub.schedules.trigger(request.name);
       return { run: runToProto(await store.getRun(runId)) };
     },
-    async getScheduleHistory(request) {
+    async getScheduleHistory(request, context) {
+      await access.schedule(context, request.name);
       const history = await hub.schedules.history(request.name, request.limit || 50);
       return {
         schedule: history.schedule,
@@ -171,7 +189,7 @@ export function createHubService(hub: Hub): ServiceImpl<typeof HubService> {
         evaluations: history.evaluations.map(evaluationToProto),
       };
     },
-    backfillSchedule: (request) => backfill(hub, request),
+    backfillSchedule: (request, context) => backfill(hub, access, request, context),
     exportDay: (request) => exportBatches(store, request.day),
     async listHosts() {
       const [heard, provisioned] = await Promise.all([
@@ -294,8 +312,11 @@ async function* exportBatches(store: Hub["store"], day: string): AsyncIterable<E
 
 async function* backfill(
   hub: Hub,
+  access: TenantAccess,
   request: BackfillScheduleRequest,
+  context: HandlerContext,
 ): AsyncIterable<BackfillScheduleResponse> {
+  await access.schedule(context, request.name);
   const progress = hub.schedules.backfill(
     request.name,
     Number(request.fromUnixMs),
@@ -348,11 +369,12 @@ function waitForWake(signal: AbortSignal, ms: number): { promise: Promise<void>;
 
 async function* watchRun(
   hub: Hub,
+  access: TenantAccess,
   runIdOrPrefix: string,
   context: HandlerContext,
 ): AsyncIterable<WatchRunResponse> {
   const { store, notifications } = hub;
-  const runId = await store.resolveRunId(runIdOrPrefix);
+  const runId = await access.runId(context, runIdOrPrefix);
   const pending = new Map<string, TaskChange>();
   let finished = false;
   let waiter: { promise: Promise<void>; wake: () => void } | undefined;
@@ -488,6 +510,7 @@ class WatchedTasks {
 
 async function* followLogs(
   hub: Hub,
+  access: TenantAccess,
   request: {
     task?: { taskId: string; runId: string; name: string };
     attempt: number;
@@ -497,7 +520,7 @@ async function* followLogs(
   context: HandlerContext,
 ) {
   const { store, notifications } = hub;
-  let task = await store.findTask(request.task ?? {});
+  let task = await access.task(context, request.task ?? {});
   let afterId = 0;
   let waiter: { promise: Promise<void>; wake: () => void } | undefined;
   const unsubscribe = [

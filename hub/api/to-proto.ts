@@ -30,6 +30,7 @@ export function runToProto(run: RunRecord, job?: MapReduceJobRow): Run {
     totalTasks: run.totalTasks,
     counts: [...run.counts].sort(([a], [b]) => a - b).map(([state, count]) => ({ state, count })),
     labels: run.labels,
+    tenant: run.tenant,
   });
 }
 

@@ -15,6 +15,7 @@ import { keepRunning } from "../../core/keep-running.js";
 import { type Logger, silentLogger } from "../../core/logger.js";
 import { TaskState } from "../../core/states.js";
 import { WakeUp } from "../../core/wake-up.js";
+import type { Admission } from "../admission.js";
 import type { Tx } from "../store/database.js";
 import type { HubStore } from "../store/hub-store.js";
 import { writeRun } from "../store/queries/insert-run.js";
@@ -38,6 +39,8 @@ export interface SchedulerOptions {
   clock?: () => Promise<number>;
   /** The longest sleep between passes (queued slots and evaluations are noticed this often). @default 1000 */
   maxSleepMs?: number;
+  /** Pool policies and size limits the runs of a schedule must meet when it is put. @default DEFAULT_ADMISSION */
+  admission?: Admission;
 }
 
 /** Schedules locked per transaction. */
@@ -294,6 +297,7 @@ export class Scheduler {
       firedRunSpec(spec, slotMs),
       `schedule:${spec.name}:${slotMs}`,
       runId,
+      rows.tenantOf(spec.name),
     );
     effects.ready.push(...inserted.ready);
     return inserted.runId;
@@ -333,6 +337,8 @@ export class Scheduler {
       tx,
       evaluationRunSpec(spec, slotMs),
       `schedule:${spec.name}:evaluation:${slotMs}`,
+      undefined,
+      rows.tenantOf(spec.name),
     );
     const taskId = inserted.ready[0]?.item.taskId;
     if (!taskId) return; // written before, under this key: that evaluation stands
@@ -378,9 +384,12 @@ export class Scheduler {
 
   // --- what the API asks ---
 
-  /** Registers schedules or replaces those of the same name (see PutSchedules in hub.proto). */
-  async put(specs: readonly ScheduleSpec[]): Promise<Schedule[]> {
-    const kinds = specs.map((spec) => validateScheduleSpec(spec));
+  /**
+   * Registers schedules of `tenant` or replaces those of the same name (see PutSchedules in
+   * hub.proto); a name another tenant holds is refused.
+   */
+  async put(specs: readonly ScheduleSpec[], tenant = "default"): Promise<Schedule[]> {
+    const kinds = specs.map((spec) => validateScheduleSpec(spec, this.#options.admission));
     const names = specs.map((spec) => spec.name);
     const duplicate = names.find((name, index) => names.indexOf(name) !== index);
     if (duplicate)
@@ -394,6 +403,12 @@ export class Scheduler {
         const bytes = toBinary(ScheduleSpecSchema, spec);
         const kind = kinds[index]!;
         const old = existing.get(spec.name);
+        if (old && old.tenant !== tenant) {
+          throw new TaskframeError(
+            TaskframeErrorCode.Conflict,
+            `the schedule name ${spec.name} is taken (by another tenant): choose another`,
+          );
+        }
         if (old && sameTiming(fromBinary(ScheduleSpecSchema, old.spec), spec)) {
           await rows.updateSchedule(this.#database, tx, spec.name, { spec: { bytes, kind } });
           continue;
@@ -409,6 +424,7 @@ export class Scheduler {
           });
         } else
           await rows.insertSchedule(this.#database, tx, {
+            tenant,
             name: spec.name,
             bytes,
             kind,
@@ -421,9 +437,15 @@ export class Scheduler {
     return this.list(names);
   }
 
-  /** The named schedules (all when none are named), by name. */
-  async list(names?: readonly string[]): Promise<Schedule[]> {
-    const found = await rows.readSchedules(this.#database, names && names.length > 0 ? names : undefined);
+  /** The named schedules (all when none are named), by name; `tenants`: only theirs. */
+  async list(names?: readonly string[], tenants?: readonly string[]): Promise<Schedule[]> {
+    const found = await rows.readSchedules(
+      this.#database,
+      names && names.length > 0 ? names : undefined,
+      undefined,
+      false,
+      tenants,
+    );
     const missing = names?.find((name) => !found.some((row) => row.name === name));
     if (missing) throw rows.notFound(missing);
     const latest = await rows.latestOfSchedules(

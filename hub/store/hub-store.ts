@@ -52,8 +52,8 @@ export class HubStore implements AsyncDisposable {
     return new HubStore(database);
   }
 
-  insertRun(spec: RunSpec, idempotencyKey = "") {
-    return insertRun(this.database, spec, idempotencyKey);
+  insertRun(spec: RunSpec, idempotencyKey = "", tenant = "default") {
+    return insertRun(this.database, spec, idempotencyKey, tenant);
   }
   recordEvents(
     transitions: readonly StateTransition[],
@@ -102,14 +102,14 @@ export class HubStore implements AsyncDisposable {
   taskStates(ids: readonly string[]) {
     return taskStates(this.database, ids);
   }
-  resolveRunId(idOrPrefix: string) {
-    return read.resolveRunId(this.database, idOrPrefix);
+  resolveRunId(idOrPrefix: string, tenants?: readonly string[]) {
+    return read.resolveRunId(this.database, idOrPrefix, tenants);
   }
   getRun(runId: string) {
     return read.getRun(this.database, runId);
   }
-  listRuns(limit: number, includeEvaluations = false) {
-    return read.listRuns(this.database, { limit, includeEvaluations });
+  listRuns(limit: number, includeEvaluations = false, tenants?: readonly string[]) {
+    return read.listRuns(this.database, { limit, includeEvaluations, ...(tenants ? { tenants } : {}) });
   }
   listTasks(
     runId: string,
@@ -117,8 +117,8 @@ export class HubStore implements AsyncDisposable {
   ) {
     return read.listTasks(this.database, runId, options);
   }
-  findTask(ref: { taskId?: string; runId?: string; name?: string }) {
-    return read.findTask(this.database, ref);
+  findTask(ref: { taskId?: string; runId?: string; name?: string }, tenants?: readonly string[]) {
+    return read.findTask(this.database, ref, tenants);
   }
   readAudit(taskId: string) {
     return read.readAudit(this.database, taskId);

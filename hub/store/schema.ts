@@ -63,8 +63,13 @@ export const runs = pgTable(
     cancelRequested: boolean("cancel_requested").notNull().default(false),
     createdAt: timestamptz("created_at").notNull().defaultNow(),
     finishedAt: timestamptz("finished_at"),
+    /** The tenant (a team's namespace, docs/security-auth.md) whose tokens may see and cancel the run. */
+    tenant: text("tenant").notNull().default("default"),
   },
-  (t) => [index("runs_created_at_idx").on(t.createdAt.desc())],
+  (t) => [
+    index("runs_created_at_idx").on(t.createdAt.desc()),
+    index("runs_tenant_created_at_idx").on(t.tenant, t.createdAt.desc()),
+  ],
 );
 
 export const tasks = pgTable(
@@ -246,6 +251,8 @@ export const schedules = pgTable(
     conditionHeld: boolean("condition_held").notNull().default(false),
     createdAt: timestamptz("created_at").notNull().defaultNow(),
     updatedAt: timestamptz("updated_at").notNull().defaultNow(),
+    /** The tenant the schedule and the runs it starts belong to. */
+    tenant: text("tenant").notNull().default("default"),
   },
   (t) => [index("schedules_next_due_idx").on(t.nextDueAt).where(sql`not paused`)],
 );
@@ -402,4 +409,25 @@ export const mapreduceJobs = pgTable(
     finishedAt: timestamptz("finished_at"),
   },
   (t) => [index("mapreduce_jobs_state_idx").on(t.state, t.finishedAt)],
+);
+
+/**
+ * Every request the hub's API refused for want of credentials or permission
+ * (docs/security-auth.md): who (the principal's name, '' when unknown), what,
+ * why and from where. Written by the auth interceptor; never read on a hot path.
+ */
+export const authDenials = pgTable(
+  "auth_denials",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    at: timestamptz("at").notNull().defaultNow(),
+    principal: text("principal").notNull().default(""),
+    /** `HubService/Method`, or the HTTP path (`/metrics`). */
+    rpc: text("rpc").notNull(),
+    /** The Connect code's name: unauthenticated, permission_denied, not_found. */
+    code: text("code").notNull(),
+    reason: text("reason").notNull(),
+    peer: text("peer").notNull().default(""),
+  },
+  (t) => [index("auth_denials_at_idx").on(t.at)],
 );

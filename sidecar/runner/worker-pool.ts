@@ -9,9 +9,14 @@ import type { Logger } from "../../core/logger.js";
 import type { Jail } from "../jail/jail.js";
 import type { ProcessLauncher } from "../spawner/spawner.js";
 
+/** The sidecar's own credentials for the hub: never a worker's (docs/security-auth.md). */
+const SIDECAR_SECRETS = new Set(["TASKFRAME_HUB_TOKEN", "TASKFRAME_TASK_TOKEN_SECRET"]);
+
 function definedEnvironment(): Record<string, string> {
   return Object.fromEntries(
-    Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined),
+    Object.entries(process.env).filter(
+      (entry): entry is [string, string] => entry[1] !== undefined && !SIDECAR_SECRETS.has(entry[0]),
+    ),
   );
 }
 
@@ -149,7 +154,7 @@ export class WorkerPool {
     const child = spawn(spec.command, spec.args, {
       cwd: spec.cwd,
       env: {
-        ...process.env,
+        ...definedEnvironment(),
         ...spec.env,
         TASKFRAME_SOCKET: options.socketPath,
         TASKFRAME_WORKER_POOL: spec.name,

@@ -1,4 +1,4 @@
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import { v4 as uuidv4, v7 as uuidv7 } from "uuid";
 import { encodedWorkItem, workItemWithEncodedSpec } from "../../../core/encoded-work-item.js";
 import type { RunSpec } from "../../../core/gen/taskframe/v1/spec_pb.js";
@@ -46,13 +46,19 @@ function* slices<T>(rows: readonly T[]): Generator<T[]> {
  * costs the hub a few seconds; the rest is Postgres maintaining indexes and
  * checking foreign keys, row by row.
  */
-export function insertRun(database: Database, spec: RunSpec, idempotencyKey: string): Promise<InsertedRun> {
-  return database.transaction((tx) => writeRun(database, tx, spec, idempotencyKey));
+export function insertRun(
+  database: Database,
+  spec: RunSpec,
+  idempotencyKey: string,
+  tenant = "default",
+): Promise<InsertedRun> {
+  return database.transaction((tx) => writeRun(database, tx, spec, idempotencyKey, undefined, tenant));
 }
 
 /**
  * `insertRun` inside a transaction of the caller's (a schedule's slot and its run commit together),
- * with the run id the caller may have recorded already.
+ * with the run id the caller may have recorded already, and its tenant (a value, or SQL reading it:
+ * a schedule's runs belong to the schedule's tenant).
  */
 export async function writeRun(
   database: Database,
@@ -60,6 +66,7 @@ export async function writeRun(
   spec: RunSpec,
   idempotencyKey: string,
   runId: string = uuidv4(),
+  tenant: string | SQL = "default",
 ): Promise<InsertedRun> {
   const graph = runGraphOf(spec);
   const { tasks, offsets, targets, requires } = graph;
@@ -78,9 +85,9 @@ export async function writeRun(
 
   await pipeline.send(
     tx.execute(sql`
-    insert into runs (id, name, state, source, labels, idempotency_key, total_tasks, remaining_tasks, created_at)
+    insert into runs (id, name, state, source, labels, idempotency_key, total_tasks, remaining_tasks, created_at, tenant)
     values (${runId}, ${spec.name}, ${RunState.RUNNING}, ${spec.source}, ${JSON.stringify({ ...spec.labels })}::jsonb,
-      ${idempotencyKey || null}, ${tasks.length}, ${tasks.length}, ${now}::timestamptz)`),
+      ${idempotencyKey || null}, ${tasks.length}, ${tasks.length}, ${now}::timestamptz, ${tenant})`),
   );
   if (spec.mapreduce) await pipeline.send(tx.execute(insertJob(runId, spec.mapreduce)));
   const texts = new TextLiterals();

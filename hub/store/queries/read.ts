@@ -15,6 +15,7 @@ export interface RunRecord {
   createdAtMs: number;
   finishedAtMs: number | null;
   counts: Map<TaskState, number>;
+  tenant: string;
 }
 
 export interface TaskRecord {
@@ -51,8 +52,19 @@ export interface LogRecord {
 
 const ms = (column: string) => sql.raw(`(extract(epoch from ${column}) * 1000)::float8`);
 
-/** A run id from a full id or a unique prefix; empty means the newest run (not a condition's evaluation). */
-export async function resolveRunId(database: Database, idOrPrefix: string): Promise<string> {
+/** `and` the run's tenant is one of these (undefined: no condition). */
+const ofTenants = (column: string, tenants: readonly string[] | undefined) =>
+  tenants ? sql` and ${sql.raw(column)} = any(${sql.param([...tenants])}::text[])` : sql``;
+
+/**
+ * A run id from a full id or a unique prefix; empty means the newest run (not a condition's
+ * evaluation). `tenants`: only runs of these tenants match.
+ */
+export async function resolveRunId(
+  database: Database,
+  idOrPrefix: string,
+  tenants?: readonly string[],
+): Promise<string> {
   const prefix = idOrPrefix.trim().toLowerCase();
   if (prefix && !/^[0-9a-f-]{1,36}$/.test(prefix)) {
     throw new TaskframeError(
@@ -62,8 +74,10 @@ export async function resolveRunId(database: Database, idOrPrefix: string): Prom
   }
   const rows = await database.rows<{ id: string }>(
     prefix
-      ? sql`select id from runs where id::text like ${`${prefix}%`} order by created_at desc limit 2`
-      : sql`select id from runs where not (labels ? ${EVALUATION_LABEL}) order by created_at desc limit 1`,
+      ? sql`select id from runs where id::text like ${`${prefix}%`} ${ofTenants("tenant", tenants)}
+            order by created_at desc limit 2`
+      : sql`select id from runs where not (labels ? ${EVALUATION_LABEL}) ${ofTenants("tenant", tenants)}
+            order by created_at desc limit 1`,
   );
   if (rows.length === 0) {
     throw new TaskframeError(
@@ -89,20 +103,26 @@ interface RunRow {
   total_tasks: number;
   created_at_ms: number;
   finished_at_ms: number | null;
+  tenant: string;
 }
 
+/**
+ * Newest first. `tenants`: only the runs of these tenants (a caller's tokens, docs/security-auth.md);
+ * undefined: every run.
+ */
 export async function listRuns(
   database: Database,
-  options: { ids?: string[]; limit?: number; includeEvaluations?: boolean },
+  options: { ids?: string[]; limit?: number; includeEvaluations?: boolean; tenants?: readonly string[] },
 ): Promise<RunRecord[]> {
-  const filter = options.ids
-    ? sql`where id = any(${sql.param(options.ids)}::uuid[])`
-    : options.includeEvaluations
-      ? sql``
-      : sql`where not (labels ? ${EVALUATION_LABEL})`;
+  const conditions = [
+    options.ids ? sql`id = any(${sql.param(options.ids)}::uuid[])` : undefined,
+    options.ids || options.includeEvaluations ? undefined : sql`not (labels ? ${EVALUATION_LABEL})`,
+    options.tenants ? sql`tenant = any(${sql.param([...options.tenants])}::text[])` : undefined,
+  ].filter((c) => c !== undefined);
+  const filter = conditions.length > 0 ? sql`where ${sql.join(conditions, sql` and `)}` : sql``;
   const runs = await database.rows<RunRow>(
     sql`select id, name, state, source, labels, total_tasks, ${ms("created_at")} as created_at_ms,
-               ${ms("finished_at")} as finished_at_ms
+               ${ms("finished_at")} as finished_at_ms, tenant
         from runs ${filter} order by created_at desc limit ${options.limit ?? 20}`,
   );
   if (runs.length === 0) return [];
@@ -119,6 +139,7 @@ export async function listRuns(
     totalTasks: r.total_tasks,
     createdAtMs: r.created_at_ms,
     finishedAtMs: r.finished_at_ms,
+    tenant: r.tenant,
     counts: new Map(counts.filter((c) => c.run_id === r.id).map((c) => [c.state, c.n])),
   }));
 }
@@ -211,24 +232,32 @@ export async function listTasks(
   return rows.map((row) => toTaskRecord(row, dependencies.get(row.id) ?? NO_DEPENDENCIES));
 }
 
-/** A task by id, or by name in a run (the newest run that has that name when no run is given). */
+/**
+ * A task by id, or by name in a run (the newest run that has that name when no run is given).
+ * `tenants`: only tasks of runs of these tenants are found.
+ */
 export async function findTask(
   database: Database,
   ref: { taskId?: string; runId?: string; name?: string },
+  tenants?: readonly string[],
 ): Promise<TaskRecord> {
   let rows: TaskRowOut[];
+  const tenantFilter = tenants
+    ? sql` and exists (select 1 from runs r where r.id = t.run_id ${ofTenants("r.tenant", tenants)})`
+    : sql``;
   if (ref.taskId) {
     rows = await database.rows<TaskRowOut>(
-      sql`select ${taskColumns} from tasks t where t.id::text = ${ref.taskId}`,
+      sql`select ${taskColumns} from tasks t where t.id::text = ${ref.taskId} ${tenantFilter}`,
     );
   } else if (ref.name && ref.runId) {
-    const runId = await resolveRunId(database, ref.runId);
+    const runId = await resolveRunId(database, ref.runId, tenants);
     rows = await database.rows<TaskRowOut>(
       sql`select ${taskColumns} from tasks t where t.run_id = ${runId} and t.name = ${ref.name}`,
     );
   } else if (ref.name) {
     rows = await database.rows<TaskRowOut>(
-      sql`select ${taskColumns} from tasks t where t.name = ${ref.name} order by t.created_at desc limit 1`,
+      sql`select ${taskColumns} from tasks t where t.name = ${ref.name} ${tenantFilter}
+          order by t.created_at desc limit 1`,
     );
   } else {
     throw new TaskframeError(TaskframeErrorCode.InvalidArgument, "name a task: give its name or its id");

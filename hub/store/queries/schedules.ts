@@ -30,12 +30,18 @@ export interface ScheduleRow {
   updated_at_ms: number;
   /** The last run a slot started has not finished. */
   previous_running: boolean;
+  tenant: string;
 }
 
 const scheduleColumns = sql`s.name, s.spec, s.kind, s.paused, s.paused_reason,
   ${ms("s.next_slot")} as next_slot_ms, ${ms("s.next_due_at")} as next_due_ms, s.last_run_id, s.queued,
   s.condition_held, ${ms("s.created_at")} as created_at_ms, ${ms("s.updated_at")} as updated_at_ms,
-  exists (select 1 from runs r where r.id = s.last_run_id and r.finished_at is null) as previous_running`;
+  exists (select 1 from runs r where r.id = s.last_run_id and r.finished_at is null) as previous_running,
+  s.tenant`;
+
+/** The tenant of a schedule, as SQL (the runs it starts belong to it). */
+export const tenantOf = (name: string): SQL =>
+  sql`coalesce((select tenant from schedules where name = ${name}), 'default')`;
 
 export function notFound(name: string): TaskframeError {
   return new TaskframeError(
@@ -44,13 +50,19 @@ export function notFound(name: string): TaskframeError {
   );
 }
 
+/** By name; `tenants`: only those of these tenants (undefined: every one). */
 export async function readSchedules(
   database: Database,
   names?: readonly string[],
   executor?: Tx,
   lock = false,
+  tenants?: readonly string[],
 ): Promise<ScheduleRow[]> {
-  const filter = names ? sql`where s.name = any(${sql.param([...names])}::text[])` : sql``;
+  const conditions = [
+    names ? sql`s.name = any(${sql.param([...names])}::text[])` : undefined,
+    tenants ? sql`s.tenant = any(${sql.param([...tenants])}::text[])` : undefined,
+  ].filter((c) => c !== undefined);
+  const filter = conditions.length > 0 ? sql`where ${sql.join(conditions, sql` and `)}` : sql``;
   return database.rows<ScheduleRow>(
     sql`select ${scheduleColumns} from schedules s ${filter} order by s.name ${lock ? sql`for update of s` : sql``}`,
     executor,
@@ -129,11 +141,19 @@ export async function updateSchedule(database: Database, tx: Tx, name: string, u
 export async function insertSchedule(
   database: Database,
   tx: Tx,
-  row: { name: string; bytes: Uint8Array; kind: string; nextSlotMs?: number; nextDueMs?: number },
+  row: {
+    name: string;
+    bytes: Uint8Array;
+    kind: string;
+    nextSlotMs?: number;
+    nextDueMs?: number;
+    tenant?: string;
+  },
 ) {
   await database.rows(
-    sql`insert into schedules (name, spec, kind, next_slot, next_due_at)
-        values (${row.name}, ${row.bytes}, ${row.kind}, ${at(row.nextSlotMs)}, ${at(row.nextDueMs)})`,
+    sql`insert into schedules (name, spec, kind, next_slot, next_due_at, tenant)
+        values (${row.name}, ${row.bytes}, ${row.kind}, ${at(row.nextSlotMs)}, ${at(row.nextDueMs)},
+                ${row.tenant ?? "default"})`,
     tx,
   );
 }
