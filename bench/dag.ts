@@ -22,6 +22,7 @@ import { createScratchDatabase } from "../hub/store/scratch-database.js";
 import { stopChild } from "./local-handlers.js";
 import { peakRssBytes } from "./machine.js";
 import { type BenchContext, mb, ms, percentiles, type Scenario, type Table } from "./scenario.js";
+import { seededRandom } from "./seeded-random.js";
 
 export type DagShape = "chain" | "fanout" | "layered";
 
@@ -34,17 +35,6 @@ const MAX_FAN_IN = 100_000;
 
 /** Layers of the random layered DAG. */
 const LAYERS = 10;
-
-/** mulberry32: a small seeded PRNG, so that every run of the bench builds the same DAGs. */
-export function seededRandom(seed: number): () => number {
-  let state = seed | 0;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const noopTask = (name: string, needs: string[]): TaskSpec =>
   create(TaskSpecSchema, { name, needs, target: { case: "handler", value: { handler: "noop" } } });

@@ -1,6 +1,5 @@
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import postgres from "postgres";
 import { describe, expect } from "vitest";
 import { isTerminal } from "../../core/states.js";
 import { ChaosCluster, violationsOf } from "./harness/chaos-cluster.js";
@@ -114,17 +113,14 @@ describe("process crashes and pauses (RELIABILITY.md §4.2)", () => {
       expect(report.duplicates).toHaveLength(1);
       expect(report.duplicates[0]!.reason).toMatch(/redelivered to sidecar-1 .*expired/);
 
-      const sql = postgres(cluster.dbUrl, { max: 1, onnotice: () => {} });
-      try {
-        const events = await sql<{ host: string; rejected: boolean; to_state: number }[]>`
-          select host, rejected, to_state from task_events order by id`;
-        // one accepted outcome, from the sidecar that held the lease; the zombie's, if it reported, was rejected
-        const outcomes = events.filter((e) => isTerminal(e.to_state));
-        expect(outcomes.filter((e) => !e.rejected).map((e) => e.host)).toEqual(["sidecar-1"]);
-        expect(outcomes.filter((e) => e.rejected).every((e) => e.host === "sidecar-0")).toBe(true);
-      } finally {
-        await sql.end();
-      }
+      const events = await cluster.query(
+        (sql) => sql<{ host: string; rejected: boolean; to_state: number }[]>`
+          select host, rejected, to_state from task_events order by id`,
+      );
+      // one accepted outcome, from the sidecar that held the lease; the zombie's, if it reported, was rejected
+      const outcomes = events.filter((e) => isTerminal(e.to_state));
+      expect(outcomes.filter((e) => !e.rejected).map((e) => e.host)).toEqual(["sidecar-1"]);
+      expect(outcomes.filter((e) => e.rejected).every((e) => e.host === "sidecar-0")).toBe(true);
     },
   );
 
@@ -143,16 +139,13 @@ describe("process crashes and pauses (RELIABILITY.md §4.2)", () => {
       const report = await cluster.check();
       expect(violationsOf(report)).toEqual([]);
       expect(report.states).toEqual({ TIMED_OUT: 1 });
-      const sql = postgres(cluster.dbUrl, { max: 1, onnotice: () => {} });
-      try {
-        const [row] = await sql<{ ms: number }[]>`
-          select extract(epoch from finished_at - started_at) * 1000 as ms from tasks`;
-        // timeout + kill grace (0.5 s) + reporting
-        expect(Number(row!.ms)).toBeGreaterThanOrEqual(3_000);
-        expect(Number(row!.ms)).toBeLessThanOrEqual(3_000 + 2_000);
-      } finally {
-        await sql.end();
-      }
+      const [row] = await cluster.query(
+        (sql) => sql<{ ms: number }[]>`
+          select extract(epoch from finished_at - started_at) * 1000 as ms from tasks`,
+      );
+      // timeout + kill grace (0.5 s) + reporting
+      expect(Number(row!.ms)).toBeGreaterThanOrEqual(3_000);
+      expect(Number(row!.ms)).toBeLessThanOrEqual(3_000 + 2_000);
     },
   );
 

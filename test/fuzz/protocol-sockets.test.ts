@@ -2,6 +2,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { seededRandom } from "../../bench/seeded-random.js";
 import { HubService } from "../../core/gen/taskframe/v1/hub_pb.js";
 import {
   CompleteRequestSchema,
@@ -22,17 +23,6 @@ import { runSpec, runToEnd, startEngine, type TestEngine } from "../helpers/engi
  * nothing was recorded, and a real handler task still runs correctly.
  */
 
-/** mulberry32: a seeded PRNG, so that a failure can be replayed with its seed. */
-function prng(seed: number): () => number {
-  let state = seed | 0;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
 
 class Frames {
@@ -41,7 +31,7 @@ class Frames {
     seed: number,
     readonly paths: readonly string[],
   ) {
-    this.#random = prng(seed);
+    this.#random = seededRandom(seed);
   }
   int(n: number): number {
     return Math.floor(this.#random() * n);

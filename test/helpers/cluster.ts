@@ -18,6 +18,8 @@ export const TEST_NATS_URL = process.env.TASKFRAME_TEST_NATS_URL ?? "nats://127.
 
 export type ClusterOptions = Omit<LocalClusterOptions, "dbUrl" | "natsUrl" | "namespace" | "dir"> & {
   natsUrl?: string;
+  /** A namespace of the test's choosing (e.g. one its NATS permissions name); a fresh one by default. */
+  namespace?: string;
 };
 
 export interface Cluster extends LocalCluster, AsyncDisposable {
@@ -38,7 +40,7 @@ export interface Cluster extends LocalCluster, AsyncDisposable {
  * test/jail.test.ts runs jailed sidecars.
  */
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
-  const namespace = `t${randomBytes(5).toString("hex")}`;
+  const namespace = options.namespace ?? `t${randomBytes(5).toString("hex")}`;
   const dir = await mkdtemp(join(tmpdir(), "taskframe-cluster-"));
   const database = await createTestDatabase("postgres");
   let local: LocalCluster;

@@ -186,6 +186,27 @@ export class ChaosCluster implements AsyncDisposable {
     }
   }
 
+  /** `count` independent ledger tasks, submitted as runs of 100 (`NAME-0`, `NAME-1`, ...). */
+  async submitMany(name: string, count: number, init: LedgerTaskInit = {}): Promise<void> {
+    for (let r = 0; r * 100 < count; r++) {
+      const size = Math.min(100, count - r * 100);
+      await this.submit(
+        `${name}-${r}`,
+        Array.from({ length: size }, (_, i) => this.ledgerTask(`t${i}`, init)),
+      );
+    }
+  }
+
+  /** Runs `query` on the scenario's database, on a connection of its own. */
+  async query<T>(query: (sql: postgres.Sql) => Promise<T>): Promise<T> {
+    const sql = postgres(this.dbUrl, { max: 1, onnotice: () => {} });
+    try {
+      return await query(sql);
+    } finally {
+      await sql.end();
+    }
+  }
+
   /**
    * Waits until every run has finished (reading Postgres directly: no hub
    * needed), then until the outbox is empty or the reconciler has had a

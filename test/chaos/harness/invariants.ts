@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { fromBinary } from "@bufbuild/protobuf";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { type ConsumerInfo, jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import postgres from "postgres";
 import { TaskSpecSchema } from "../../../core/gen/taskframe/v1/spec_pb.js";
@@ -263,26 +263,30 @@ function isLedgerTaskAlive(pid: number): boolean {
   }
 }
 
-async function queueLeftovers(natsUrl: string, namespace: string): Promise<string[]> {
-  const problems: string[] = [];
+/** The state of every work consumer of the namespace (one per lane stream). */
+export async function workConsumers(natsUrl: string, namespace: string): Promise<ConsumerInfo[]> {
   const nc = await connect({ servers: natsUrl });
   try {
     const jsm = await jetstreamManager(nc);
     const names = new NatsNames(namespace);
+    const consumers: ConsumerInfo[] = [];
     for await (const stream of jsm.streams.list()) {
       if (!names.isWorkStream(stream.config.name)) continue;
-      for await (const consumer of jsm.consumers.list(stream.config.name)) {
-        const left = consumer.num_pending + consumer.num_ack_pending;
-        if (left > 0)
-          problems.push(
-            `consumer ${stream.config.name}/${consumer.name}: ${consumer.num_pending} pending, ${consumer.num_ack_pending} unacknowledged`,
-          );
-      }
+      for await (const consumer of jsm.consumers.list(stream.config.name)) consumers.push(consumer);
     }
+    return consumers;
   } finally {
     await nc.close();
   }
-  return problems;
+}
+
+async function queueLeftovers(natsUrl: string, namespace: string): Promise<string[]> {
+  return (await workConsumers(natsUrl, namespace))
+    .filter((c) => c.num_pending + c.num_ack_pending > 0)
+    .map(
+      (c) =>
+        `consumer ${c.stream_name}/${c.name}: ${c.num_pending} pending, ${c.num_ack_pending} unacknowledged`,
+    );
 }
 
 export function groupBy<T, K>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {

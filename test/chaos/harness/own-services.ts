@@ -32,11 +32,16 @@ export class OwnNats implements AsyncDisposable {
     readonly port: number,
     readonly storeDir: string,
     readonly bind: string,
+    readonly configFile: string | undefined,
   ) {}
 
-  /** `bind`: 0.0.0.0 when sidecars on other (network namespace) hosts must reach it. */
-  static async start(bind = "127.0.0.1"): Promise<OwnNats> {
-    const nats = new OwnNats(await sparePort(), await mkdtemp(join(tmpdir(), "taskframe-chaos-nats-")), bind);
+  /**
+   * `bind`: 0.0.0.0 when sidecars on other (network namespace) hosts must
+   * reach it; `configFile`: a nats-server config (users and permissions).
+   */
+  static async start(bind = "127.0.0.1", configFile?: string): Promise<OwnNats> {
+    const storeDir = await mkdtemp(join(tmpdir(), "taskframe-chaos-nats-"));
+    const nats = new OwnNats(await sparePort(), storeDir, bind, configFile);
     await nats.restart();
     return nats;
   }
@@ -51,9 +56,10 @@ export class OwnNats implements AsyncDisposable {
 
   async restart(): Promise<void> {
     if (this.running) throw new Error("nats-server is already running");
+    const config = this.configFile ? ["-c", this.configFile] : [];
     const child = spawn(
       "nats-server",
-      ["-a", this.bind, "-p", String(this.port), "-js", "-sd", this.storeDir],
+      [...config, "-a", this.bind, "-p", String(this.port), "-js", "-sd", this.storeDir],
       {
         stdio: ["ignore", "ignore", "pipe"],
       },
