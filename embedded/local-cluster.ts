@@ -43,14 +43,25 @@ export interface LocalProcess {
   readonly exited: Promise<number | null>;
 }
 
+/** Where and how one hub runs: `wrap` and the URLs place it on a host of its own (a network namespace). */
+export interface HubPlacement {
+  /** host:port to listen on (to restart a hub where it was). @default 127.0.0.1:0 */
+  listen?: string;
+  /** For its process only (failpoints). */
+  env?: Record<string, string>;
+  wrap?: string[];
+  dbUrl?: string;
+  natsUrl?: string;
+}
+
 export interface LocalCluster {
   readonly hubs: LocalProcess[];
   readonly hubUrls: string[];
   readonly sidecars: LocalProcess[];
   /** Where SDK workers connect to a sidecar (its Runner socket). */
   runnerSocket(sidecar?: number): string;
-  /** Another hub; `listen` (host:port) to restart one where it was, `env` for its process only (failpoints). */
-  startHub(options?: { listen?: string; env?: Record<string, string> }): Promise<LocalProcess>;
+  /** Another hub, on this machine unless `wrap` places it elsewhere. */
+  startHub(options?: HubPlacement): Promise<LocalProcess>;
   /**
    * Another sidecar. `wrap` prefixes its command (e.g. `ip netns exec NS`, to
    * run it on a host of its own), `natsUrl` is how it reaches NATS from there.
@@ -82,14 +93,14 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
   const hubUrls: string[] = [];
   const sidecars: LocalProcess[] = [];
 
-  const startHub = async (hubOptions: { listen?: string; env?: Record<string, string> } = {}) => {
+  const startHub = async (hubOptions: HubPlacement = {}) => {
     const hub = launch(
       `hub-${hubs.length}`,
       nodeArgs,
       [
         "hub",
         "--db",
-        options.dbUrl,
+        hubOptions.dbUrl ?? options.dbUrl,
         "--listen",
         hubOptions.listen ?? "127.0.0.1:0",
         "--reconcile-every",
@@ -100,8 +111,11 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         "1s",
         ...(options.hubFlags ?? []),
         ...common,
+        // after `common`: the last --nats wins
+        ...(hubOptions.natsUrl ? ["--nats", hubOptions.natsUrl] : []),
       ],
       hubOptions.env ?? options.hubEnv,
+      hubOptions.wrap,
     );
     const line = await waitForLine(hub, /hub listening on (http:\/\/\S+)/);
     hubs.push(hub);

@@ -262,6 +262,23 @@ export class ChaosCluster implements AsyncDisposable {
     this.#sidecars.set(name, await this.local.startSidecar(name, { wrap: host.wrap, natsUrl }));
   }
 
+  /**
+   * Starts another hub on a network-namespace host of its own (it reaches
+   * NATS and Postgres over the host's veth); returns its index. Nobody calls
+   * its API: hub 0 serves the harness and the sidecars.
+   */
+  async startHubOn(host: NetnsHost): Promise<number> {
+    const db = new URL(this.dbUrl);
+    db.hostname = host.hostSideIp;
+    await this.local.startHub({
+      wrap: host.wrap,
+      listen: "0.0.0.0:0",
+      dbUrl: db.toString(),
+      natsUrl: `nats://${host.hostSideIp}:${this.nats.port}`,
+    });
+    return this.local.hubs.length - 1;
+  }
+
   async partition(host: NetnsHost, what: string): Promise<void> {
     this.faults.push(`partition ${what} at ${this.t}`);
     await host.partition();

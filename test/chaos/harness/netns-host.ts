@@ -15,13 +15,15 @@ export class NetnsHost implements AsyncDisposable {
     readonly namespace: string,
     readonly link: string,
     readonly hostSideIp: string,
+    /** This host's own address, where what it serves is reached. */
+    readonly insideIp: string,
   ) {}
 
   static async create(subnet: number): Promise<NetnsHost> {
     const id = randomBytes(3).toString("hex");
     const namespace = `tfc${id}`;
     const link = `tfv${id}`;
-    const host = new NetnsHost(namespace, link, `10.77.${subnet}.1`);
+    const host = new NetnsHost(namespace, link, `10.77.${subnet}.1`, `10.77.${subnet}.2`);
     await ip("netns", "add", namespace);
     try {
       await ip("link", "add", link, "type", "veth", "peer", "name", `${link}n`);

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { chown, mkdtemp, rm } from "node:fs/promises";
+import { appendFile, chown, mkdtemp, rm, statfs } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -100,16 +100,37 @@ export class OwnPostgres implements AsyncDisposable {
   private constructor(
     readonly port: number,
     readonly dataDir: string,
+    readonly mounted: boolean,
+    readonly listenAddresses: string,
   ) {}
 
-  static async start(): Promise<OwnPostgres> {
+  /**
+   * `diskBytes`: the cluster lives on a tmpfs of that size, which a scenario
+   * can fill. `otherHosts`: it also listens for the network-namespace hosts
+   * (10.77.0.0/16), trusting them as it trusts loopback.
+   */
+  static async start(options: { diskBytes?: number; otherHosts?: boolean } = {}): Promise<OwnPostgres> {
     const dir = await mkdtemp(join(tmpdir(), "taskframe-chaos-pg-"));
+    if (options.diskBytes)
+      await run("mount", ["-t", "tmpfs", "-o", `size=${options.diskBytes}`, "tmpfs", dir]);
     const { uid, gid } = await postgresUser();
     await chown(dir, uid, gid);
-    const pg = new OwnPostgres(await sparePort(), join(dir, "data"));
+    const pg = new OwnPostgres(
+      await sparePort(),
+      join(dir, "data"),
+      options.diskBytes !== undefined,
+      options.otherHosts ? "*" : "127.0.0.1",
+    );
     await asPostgres("initdb", ["-D", pg.dataDir, "-A", "trust", "-U", "postgres", "--no-sync"]);
+    if (options.otherHosts)
+      await appendFile(join(pg.dataDir, "pg_hba.conf"), "host all all 10.77.0.0/16 trust\n");
     await pg.restart();
     return pg;
+  }
+
+  /** Outside the cluster's directory: it is written even when that filesystem is full. */
+  get logFile(): string {
+    return `${join(this.dataDir, "..")}.log`;
   }
 
   /** The URL of database `name` on this server. */
@@ -122,9 +143,9 @@ export class OwnPostgres implements AsyncDisposable {
       "-D",
       this.dataDir,
       "-l",
-      `${this.dataDir}/../server.log`,
+      this.logFile,
       "-o",
-      `-p ${this.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off -c max_connections=200`,
+      `-p ${this.port} -c listen_addresses='${this.listenAddresses}' -c unix_socket_directories='' -c fsync=off -c max_connections=200`,
       "-w",
       "start",
     ]);
@@ -133,6 +154,30 @@ export class OwnPostgres implements AsyncDisposable {
   /** `pg_ctl stop -m immediate`: every backend dies at once, as in a crash; recovery replays the WAL. */
   async stopImmediately(): Promise<void> {
     await asPostgres("pg_ctl", ["-D", this.dataDir, "-m", "immediate", "-w", "stop"]);
+  }
+
+  /** Whether the server runs (`pg_ctl status`). */
+  async running(): Promise<boolean> {
+    return asPostgres("pg_ctl", ["-D", this.dataDir, "status"]).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** Takes every free byte of the cluster's filesystem (a tmpfs: see `start`); `unfill` gives them back. */
+  async fill(): Promise<void> {
+    // written until ENOSPC: Postgres may take space between a size reading and the write
+    await run("sh", ["-c", 'cat /dev/zero > "$1" 2>/dev/null; true', "fill", this.#filler]);
+    const { bavail } = await statfs(this.dataDir);
+    if (bavail > 0) throw new Error(`the filesystem still has ${bavail} free blocks`);
+  }
+
+  async unfill(): Promise<void> {
+    await rm(this.#filler, { force: true });
+  }
+
+  get #filler(): string {
+    return join(this.dataDir, "..", "filler");
   }
 
   async createDatabase(name: string): Promise<string> {
@@ -147,7 +192,9 @@ export class OwnPostgres implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await asPostgres("pg_ctl", ["-D", this.dataDir, "-m", "immediate", "-w", "stop"]).catch(() => {});
+    if (this.mounted) await run("umount", [join(this.dataDir, "..")]).catch(() => {});
     await rm(join(this.dataDir, ".."), { recursive: true, force: true });
+    await rm(this.logFile, { force: true });
   }
 }
 

@@ -22,12 +22,17 @@ export interface Services {
 }
 
 /** The file's own nats-server and Postgres (started once, shared by its scenarios, removed at the end). */
-export function ownServices(options: { natsBind?: string } = {}): Services {
+export function ownServices(
+  options: { natsBind?: string; postgresDiskBytes?: number; postgresForOtherHosts?: boolean } = {},
+): Services {
   const services = {} as Services;
   beforeAll(async () => {
     [services.nats, services.postgres] = await Promise.all([
       OwnNats.start(options.natsBind),
-      OwnPostgres.start(),
+      OwnPostgres.start({
+        ...(options.postgresDiskBytes ? { diskBytes: options.postgresDiskBytes } : {}),
+        ...(options.postgresForOtherHosts ? { otherHosts: true } : {}),
+      }),
     ]);
   }, 60_000);
   afterAll(async () => {
