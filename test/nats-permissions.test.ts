@@ -33,7 +33,7 @@ beforeAll(async () => {
     .replaceAll("{{SIDECAR_PASSWORD}}", passwords.sidecar)
     .replaceAll("{{HUB_PASSWORD}}", passwords.hub);
   await writeFile(join(dir, "nats.conf"), config);
-  nats = await OwnNats.start("127.0.0.1", join(dir, "nats.conf"));
+  nats = await OwnNats.start({ configFile: join(dir, "nats.conf") });
   cluster = await startCluster({
     natsUrl: nats.url,
     namespace,

@@ -53,7 +53,7 @@ export class CommandFailedError extends Error {
     label: string,
     argv: readonly string[],
     readonly exitCode: number | null,
-    signal: NodeJS.Signals | null,
+    readonly signal: NodeJS.Signals | null,
   ) {
     super(
       `${label} (${argv.join(" ")}) ${signal ? `was killed by ${signal}` : `exited with code ${exitCode}`}`,
@@ -62,16 +62,22 @@ export class CommandFailedError extends Error {
 }
 
 /**
- * Waits for every step of a phase's pipeline; on the first failure stops the
- * rest, and reports the command that failed rather than a pipe it broke.
+ * Waits for every step of a phase's pipeline (commands in pipeline order);
+ * on the first failure stops the rest, and reports the command that failed
+ * rather than a pipe it broke or a kill of ours: of the commands that exited
+ * non-zero by themselves, the last, as bash's pipefail does. A command that
+ * quits breaks the pipe of the one feeding it (`sort` then exits 2, "Broken
+ * pipe"), never the other way round; the commands this stop killed ended by
+ * a signal.
  */
 export async function allSteps(steps: readonly Promise<unknown>[], stop: AbortController): Promise<void> {
   try {
     await Promise.all(steps);
   } catch (error) {
     stop.abort(error);
-    const settled = await Promise.allSettled(steps);
-    const failed = settled.find((s) => s.status === "rejected" && s.reason instanceof CommandFailedError);
-    throw failed?.status === "rejected" ? failed.reason : error;
+    const failures = (await Promise.allSettled(steps)).flatMap((s) =>
+      s.status === "rejected" && s.reason instanceof CommandFailedError ? [s.reason] : [],
+    );
+    throw failures.filter((f) => f.signal === null).at(-1) ?? failures[0] ?? error;
   }
 }

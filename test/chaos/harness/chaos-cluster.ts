@@ -15,6 +15,7 @@ import {
   type TaskSpec,
   TaskSpecSchema,
 } from "../../../core/gen/taskframe/v1/spec_pb.js";
+import { taskStateName } from "../../../core/states.js";
 import { type LocalCluster, type LocalProcess, startLocalCluster } from "../../../embedded/local-cluster.js";
 import type { HubClient } from "../../helpers/engine.js";
 import { checkInvariants, type InvariantReport } from "./invariants.js";
@@ -218,7 +219,15 @@ export class ChaosCluster implements AsyncDisposable {
     const count = async (query: Promise<{ n: number }[]>) => (await query.catch(() => [{ n: -1 }]))[0]?.n;
     try {
       while ((await count(sql`select count(*)::int as n from runs where finished_at is null`)) !== 0) {
-        if (Date.now() > deadline) throw new Error(`${this.scenario}: runs still open after ${timeoutMs} ms`);
+        if (Date.now() > deadline) {
+          const states = await sql<{ state: number; n: number }[]>`
+            select state, count(*)::int as n from tasks group by state`.catch(() => []);
+          const outbox = await count(sql`select count(*)::int as n from outbox`);
+          const counts = states.map((s) => `${taskStateName(s.state)} ${s.n}`).join(", ");
+          throw new Error(
+            `${this.scenario}: runs still open after ${timeoutMs} ms (tasks: ${counts}; outbox: ${outbox})`,
+          );
+        }
         await sleep(500);
       }
       const outboxDeadline = Date.now() + this.#reconcilePeriodMs;

@@ -2,7 +2,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { appendFile, chown, mkdtemp, rm, statfs } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import postgres from "postgres";
 import { until } from "../../helpers/until.js";
@@ -33,17 +33,42 @@ export class OwnNats implements AsyncDisposable {
     readonly storeDir: string,
     readonly bind: string,
     readonly configFile: string | undefined,
+    readonly mounted: boolean,
   ) {}
 
   /**
-   * `bind`: 0.0.0.0 when sidecars on other (network namespace) hosts must
-   * reach it; `configFile`: a nats-server config (users and permissions).
+   * `bind`: 0.0.0.0 when hosts in network namespaces must reach it;
+   * `configFile`: a nats-server config (users and permissions); `diskBytes`:
+   * the store lives on a tmpfs of that size, which a scenario can fill.
    */
-  static async start(bind = "127.0.0.1", configFile?: string): Promise<OwnNats> {
+  static async start(
+    options: { bind?: string; configFile?: string; diskBytes?: number } = {},
+  ): Promise<OwnNats> {
     const storeDir = await mkdtemp(join(tmpdir(), "taskframe-chaos-nats-"));
-    const nats = new OwnNats(await sparePort(), storeDir, bind, configFile);
+    if (options.diskBytes) await mountTmpfs(storeDir, options.diskBytes);
+    const nats = new OwnNats(
+      await sparePort(),
+      storeDir,
+      options.bind ?? "127.0.0.1",
+      options.configFile,
+      options.diskBytes !== undefined,
+    );
     await nats.restart();
     return nats;
+  }
+
+  /** The end of what the server logged. */
+  get log(): string {
+    return this.#log;
+  }
+
+  /** Takes every free byte of the store's filesystem (a tmpfs: see `start`); `unfill` gives them back. */
+  async fill(): Promise<void> {
+    await fillFilesystem(join(this.storeDir, "filler"));
+  }
+
+  async unfill(): Promise<void> {
+    await rm(join(this.storeDir, "filler"), { force: true });
   }
 
   get url(): string {
@@ -87,6 +112,7 @@ export class OwnNats implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.kill("SIGKILL");
+    if (this.mounted) await run("umount", [this.storeDir]).catch(() => {});
     await rm(this.storeDir, { recursive: true, force: true });
   }
 }
@@ -111,8 +137,7 @@ export class OwnPostgres implements AsyncDisposable {
    */
   static async start(options: { diskBytes?: number; otherHosts?: boolean } = {}): Promise<OwnPostgres> {
     const dir = await mkdtemp(join(tmpdir(), "taskframe-chaos-pg-"));
-    if (options.diskBytes)
-      await run("mount", ["-t", "tmpfs", "-o", `size=${options.diskBytes}`, "tmpfs", dir]);
+    if (options.diskBytes) await mountTmpfs(dir, options.diskBytes);
     const { uid, gid } = await postgresUser();
     await chown(dir, uid, gid);
     const pg = new OwnPostgres(
@@ -166,10 +191,7 @@ export class OwnPostgres implements AsyncDisposable {
 
   /** Takes every free byte of the cluster's filesystem (a tmpfs: see `start`); `unfill` gives them back. */
   async fill(): Promise<void> {
-    // written until ENOSPC: Postgres may take space between a size reading and the write
-    await run("sh", ["-c", 'cat /dev/zero > "$1" 2>/dev/null; true', "fill", this.#filler]);
-    const { bavail } = await statfs(this.dataDir);
-    if (bavail > 0) throw new Error(`the filesystem still has ${bavail} free blocks`);
+    await fillFilesystem(this.#filler);
   }
 
   async unfill(): Promise<void> {
@@ -213,4 +235,15 @@ async function asPostgres(program: string, args: string[]): Promise<void> {
   const argv =
     process.getuid?.() === 0 ? ["-u", "postgres", "--", `${POSTGRES_BIN}/${program}`, ...args] : args;
   await run(command, argv, { cwd: "/tmp" });
+}
+
+async function mountTmpfs(dir: string, bytes: number): Promise<void> {
+  await run("mount", ["-t", "tmpfs", "-o", `size=${bytes}`, "tmpfs", dir]);
+}
+
+/** Writes `file` until its filesystem is full (ENOSPC): a server may take space between a size reading and a write. */
+async function fillFilesystem(file: string): Promise<void> {
+  await run("sh", ["-c", 'cat /dev/zero > "$1" 2>/dev/null; true', "fill", file]);
+  const { bavail } = await statfs(dirname(file));
+  if (bavail > 0) throw new Error(`the filesystem of ${file} still has ${bavail} free blocks`);
 }

@@ -7,13 +7,21 @@ export const FAST = process.env.TASKFRAME_CHAOS === "fast";
 /** `full` tasks in the full suite, `fast` in the fast subset. */
 export const scale = (full: number, fast: number): number => (FAST ? fast : full);
 
-/** A scenario: in the fast subset only if marked `fast`. */
+/** `TASKFRAME_CHAOS_KNOWN=1` also runs the scenarios that found a failure not fixed yet. */
+const KNOWN = process.env.TASKFRAME_CHAOS_KNOWN === "1";
+
+/**
+ * A scenario: in the fast subset only if marked `fast`. One marked
+ * `knownFailure` (what it found, not fixed yet) runs only when asked.
+ */
 export function scenario(
   name: string,
-  options: { fast: boolean; timeoutMs: number },
+  options: { fast: boolean; timeoutMs: number; knownFailure?: string },
   body: () => Promise<void>,
 ) {
-  it.skipIf(FAST && !options.fast)(name, body, options.timeoutMs);
+  const skip = (FAST && !options.fast) || (options.knownFailure !== undefined && !KNOWN);
+  const title = options.knownFailure ? `${name} [known failure: ${options.knownFailure}]` : name;
+  it.skipIf(skip)(title, body, options.timeoutMs);
 }
 
 export interface Services {
@@ -23,12 +31,20 @@ export interface Services {
 
 /** The file's own nats-server and Postgres (started once, shared by its scenarios, removed at the end). */
 export function ownServices(
-  options: { natsBind?: string; postgresDiskBytes?: number; postgresForOtherHosts?: boolean } = {},
+  options: {
+    natsBind?: string;
+    natsDiskBytes?: number;
+    postgresDiskBytes?: number;
+    postgresForOtherHosts?: boolean;
+  } = {},
 ): Services {
   const services = {} as Services;
   beforeAll(async () => {
     [services.nats, services.postgres] = await Promise.all([
-      OwnNats.start(options.natsBind),
+      OwnNats.start({
+        ...(options.natsBind ? { bind: options.natsBind } : {}),
+        ...(options.natsDiskBytes ? { diskBytes: options.natsDiskBytes } : {}),
+      }),
       OwnPostgres.start({
         ...(options.postgresDiskBytes ? { diskBytes: options.postgresDiskBytes } : {}),
         ...(options.postgresForOtherHosts ? { otherHosts: true } : {}),
