@@ -146,12 +146,14 @@ describe("forbidden environment", () => {
         },
       },
     });
-    const env = taskEnvironment(item, "h", {});
+    const { env } = taskEnvironment(item, "h", 1, { base: {} });
     expect(env.LD_PRELOAD).toBeUndefined();
     expect(env.NODE_OPTIONS).toBeUndefined();
     expect(env.TASKFRAME_TASK_ID).toBe("01a21b2d-0000-7000-8000-000000000000");
     expect(env.OK).toBe("1");
-    expect(taskEnvironment(item, "h", {}, undefined, new Set(["LD_PRELOAD"])).LD_PRELOAD).toBe("/evil.so");
+    expect(
+      taskEnvironment(item, "h", 1, { base: {}, allowEnv: new Set(["LD_PRELOAD"]) }).env.LD_PRELOAD,
+    ).toBe("/evil.so");
     expect(permittedTaskEnv({ LD_PRELOAD: "x", A: "b" }).stripped).toEqual(["LD_PRELOAD"]);
   });
 });

@@ -4,7 +4,6 @@ import type { Registry } from "prom-client";
 import { type ConnectListener, listenConnect } from "../core/connect-listener.js";
 import { errorMessage } from "../core/errors.js";
 import type { ControlBus, EventSink } from "../core/event-bus.js";
-import { permittedTaskEnv } from "../core/forbidden-env.js";
 import type {
   CancelNotice,
   LogChunk,
@@ -139,6 +138,7 @@ export class Sidecar implements AsyncDisposable {
   readonly #slots: Slots;
   readonly #publisher: EventPublisher;
   readonly #leases: LeaseKeeper;
+  readonly #allowEnv: ReadonlySet<string>;
   readonly #running = new Map<string, RunningAttempt>();
   readonly #metrics: SidecarMetrics | undefined;
   readonly #cancelledRuns = new Map<string, number>();
@@ -159,6 +159,7 @@ export class Sidecar implements AsyncDisposable {
     this.#slots = new Slots(options.slots);
     this.#publisher = new EventPublisher(options.events, this.#logger);
     this.#leases = new LeaseKeeper(options.heartbeatMs, this.#logger, options.ackWaitMs);
+    this.#allowEnv = new Set(options.allowEnv ?? []);
     this.#launch = options.launch ?? launchInProcess;
     this.#logMaxBytes = options.logMaxBytes ?? 16 * 2 ** 20;
     this.#metrics = options.metrics
@@ -441,28 +442,17 @@ export class Sidecar implements AsyncDisposable {
     const killGraceMs = this.#options.killGraceMs ?? 5_000;
     const hubUrl = this.#options.hubUrl;
     const cwd = exec.cwd || process.cwd();
-    const allowEnv = new Set(this.#options.allowEnv ?? []);
-    let env = taskEnvironment(
-      attempt.item,
-      this.host,
-      process.env,
-      hubUrl
-        ? {
-            hubUrl,
-            leaseEpoch: attempt.epoch,
-            ...(this.#options.taskTokenSecret ? { taskTokenSecret: this.#options.taskTokenSecret } : {}),
-          }
-        : undefined,
-      allowEnv,
-    );
-    const stripped = permittedTaskEnv(exec.env, allowEnv).stripped;
+    const taskEnv = taskEnvironment(attempt.item, this.host, attempt.epoch, {
+      allowEnv: this.#allowEnv,
+      ...(hubUrl ? { hub: { url: hubUrl, taskTokenSecret: this.#options.taskTokenSecret } } : {}),
+    });
+    let env = taskEnv.env;
+    const { stripped } = taskEnv;
     if (stripped.length > 0)
       attempt.capture.system(
         `[taskframe] env not set: ${stripped.join(", ")} (loader, interpreter or Taskframe variables this sidecar does not allow; see --allow-env)`,
       );
     env.TRACEPARENT = attempt.trace.traceparent;
-    // which lease this execution holds: results carry it, and tests' ledgers record it
-    env.TASKFRAME_LEASE_EPOCH = String(attempt.epoch);
     const installed = await this.#install(spec, attempt, cwd);
     if ("state" in installed) return installed;
     if (installed.pathPrepend.length > 0)

@@ -12,15 +12,26 @@ const INHERITED = ["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL",
 
 const FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/** The task's whole environment: inherited basics, then the task's own `env`, then TASKFRAME_* (always ours). */
+export interface TaskEnvironmentOptions {
+  /** What the basics are inherited from. @default process.env */
+  base?: NodeJS.ProcessEnv;
+  /** For `task spawn` from inside the task: the hub's address and the secret that signs its token. */
+  hub?: { url: string; taskTokenSecret?: Uint8Array };
+  /** Forbidden variables (core/forbidden-env.ts) this sidecar lets tasks set (`--allow-env`). */
+  allowEnv?: ReadonlySet<string>;
+}
+
+/**
+ * The task's whole environment: inherited basics, then the task's own `env`
+ * (less what it may not set: `stripped`), then TASKFRAME_* (always ours).
+ */
 export function taskEnvironment(
   item: WorkItem,
   host: string,
-  base: NodeJS.ProcessEnv = process.env,
-  spawning?: { hubUrl: string; leaseEpoch: number; taskTokenSecret?: Uint8Array },
-  /** Forbidden variables (core/forbidden-env.ts) this sidecar lets tasks set (`--allow-env`). */
-  allowEnv: ReadonlySet<string> = new Set(),
-): Record<string, string> {
+  leaseEpoch: number,
+  options: TaskEnvironmentOptions = {},
+): { env: Record<string, string>; stripped: string[] } {
+  const base = options.base ?? process.env;
   const env: Record<string, string> = { PATH: FALLBACK_PATH };
   for (const name of INHERITED) {
     const value = base[name];
@@ -28,21 +39,24 @@ export function taskEnvironment(
   }
   const exec = item.spec?.target.case === "exec" ? item.spec.target.value : undefined;
   // defence in depth: the hub refuses these at submit unless the pool's policy allows them
-  Object.assign(env, permittedTaskEnv(exec?.env ?? {}, allowEnv).env);
+  const own = permittedTaskEnv(exec?.env ?? {}, options.allowEnv);
+  Object.assign(env, own.env);
   env.TASKFRAME_TASK_ID = item.taskId;
   env.TASKFRAME_TASK_NAME = item.spec?.name ?? "";
   env.TASKFRAME_RUN_ID = item.runId;
   env.TASKFRAME_ATTEMPT = String(item.attempt);
   env.TASKFRAME_HOST = host;
-  if (spawning) {
+  // which lease this execution holds: results carry it, and tests' ledgers record it
+  env.TASKFRAME_LEASE_EPOCH = String(leaseEpoch);
+  if (options.hub) {
     // what `task spawn` needs to add children to this attempt (and only this one: the hub fences it)
-    env.TASKFRAME_HUB = spawning.hubUrl;
+    env.TASKFRAME_HUB = options.hub.url;
     env.TASKFRAME_TASK_TOKEN = taskToken(
-      { taskId: item.taskId, attempt: item.attempt, leaseEpoch: spawning.leaseEpoch },
-      spawning.taskTokenSecret,
+      { taskId: item.taskId, attempt: item.attempt, leaseEpoch },
+      options.hub.taskTokenSecret,
     );
     // last on PATH, so that a `task` the user installed wins
     env.PATH = `${env.PATH}:${packagePath("bin")}`;
   }
-  return env;
+  return { env, stripped: own.stripped };
 }
