@@ -5,7 +5,6 @@ import type { TaskRecord } from "../store/queries/read.js";
 import { notFound, readSchedules } from "../store/queries/schedules.js";
 import { AuthDenied } from "./authenticator.js";
 import type { DenialLog } from "./denials.js";
-import { codeName } from "./interceptor.js";
 import { type Principal, peerKey, principalKey, visibleTenants } from "./principal.js";
 import { TENANT_NAME } from "./tokens-file.js";
 
@@ -99,13 +98,7 @@ export class TenantAccess {
   }
 
   #deny(context: HandlerContext, denial: AuthDenied): AuthDenied {
-    this.#denials?.record({
-      principal: denial.principal,
-      rpc: `HubService/${context.method.name}`,
-      code: codeName(denial.code),
-      reason: denial.reason,
-      peer: context.values.get(peerKey),
-    });
+    this.#denials?.refused(denial, `HubService/${context.method.name}`, context.values.get(peerKey));
     return denial;
   }
 }

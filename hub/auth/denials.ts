@@ -1,6 +1,11 @@
+import { Code } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import type { Logger } from "../../core/logger.js";
 import type { Database } from "../store/database.js";
+import type { AuthDenied } from "./authenticator.js";
+
+/** `permission_denied` for Code.PermissionDenied: the audit trail's spelling of a code. */
+const codeName = (code: Code): string => Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 
 export interface Denial {
   /** The principal's name; '' when the caller is not authenticated. */
@@ -24,6 +29,17 @@ export class DenialLog {
   constructor(database: Database, logger: Logger) {
     this.#database = database;
     this.#logger = logger;
+  }
+
+  /** Records the refusal of `rpc` (`HubService/Method` or an HTTP path) to the caller at `peer`. */
+  refused(denial: AuthDenied, rpc: string, peer: string): void {
+    this.record({
+      principal: denial.principal,
+      rpc,
+      code: codeName(denial.code),
+      reason: denial.reason,
+      peer,
+    });
   }
 
   record(denial: Denial): void {

@@ -3,7 +3,6 @@ import type { Http2ServerRequest } from "node:http2";
 import { Code } from "@connectrpc/connect";
 import { AuthDenied, type Authenticator } from "./authenticator.js";
 import type { DenialLog } from "./denials.js";
-import { codeName } from "./interceptor.js";
 import { mayDo, type Permission } from "./principal.js";
 
 /** The peer of a Node request: its address, '' for a unix socket. */
@@ -35,13 +34,7 @@ export async function guardHttp(
     return undefined;
   } catch (error) {
     if (!(error instanceof AuthDenied)) throw error;
-    denials.record({
-      principal: error.principal,
-      rpc: path,
-      code: codeName(error.code),
-      reason: error.reason,
-      peer,
-    });
+    denials.refused(error, path, peer);
     return { status: error.code === Code.Unauthenticated ? 401 : 403, message: error.rawMessage };
   }
 }

@@ -5,9 +5,6 @@ import { mayDo, peerKey, principalKey } from "./principal.js";
 import { permissionOf } from "./rpc-permissions.js";
 import { checkTaskScope } from "./task-scope.js";
 
-/** `permission_denied` for Code.PermissionDenied: the audit trail's spelling of a code. */
-export const codeName = (code: Code): string => Code[code].replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
-
 /**
  * Every call to the API passes here first: who is calling (Unauthenticated
  * if nobody we know), and whether the RPC's permission (rpc-permissions.ts)
@@ -40,15 +37,7 @@ export function authInterceptor(auth: Authenticator, denials: DenialLog): Interc
       }
       request.contextValues.set(principalKey, principal);
     } catch (error) {
-      if (error instanceof AuthDenied) {
-        denials.record({
-          principal: error.principal,
-          rpc: `HubService/${method}`,
-          code: codeName(error.code),
-          reason: error.reason,
-          peer,
-        });
-      }
+      if (error instanceof AuthDenied) denials.refused(error, `HubService/${method}`, peer);
       throw error;
     }
     return next(request);
