@@ -2,7 +2,6 @@ import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect } from "vitest";
 import { ChaosCluster, violationsOf } from "./harness/chaos-cluster.js";
-import { readLedger } from "./harness/ledger.js";
 import { ownServices, scale, scenario } from "./harness/scenario.js";
 
 // Postgres and the JetStream store on tmpfs mounts of their own, which the scenarios fill
@@ -16,8 +15,7 @@ describe("disks full (RELIABILITY.md §4.4)", () => {
       await using cluster = await ChaosCluster.start("18 Postgres disk full", services, { slots: 8 });
       const count = scale(400, 200);
       await cluster.submitMany("batch", count, { seconds: 0.2 });
-      for (let i = 0; i < 300 && (await readLedger(cluster.ledgerDir)).length < count / 4; i++)
-        await sleep(100);
+      await cluster.untilLedger((e) => e.length >= count / 4, 30_000);
       cluster.faults.push(`Postgres's disk filled at ${cluster.t}`);
       await services.postgres.fill();
       await sleep(10_000);
@@ -53,8 +51,7 @@ describe("disks full (RELIABILITY.md §4.4)", () => {
       });
       const count = scale(400, 200);
       await cluster.submitMany("before", count / 2, { seconds: 0.2 });
-      for (let i = 0; i < 300 && (await readLedger(cluster.ledgerDir)).length < count / 8; i++)
-        await sleep(100);
+      await cluster.untilLedger((e) => e.length >= count / 8, 30_000);
       cluster.faults.push(`JetStream's store filled at ${cluster.t}`);
       await services.nats.fill();
       // submitted while the store is full: Postgres has them, the outbox publishes them once it can

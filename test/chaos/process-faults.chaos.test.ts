@@ -100,7 +100,7 @@ describe("process crashes and pauses (RELIABILITY.md §4.2)", () => {
       // sidecar-0 takes the first task: sidecar-1 is stopped until then
       await cluster.signalSidecar(1, "SIGSTOP");
       await cluster.submit("zombie", [cluster.ledgerTask("long", { seconds: 12 })]);
-      await untilLedgerStarts(cluster, 1);
+      await cluster.untilLedger((e) => e.length >= 1, 30_000);
       await cluster.signalSidecar(1, "SIGCONT");
       await sleep(1_000);
       await cluster.signalSidecar(0, "SIGSTOP");
@@ -170,14 +170,6 @@ describe("process crashes and pauses (RELIABILITY.md §4.2)", () => {
     },
   );
 });
-
-async function untilLedgerStarts(cluster: ChaosCluster, count: number): Promise<void> {
-  for (let i = 0; i < 150; i++) {
-    if ((await readLedger(cluster.ledgerDir)).length >= count) return;
-    await sleep(200);
-  }
-  throw new Error(`fewer than ${count} executions started`);
-}
 
 /** `sleep 300` processes started from the scenario's directory (the ledger task's orphans). */
 async function sleepersOf(dir: string): Promise<number[]> {

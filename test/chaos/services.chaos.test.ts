@@ -2,19 +2,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect } from "vitest";
 import { ChaosCluster, violationsOf } from "./harness/chaos-cluster.js";
 import { workConsumers } from "./harness/invariants.js";
-import { readLedger } from "./harness/ledger.js";
 import { ownServices, scale, scenario } from "./harness/scenario.js";
 
 const services = ownServices();
-
-/** Waits until `fraction` of the cluster's tasks have a ledger record. */
-async function untilStarted(cluster: ChaosCluster, count: number): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if ((await readLedger(cluster.ledgerDir)).length >= count) return;
-    await sleep(100);
-  }
-  throw new Error(`fewer than ${count} executions started`);
-}
 
 describe("JetStream and Postgres faults (RELIABILITY.md §4.3, §4.4)", () => {
   scenario(
@@ -30,7 +20,7 @@ describe("JetStream and Postgres faults (RELIABILITY.md §4.3, §4.4)", () => {
         [0.25, "SIGTERM"],
         [0.5, "SIGKILL"],
       ] as const) {
-        await untilStarted(cluster, Math.floor(count * fraction));
+        await cluster.untilLedger((e) => e.length >= Math.floor(count * fraction));
         cluster.faults.push(`${signal} nats-server at ${cluster.t}`);
         await services.nats.kill(signal);
         await sleep(3_000);
@@ -77,7 +67,7 @@ describe("JetStream and Postgres faults (RELIABILITY.md §4.3, §4.4)", () => {
         [0.2, 5_000],
         [0.5, 15_000],
       ] as const) {
-        await untilStarted(cluster, Math.floor(count * fraction));
+        await cluster.untilLedger((e) => e.length >= Math.floor(count * fraction));
         cluster.faults.push(`pg_ctl stop -m immediate at ${cluster.t}, down ${downMs / 1000} s`);
         await services.postgres.stopImmediately();
         await sleep(downMs);

@@ -18,8 +18,9 @@ import {
 import { taskStateName } from "../../../core/states.js";
 import { type LocalCluster, type LocalProcess, startLocalCluster } from "../../../embedded/local-cluster.js";
 import type { HubClient } from "../../helpers/engine.js";
+import { until } from "../../helpers/until.js";
 import { checkInvariants, type InvariantReport } from "./invariants.js";
-import { LEDGER_TASK, ledgerTaskArgs } from "./ledger.js";
+import { type Execution, LEDGER_TASK, ledgerTaskArgs, readLedger } from "./ledger.js";
 import type { NetnsHost } from "./netns-host.js";
 import type { OwnNats, OwnPostgres } from "./own-services.js";
 import { recordScenario } from "./reports.js";
@@ -196,6 +197,15 @@ export class ChaosCluster implements AsyncDisposable {
         Array.from({ length: size }, (_, i) => this.ledgerTask(`t${i}`, init)),
       );
     }
+  }
+
+  /** Waits (at most `timeoutMs`) until the executions in the ledger satisfy `done`. */
+  async untilLedger(done: (executions: Execution[]) => boolean, timeoutMs = 60_000): Promise<void> {
+    await until(
+      async () => done(await readLedger(this.ledgerDir)),
+      (ok) => ok,
+      timeoutMs,
+    );
   }
 
   /** Runs `query` on the scenario's database, on a connection of its own. */
