@@ -29,8 +29,15 @@ export class LeaseKeeper {
     private readonly ackWaitMs = intervalMs * 3,
   ) {}
 
+  /**
+   * Keeps `lease` alive from now on. Call it as soon as the lease is received: the queue's ack
+   * wait runs from the delivery, not from when the work starts. Tracking a tracked lease keeps its
+   * clock and only sets `onLost`.
+   */
   track(lease: Lease, onLost?: (silentMs: number) => void): void {
-    this.#leases.set(lease, { renewedAt: performance.now(), ...(onLost ? { onLost } : {}) });
+    const tracked = this.#leases.get(lease);
+    if (!tracked) this.#leases.set(lease, { renewedAt: performance.now(), ...(onLost ? { onLost } : {}) });
+    else if (onLost) tracked.onLost = onLost;
   }
 
   untrack(lease: Lease): void {

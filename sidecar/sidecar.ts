@@ -305,6 +305,7 @@ export class Sidecar implements AsyncDisposable {
       }
       this.#slots.release(reserved - leases.length);
       for (const lease of leases) {
+        this.#leases.track(lease);
         void this.#runLease(lease)
           .catch((error: unknown) =>
             this.#logger.error({ err: error, taskId: lease.item.taskId }, "attempt failed"),
@@ -334,11 +335,27 @@ export class Sidecar implements AsyncDisposable {
   }
 
   async #runLease(lease: Lease): Promise<void> {
-    const { item } = lease;
-    if (await this.#shouldSkip(lease)) {
-      await lease.ack();
-      return;
+    try {
+      if (await this.#shouldSkip(lease)) {
+        await lease.ack();
+        return;
+      }
+      if (this.#leases.lost(lease)) {
+        // checking it took longer than the ack wait: the queue may have given it to another sidecar
+        this.#logger.warn(
+          { taskId: lease.item.taskId, attempt: lease.item.attempt },
+          "lease lost before the task started (checking the redelivery took longer than the queue's ack wait): not run here",
+        );
+        return;
+      }
+      await this.#runAttempt(lease);
+    } finally {
+      this.#leases.untrack(lease);
     }
+  }
+
+  async #runAttempt(lease: Lease): Promise<void> {
+    const { item } = lease;
     const options = this.#options;
     const attempt: RunningAttempt = {
       item,
@@ -381,7 +398,6 @@ export class Sidecar implements AsyncDisposable {
       if (!leaseLost) await lease.ack();
     } finally {
       attempt.trace.end(TaskState.FAILED, "the attempt ended without a result");
-      this.#leases.untrack(lease);
       this.#running.delete(item.taskId);
     }
   }

@@ -428,7 +428,10 @@ export class HandlerRunner {
         await new Promise((resolve) => setTimeout(resolve, 500));
         continue;
       }
-      for (const lease of leases) await this.#assign(handler, lease, waiting);
+      for (const lease of leases) {
+        this.options.leases.track(lease); // the ack wait runs from the delivery
+        await this.#assign(handler, lease, waiting);
+      }
     }
     for (const { lease } of waiting.splice(0)) {
       this.options.leases.untrack(lease);
@@ -448,7 +451,6 @@ export class HandlerRunner {
       const next = waiting[0]!;
       if (this.#pickWorker(handler)) {
         waiting.shift();
-        this.options.leases.untrack(next.lease);
         await this.#assign(handler, next.lease, waiting);
       } else if (now - next.since > WAIT_FOR_ROOM_MS) {
         waiting.shift();
@@ -468,12 +470,12 @@ export class HandlerRunner {
   async #assign(handler: string, lease: Lease, waiting: { lease: Lease; since: number }[]): Promise<void> {
     if (this.#adopt(lease)) return;
     if (await this.options.skip(lease)) {
+      this.options.leases.untrack(lease);
       await lease.ack();
       return;
     }
     const worker = this.#pickWorker(handler);
     if (!worker) {
-      this.options.leases.track(lease);
       waiting.push({ lease, since: Date.now() });
       return;
     }
@@ -489,6 +491,7 @@ export class HandlerRunner {
           { taskId: lease.item.taskId },
           `cannot fetch a large input; handing the task back: ${errorMessage(error)}`,
         );
+        this.options.leases.untrack(lease);
         await lease.nak();
         return;
       }
@@ -504,7 +507,6 @@ export class HandlerRunner {
       trace: startAttemptTrace(lease.item, this.options.host),
     };
     worker.inFlight.set(lease.item.taskId, attempt);
-    this.options.leases.track(lease);
     void this.options.publisher.transition(
       transitionOf(attempt, this.options.host, TaskState.RUNNING, {
         signal: "",
@@ -543,7 +545,6 @@ export class HandlerRunner {
       );
       this.options.leases.untrack(running.lease);
       running.lease = lease;
-      this.options.leases.track(lease);
       return true;
     }
     return false;
