@@ -1,6 +1,7 @@
 import { failpoint } from "../core/failpoints.js";
 import type { Logger } from "../core/logger.js";
 import type { WorkQueue } from "../core/work-queue.js";
+import type { QueueBackpressure } from "./queue-backpressure.js";
 import type { HubStore } from "./store/hub-store.js";
 import type { ReadyWork } from "./store/queries/ready-work.js";
 
@@ -8,17 +9,25 @@ import type { ReadyWork } from "./store/queries/ready-work.js";
  * Publishes ready work and then clears its outbox rows. If the process dies
  * between the commit and the publish, the rows stay and `republishStale`
  * publishes them again; the queue's dedupe key makes a double publish harmless.
+ * Whether the queue took the work goes to `backpressure`.
  */
 export class Dispatcher {
   constructor(
     private readonly store: HubStore,
     private readonly queue: WorkQueue,
     private readonly logger: Logger,
+    private readonly backpressure?: QueueBackpressure,
   ) {}
 
   async publish(ready: readonly ReadyWork[]): Promise<void> {
     if (ready.length === 0) return;
-    await this.queue.publish(ready.map((r) => r.item));
+    try {
+      await this.queue.publish(ready.map((r) => r.item));
+    } catch (error) {
+      this.backpressure?.publishFailed(error);
+      throw error;
+    }
+    this.backpressure?.published();
     failpoint("hub.publish.after_puback");
     const ids = ready.flatMap((r) => (r.outboxId === undefined ? [] : [r.outboxId]));
     await this.store.deletePublished(ids).catch((error: unknown) => {

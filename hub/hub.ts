@@ -1,5 +1,5 @@
 import type { Registry } from "prom-client";
-import { errorMessage } from "../core/errors.js";
+import { errorMessage, TaskframeError, TaskframeErrorCode } from "../core/errors.js";
 import type { ControlBus, EventSource } from "../core/event-bus.js";
 import type { RunSpec } from "../core/gen/taskframe/v1/spec_pb.js";
 import { keepRunning } from "../core/keep-running.js";
@@ -11,6 +11,7 @@ import { HubMetrics } from "./hub-metrics.js";
 import { type Leadership, SoleLeader } from "./leadership.js";
 import { JobCoordinator, type JobCoordinatorOptions } from "./mapreduce/job-coordinator.js";
 import { HubNotifications } from "./notifications.js";
+import { QueueBackpressure, type QueueBackpressureOptions } from "./queue-backpressure.js";
 import { Reconciler, type ReconcilerOptions } from "./reconciler.js";
 import { Recorder } from "./recorder.js";
 import { Retention, type RetentionOptions } from "./retention.js";
@@ -44,6 +45,8 @@ export interface HubOptions {
   mapreduce?: JobCoordinatorOptions;
   /** Pool policies (`--pool-policy`) and size limits every submission, spawn and schedule must meet. @default DEFAULT_ADMISSION */
   admission?: Admission;
+  /** How the outbox is retried while the queue does not store work. */
+  backpressure?: QueueBackpressureOptions;
 }
 
 /**
@@ -65,6 +68,7 @@ export class Hub implements AsyncDisposable {
   readonly #options: HubOptions;
   readonly #logger: Logger;
   readonly #dispatcher: Dispatcher;
+  readonly #backpressure: QueueBackpressure;
   readonly #recorder: Recorder;
   readonly #retryTimer: RetryTimer;
   readonly #leadership: Leadership;
@@ -81,7 +85,12 @@ export class Hub implements AsyncDisposable {
     this.store = options.store;
     this.#logger = options.logger ?? silentLogger;
     this.metrics = new HubMetrics(options.metrics, () => options.store.openTaskCounts());
-    this.#dispatcher = new Dispatcher(options.store, options.queue, this.#logger);
+    this.#backpressure = new QueueBackpressure(
+      () => this.#dispatcher.republishStale(0),
+      this.#logger,
+      options.backpressure,
+    );
+    this.#dispatcher = new Dispatcher(options.store, options.queue, this.#logger, this.#backpressure);
     this.#retryTimer = new RetryTimer(async () => {
       const released = await this.store.releaseDueRetries();
       await this.#recorder.afterCommit(released);
@@ -141,6 +150,11 @@ export class Hub implements AsyncDisposable {
     return this.#options.admission ?? DEFAULT_ADMISSION;
   }
 
+  /** Why new runs are refused now (the queue does not store work), or undefined. */
+  get queueRefusal(): string | undefined {
+    return this.#backpressure.refusal;
+  }
+
   get isLeader(): boolean {
     return this.#leadership.isLeader;
   }
@@ -190,6 +204,8 @@ export class Hub implements AsyncDisposable {
     tenant = "default",
   ): Promise<{ run: RunRecord; existing: boolean }> {
     validateRunSpec(spec, this.admission);
+    const refusal = this.#backpressure.refusal;
+    if (refusal) throw new TaskframeError(TaskframeErrorCode.Unavailable, refusal);
     const inserted = await this.store.insertRun(spec, idempotencyKey, tenant);
     if (spec.mapreduce && !inserted.existing) {
       try {
@@ -252,6 +268,7 @@ export class Hub implements AsyncDisposable {
     this.#stop.abort();
     this.schedules.close();
     this.#retryTimer.stop();
+    this.#backpressure.stop();
     clearInterval(this.#sweeper);
     await this.#reconciler.stop();
     await this.#retention?.stop();

@@ -92,6 +92,7 @@ export async function runHub(config: HubConfig): Promise<void> {
       const problems: string[] = [];
       await store.ping().catch((error: unknown) => problems.push(`database: ${errorMessage(error)}`));
       if (nc.isClosed()) problems.push("nats: the connection is closed");
+      if (hub.queueRefusal) problems.push(`queue: ${hub.queueRefusal}`);
       return problems;
     },
     { authenticator, denials: new DenialLog(store.database, logger) },

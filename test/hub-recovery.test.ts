@@ -1,15 +1,18 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Code } from "@connectrpc/connect";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { MemoryControlBus, MemoryEventBus } from "../core/event-bus.js";
 import type { WorkItem } from "../core/gen/taskframe/v1/messages_pb.js";
 import { MemoryWorkQueue } from "../core/memory-work-queue.js";
 import { TaskState } from "../core/states.js";
+import { toConnectError } from "../hub/api/errors.js";
 import { Hub } from "../hub/hub.js";
 import { HubStore } from "../hub/store/hub-store.js";
 import { Sidecar } from "../sidecar/sidecar.js";
 import { runSpec, shellTask } from "./helpers/engine.js";
+import { until } from "./helpers/until.js";
 
 /*
  * The hub's own recovery paths, with the real store and the in-process
@@ -31,6 +34,15 @@ class LossyQueue extends MemoryWorkQueue {
   }
 }
 
+/** The in-process queue, refusing every publication while `full` is set, as JetStream does with a full store. */
+class FillableQueue extends MemoryWorkQueue {
+  full = false;
+  override async publish(items: readonly WorkItem[]): Promise<void> {
+    if (this.full) throw new Error("insufficient storage resources available");
+    await super.publish(items);
+  }
+}
+
 describe("hub recovery", () => {
   let dir: string;
   let store: HubStore;
@@ -46,7 +58,10 @@ describe("hub recovery", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function start(queue: MemoryWorkQueue, options: { reconcile?: boolean; sidecar?: boolean } = {}) {
+  async function start(
+    queue: MemoryWorkQueue,
+    options: { reconcile?: boolean; sidecar?: boolean; backpressure?: boolean } = {},
+  ) {
     const events = new MemoryEventBus();
     const control = new MemoryControlBus();
     const hub = new Hub({
@@ -55,6 +70,7 @@ describe("hub recovery", () => {
       events,
       control,
       ...(options.reconcile ? { reconcile: { everyMs: 100, staleAfterMs: 300 } } : {}),
+      ...(options.backpressure ? { backpressure: { minRetryMs: 100, maxRetryMs: 400 } } : {}),
     });
     hub.start();
     closers.push(() => hub.stop());
@@ -110,5 +126,34 @@ describe("hub recovery", () => {
     expect(audit.filter((e) => e.to === TaskState.RUNNING)).toHaveLength(1);
     const kept = await waitForTask(run.id, "kept", (s) => s === TaskState.SUCCEEDED);
     expect((await store.readAudit(kept.id)).some((e) => e.detail.startsWith("published again"))).toBe(false);
+  });
+
+  it("refuses new runs with Unavailable while the queue stores nothing, keeps what it recorded, and takes runs again once it stores", async () => {
+    const queue = new FillableQueue({ ackWaitMs: 1_000 });
+    const hub = await start(queue, { backpressure: true });
+    queue.full = true;
+    // the first run after the store filled up is recorded: its work waits in the outbox
+    const { run: recorded } = await hub.submit(runSpec("recorded", [shellTask("waits", "true")]));
+    expect(hub.queueRefusal).toMatch(
+      /^the work queue has not stored work since \S+ \(insufficient storage resources available\); nothing was recorded, retry later$/,
+    );
+    const refused = await hub
+      .submit(runSpec("refused", [shellTask("never", "true")]))
+      .catch((e: unknown) => e);
+    expect(toConnectError(refused).code).toBe(Code.Unavailable);
+    expect(toConnectError(refused).rawMessage).toBe(hub.queueRefusal);
+    expect((await store.listRuns(10)).map((r) => r.name)).toEqual(["recorded"]);
+
+    queue.full = false;
+    const [waits] = await store.listTasks(recorded.id);
+    await until(
+      () => queue.queued([{ pool: "default", taskId: waits!.id }]),
+      (queued) => queued.size === 1,
+      5_000,
+    );
+    expect(hub.queueRefusal).toBeUndefined();
+    const { run: accepted } = await hub.submit(runSpec("accepted", [shellTask("runs", "true")]));
+    const [runs] = await store.listTasks(accepted.id);
+    expect((await queue.queued([{ pool: "default", taskId: runs!.id }])).size).toBe(1);
   });
 });
