@@ -44,6 +44,12 @@ export interface Lease {
   readonly delivery: number;
   /** Fencing token: see core/lease-epoch.ts. */
   readonly epoch: number;
+  /**
+   * Set when the queue cannot vouch that a first delivery is one: it came
+   * soon after a reconnect, and a restarted nats-server may have lost its
+   * delivery counts (the work may have run already).
+   */
+  readonly deliveryCountUncertain?: boolean;
   /** Done with the item: it will not be delivered again. */
   ack(): Promise<void>;
   /** Give the item back, to be redelivered after `delayMs`. */

@@ -157,6 +157,23 @@ describe("applyTransitions", () => {
     expect(task).toMatchObject({ state: TaskState.SUCCEEDED, host: "h1" });
   });
 
+  it("explains a second run of the same lease on the same host after its result (the queue lost its delivery counts)", () => {
+    const task = row();
+    const result = apply(
+      task,
+      t(TaskState.RUNNING, E1),
+      t(TaskState.SUCCEEDED, E1, { at: 2_000, exitCode: 0 }),
+      // the same delivery again, to the same host: its RUNNING is indistinguishable from a reordered duplicate
+      t(TaskState.RUNNING, E1, { at: 3_000 }),
+      t(TaskState.SUCCEEDED, E1, { at: 4_000, exitCode: 0 }),
+    );
+    expect(trail(result)).toEqual(["PENDING>RUNNING", "RUNNING>SUCCEEDED", "SUCCEEDED>SUCCEEDED!"]);
+    expect(result.events[2]?.detail).toMatch(
+      /^rejected: the task is already SUCCEEDED: a redelivery \(dispatch 1, delivery 1\) after its result was recorded, under the same lease: the queue lost its delivery counts$/,
+    );
+    expect(task).toMatchObject({ state: TaskState.SUCCEEDED, finishedAtMs: 2_000 });
+  });
+
   it("fails for good after the last attempt, and cancels instead when a cancel was asked", () => {
     const last = row({ state: TaskState.RUNNING, leaseEpoch: E1, attempt: 3, maxAttempts: 3 });
     const failed = apply(last, t(TaskState.FAILED, E1, { attempt: 3, exitCode: 2 }));

@@ -239,10 +239,15 @@ export function applyTransitions(
     if (row.state !== TaskState.RUNNING || epoch !== row.leaseEpoch) {
       const alreadyRecorded = epoch === row.leaseEpoch && row.finishedAtMs === at;
       if (alreadyRecorded && (isTerminal(row.state) || row.state === TaskState.RETRYING)) continue; // duplicate
+      // the same host ran the same lease again after its result was recorded: the queue delivered it
+      // again without counting (a nats-server that restarted without its consumer's state)
+      const ranAgain = isTerminal(row.state) && epoch === row.leaseEpoch && t.host === row.host;
       reject(
-        row.state !== TaskState.RUNNING
-          ? `the task is ${taskStateName(row.state)}, not RUNNING`
-          : `stale lease (${describeLeaseEpoch(epoch)}); current lease is ${describeLeaseEpoch(row.leaseEpoch)}`,
+        ranAgain
+          ? `the task is already ${taskStateName(row.state)}: a redelivery (${describeLeaseEpoch(epoch)}) after its result was recorded, under the same lease: the queue lost its delivery counts`
+          : row.state !== TaskState.RUNNING
+            ? `the task is ${taskStateName(row.state)}, not RUNNING`
+            : `stale lease (${describeLeaseEpoch(epoch)}); current lease is ${describeLeaseEpoch(row.leaseEpoch)}`,
       );
       continue;
     }

@@ -420,7 +420,8 @@ export class Sidecar implements AsyncDisposable {
   async #shouldSkip(lease: Lease): Promise<boolean> {
     const cancelledUntil = this.#cancelledRuns.get(lease.item.runId);
     if (cancelledUntil !== undefined && cancelledUntil > Date.now()) return true;
-    return (lease.delivery > 1 || lease.item.dispatch > 1) && (await this.#alreadyEnded(lease.item));
+    const mayHaveRun = lease.delivery > 1 || lease.item.dispatch > 1 || lease.deliveryCountUncertain === true;
+    return mayHaveRun && (await this.#alreadyEnded(lease.item));
   }
 
   /** Whether a redelivered item's attempt has ended (elsewhere): if the hub cannot say, run it; the fence decides. */

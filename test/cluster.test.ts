@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { WorkItemSchema } from "../core/gen/taskframe/v1/messages_pb.js";
 import { TaskSpecSchema } from "../core/gen/taskframe/v1/spec_pb.js";
 import { JetStreamWorkQueue } from "../core/nats/jetstream-work-queue.js";
+import { onReconnect } from "../core/nats/reconnects.js";
 import { RunState, TaskState } from "../core/states.js";
 import { startCluster } from "./helpers/cluster.js";
 import { type HubClient, runSpec, runToEnd, shellTask, waitForRun } from "./helpers/engine.js";
@@ -180,6 +181,45 @@ describe("a cluster of hubs and sidecars", () => {
     const { run: final, tasks } = await waitForRun(cluster.client(), run!.id);
     expect(final.state).toBe(RunState.SUCCEEDED);
     expect(stateCounts(tasks.values())).toEqual({ SUCCEEDED: 200 });
+  });
+
+  it("marks first deliveries soon after a reconnect as uncertain: a restarted nats-server may have lost its counts", async () => {
+    await using nats = await startNatsServer();
+    const nc = await connect({ servers: nats.url, reconnectTimeWait: 100 });
+    const queue = await JetStreamWorkQueue.open(nc, { namespace: "uncertain", ackWaitMs: 1_000 });
+    const item = (taskId: string) =>
+      create(WorkItemSchema, {
+        taskId,
+        runId: "r",
+        attempt: 1,
+        dispatch: 1,
+        spec: create(TaskSpecSchema, { name: taskId, target: { case: "exec", value: { command: "true" } } }),
+      });
+    const leaseOf = async (taskId: string) => {
+      await queue.publish([item(taskId)]);
+      const [lease] = await queue.consumer("default").fetch(1, { maxWaitMs: 5_000 });
+      await lease!.ack();
+      return lease!;
+    };
+    try {
+      expect((await leaseOf("before")).deliveryCountUncertain).toBeUndefined();
+      const reconnected = new Promise<void>((resolve) => {
+        const stop = onReconnect(nc, () => {
+          stop();
+          resolve();
+        });
+      });
+      await nats.restart();
+      await reconnected;
+      const after = await leaseOf("after");
+      expect(after).toMatchObject({ delivery: 1, deliveryCountUncertain: true });
+      // two ack waits after the reconnect, deliveries are counted again
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect((await leaseOf("later")).deliveryCountUncertain).toBeUndefined();
+    } finally {
+      await queue.close();
+      await nc.close();
+    }
   });
 
   it("acks a redelivered work item of a task that already ended, without running it", async () => {

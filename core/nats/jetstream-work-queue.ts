@@ -35,6 +35,7 @@ import { ensureConsumer, ensureStream } from "./ensure.js";
 import { linkedSignal } from "./linked-signal.js";
 import { NatsNames, validatePool } from "./names.js";
 import { ConsumerUnavailableError, PullConsumer, type PulledMessage } from "./pull.js";
+import { onReconnect } from "./reconnects.js";
 import { parsePubAck, replyMuxOf } from "./replies.js";
 
 export interface JetStreamWorkQueueOptions extends Partial<WorkQueueOptions> {
@@ -73,6 +74,9 @@ export class JetStreamWorkQueue implements WorkQueue {
   readonly #logger: Logger | undefined;
   readonly #pools = new Map<string, Promise<PullConsumer>>();
   readonly #closing = new AbortController();
+  readonly #stopWatchingReconnects: () => void;
+  /** Until when (monotonic clock) deliveries follow a reconnect closely enough to be uncertain. */
+  #countsUncertainUntil = 0;
 
   private constructor(
     nc: NatsConnection,
@@ -93,6 +97,11 @@ export class JetStreamWorkQueue implements WorkQueue {
       maxDeliveries: options.maxDeliveries ?? DEFAULT_WORK_QUEUE_OPTIONS.maxDeliveries,
       dedupeWindowMs: options.dedupeWindowMs ?? DEFAULT_WORK_QUEUE_OPTIONS.dedupeWindowMs,
     };
+    // a server that restarted redelivers what it had not seen acked within an ack wait or so,
+    // possibly without its delivery counts
+    this.#stopWatchingReconnects = onReconnect(nc, () => {
+      this.#countsUncertainUntil = performance.now() + 2 * this.options.ackWaitMs;
+    });
   }
 
   static async open(
@@ -207,6 +216,7 @@ export class JetStreamWorkQueue implements WorkQueue {
 
   async #leases(messages: readonly PulledMessage[]): Promise<Lease[]> {
     const leases: Lease[] = [];
+    const uncertain = performance.now() < this.#countsUncertainUntil;
     for (const message of messages) {
       let item: WorkItem;
       try {
@@ -220,6 +230,7 @@ export class JetStreamWorkQueue implements WorkQueue {
         item,
         delivery: message.deliveryCount,
         epoch: leaseEpoch(item.dispatch, message.deliveryCount),
+        ...(uncertain ? { deliveryCountUncertain: true } : {}),
         ack: () => message.ack(),
         nak: (delayMs) => message.nak(delayMs),
         extend: () => message.working(),
@@ -305,6 +316,7 @@ export class JetStreamWorkQueue implements WorkQueue {
   async close(): Promise<void> {
     // ends pending fetches and dead-letter iterations; the connection is the caller's
     this.#closing.abort();
+    this.#stopWatchingReconnects();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
