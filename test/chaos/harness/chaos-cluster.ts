@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
-import { createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import parseDuration from "parse-duration";
 import postgres from "postgres";
@@ -25,6 +25,8 @@ import type { NetnsHost } from "./netns-host.js";
 import type { OwnNats, OwnPostgres } from "./own-services.js";
 import { recordScenario } from "./reports.js";
 
+/** How a hub words its refusal of new runs while the work queue stores nothing (hub/queue-backpressure.ts). */
+export const QUEUE_REFUSAL = /the work queue has not stored work since/;
 const RECONCILE_EVERY = "2s";
 const RECONCILE_AFTER = "10s";
 
@@ -64,6 +66,8 @@ export interface LedgerTaskInit {
  */
 export class ChaosCluster implements AsyncDisposable {
   readonly faults: string[] = [];
+  /** Submissions a hub refused because the work queue stored nothing (backpressure), each retried. */
+  refusedSubmissions = 0;
   readonly #started = Date.now();
   readonly #sidecars = new Map<string, LocalProcess>();
   /** How long the reconciler may take to republish (and clear) an outbox row: after + every + slack. */
@@ -172,7 +176,7 @@ export class ChaosCluster implements AsyncDisposable {
     });
   }
 
-  /** Submits, retrying while hubs or Postgres are down (the request is idempotent by key). */
+  /** Submits, retrying while hubs or Postgres are down or a hub pushes back (the request is idempotent by key). */
   async submit(name: string, tasks: TaskSpec[]): Promise<string> {
     const run: RunSpec = create(RunSpecSchema, { name, tasks });
     const idempotencyKey = `${this.namespace}:${name}`;
@@ -182,10 +186,29 @@ export class ChaosCluster implements AsyncDisposable {
         const response = await this.client().submitRun({ run, idempotencyKey });
         return response.run!.id;
       } catch (error) {
+        if (
+          error instanceof ConnectError &&
+          error.code === Code.Unavailable &&
+          QUEUE_REFUSAL.test(error.message)
+        )
+          this.refusedSubmissions++;
         if (Date.now() > deadline) throw error;
         await sleep(500);
       }
     }
+  }
+
+  /** What each live hub's `/readyz` says is wrong (empty when every hub is ready). */
+  async unreadiness(): Promise<string[]> {
+    const answers = await Promise.all(
+      this.local.hubs.map(async (hub, i) => {
+        if (hub.child.exitCode !== null || hub.child.signalCode !== null) return "";
+        const response = await fetch(`${this.local.hubUrls[i]}/readyz`).catch((e: Error) => e);
+        if (response instanceof Error) return `hub-${i}: ${response.message}`;
+        return response.ok ? "" : `hub-${i}: ${(await response.text()).trim()}`;
+      }),
+    );
+    return answers.filter((a) => a !== "");
   }
 
   /** `count` independent ledger tasks, submitted as runs of 100 (`NAME-0`, `NAME-1`, ...). */
