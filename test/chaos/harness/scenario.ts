@@ -7,21 +7,13 @@ export const FAST = process.env.TASKFRAME_CHAOS === "fast";
 /** `full` tasks in the full suite, `fast` in the fast subset. */
 export const scale = (full: number, fast: number): number => (FAST ? fast : full);
 
-/** `TASKFRAME_CHAOS_KNOWN=1` also runs the scenarios that found a failure not fixed yet. */
-const KNOWN = process.env.TASKFRAME_CHAOS_KNOWN === "1";
-
-/**
- * A scenario: in the fast subset only if marked `fast`. One marked
- * `knownFailure` (what it found, not fixed yet) runs only when asked.
- */
+/** A scenario: in the fast subset only if marked `fast`. */
 export function scenario(
   name: string,
-  options: { fast: boolean; timeoutMs: number; knownFailure?: string },
+  options: { fast: boolean; timeoutMs: number },
   body: () => Promise<void>,
 ) {
-  const skip = (FAST && !options.fast) || (options.knownFailure !== undefined && !KNOWN);
-  const title = options.knownFailure ? `${name} [known failure: ${options.knownFailure}]` : name;
-  it.skipIf(skip)(title, body, options.timeoutMs);
+  it.skipIf(FAST && !options.fast)(name, body, options.timeoutMs);
 }
 
 export interface Services {
