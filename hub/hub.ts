@@ -94,7 +94,7 @@ export class Hub implements AsyncDisposable {
     this.#retryTimer = new RetryTimer(async () => {
       const released = await this.store.releaseDueRetries();
       await this.#recorder.afterCommit(released);
-      return { nextRetryAtMs: released.nextRetryAtMs, released: released.ready.length, limit: 1_000 };
+      return { nextRetryInMs: released.nextRetryInMs, released: released.ready.length, limit: 1_000 };
     }, this.#logger);
     this.#recorder = new Recorder({
       store: options.store,

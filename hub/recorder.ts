@@ -49,7 +49,7 @@ export class Recorder {
         detail: `dead letter: delivered ${letter.deliveries} times without a result (the sidecars running it were lost)`,
       };
       const recorded = await this.#retrying(signal, () =>
-        this.deps.store.recordEvents([], [], Date.now(), [verdict]),
+        this.deps.store.recordEvents([], [], undefined, [verdict]),
       );
       if (recorded) await this.#afterCommitLogged(recorded);
     }
@@ -85,7 +85,7 @@ export class Recorder {
     if (recorded.loggedTasks?.size) notifications.emit("logs:recorded", { taskIds: recorded.loggedTasks });
     if (recorded.changes.length) notifications.emit("tasks:changed", { changes: recorded.changes });
     if (recorded.finishedRuns?.length) notifications.emit("runs:finished", { runs: recorded.finishedRuns });
-    retryTimer.schedule(recorded.nextRetryAtMs);
+    retryTimer.schedule(recorded.nextRetryInMs);
   }
 
   async #recordWithRetry(received: ReceivedEvents, signal: AbortSignal): Promise<void> {

@@ -2,7 +2,9 @@ import type { Logger } from "../core/logger.js";
 
 /**
  * Wakes when the earliest known retry is due, and at least every `pollMs`
- * (retries scheduled by other hubs, clock changes). One timer for all tasks.
+ * (retries scheduled by other hubs). One timer for all tasks; it keeps time
+ * on the monotonic clock, and is told how soon a retry is due (measured on
+ * Postgres's clock), so that a jump of this host's clock moves nothing.
  */
 export class RetryTimer {
   #timer: NodeJS.Timeout | undefined;
@@ -13,7 +15,7 @@ export class RetryTimer {
 
   constructor(
     private readonly release: () => Promise<{
-      nextRetryAtMs: number | undefined;
+      nextRetryInMs: number | undefined;
       released: number;
       limit: number;
     }>,
@@ -23,12 +25,13 @@ export class RetryTimer {
 
   start(): void {
     this.#stopped = false;
-    this.#arm(Date.now() + this.pollMs);
+    this.#arm(performance.now() + this.pollMs);
   }
 
-  /** A retry is due at `atMs`: wake then, if that is sooner than planned. */
-  schedule(atMs: number | undefined): void {
-    if (atMs === undefined || this.#stopped) return;
+  /** A retry is due in `inMs`: wake then, if that is sooner than planned. */
+  schedule(inMs: number | undefined): void {
+    if (inMs === undefined || this.#stopped) return;
+    const atMs = performance.now() + inMs;
     if (atMs < this.#wakeAtMs) this.#arm(atMs);
   }
 
@@ -41,7 +44,7 @@ export class RetryTimer {
   #arm(atMs: number): void {
     clearTimeout(this.#timer);
     this.#wakeAtMs = atMs;
-    this.#timer = setTimeout(() => void this.#fire(), Math.max(0, atMs - Date.now()));
+    this.#timer = setTimeout(() => void this.#fire(), Math.max(0, atMs - performance.now()));
     this.#timer.unref();
   }
 
@@ -57,7 +60,7 @@ export class RetryTimer {
       do {
         this.#again = false;
         const result = await this.release();
-        next = result.nextRetryAtMs;
+        next = result.nextRetryInMs === undefined ? undefined : performance.now() + result.nextRetryInMs;
         if (result.released >= result.limit) this.#again = true;
       } while (this.#again && !this.#stopped);
     } catch (error) {
@@ -66,7 +69,7 @@ export class RetryTimer {
       this.#running = false;
     }
     if (this.#stopped) return;
-    const poll = Date.now() + this.pollMs;
+    const poll = performance.now() + this.pollMs;
     this.#arm(next === undefined ? poll : Math.min(next, poll));
   }
 }

@@ -323,7 +323,7 @@ export class Sidecar implements AsyncDisposable {
   }
 
   #applyCancel(notice: CancelNotice): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const runId of notice.runIds) this.#cancelledRuns.set(runId, now + CANCELLED_RUN_MEMORY_MS);
     const targeted = cancelNoticeMatcher(notice, this.host);
     for (const attempt of this.#running.values()) {
@@ -419,7 +419,7 @@ export class Sidecar implements AsyncDisposable {
   /** Work that must not run: its run was cancelled while it waited, or a redelivered attempt already ended. */
   async #shouldSkip(lease: Lease): Promise<boolean> {
     const cancelledUntil = this.#cancelledRuns.get(lease.item.runId);
-    if (cancelledUntil !== undefined && cancelledUntil > Date.now()) return true;
+    if (cancelledUntil !== undefined && cancelledUntil > performance.now()) return true;
     const mayHaveRun = lease.delivery > 1 || lease.item.dispatch > 1 || lease.deliveryCountUncertain === true;
     return mayHaveRun && (await this.#alreadyEnded(lease.item));
   }
@@ -599,7 +599,7 @@ export class Sidecar implements AsyncDisposable {
       const chunks = attempt.capture.takeChunks();
       if (chunks.length > 0) this.#publisher.logs(this.#logChunks(attempt, chunks));
     }
-    const now = Date.now();
+    const now = performance.now();
     for (const [runId, until] of this.#cancelledRuns) if (until <= now) this.#cancelledRuns.delete(runId);
   }
 

@@ -136,7 +136,7 @@ describe.each(DATABASE_KINDS)("schedules on %s", (kind) => {
     "reads the time from Postgres: a host clock an hour fast fires nothing early",
     async () => {
       const { Scheduler } = await import("../hub/schedules/scheduler.js");
-      const { databaseNowMs } = await import("../hub/store/queries/schedules.js");
+      const { databaseNowMs } = await import("../hub/store/queries/database-clock.js");
       const dbClock = new Scheduler({
         store: engine.engine.store,
         publish: async () => {},

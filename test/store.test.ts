@@ -128,7 +128,7 @@ describe.each(DATABASE_KINDS)("HubStore on %s", (kind) => {
       [],
       t0,
     );
-    expect(failed.nextRetryAtMs).toBe(t0 + 200);
+    expect(failed.nextRetryInMs).toBe(200);
     expect((await store.releaseDueRetries(t0 + 100)).ready).toEqual([]);
     const released = await store.releaseDueRetries(t0 + 250);
     expect(released.ready.map((r) => [r.item.taskId, r.item.attempt])).toEqual([[a, 2]]);

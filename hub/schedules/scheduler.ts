@@ -18,6 +18,7 @@ import { WakeUp } from "../../core/wake-up.js";
 import type { Admission } from "../admission.js";
 import type { Tx } from "../store/database.js";
 import type { HubStore } from "../store/hub-store.js";
+import { databaseNowMs } from "../store/queries/database-clock.js";
 import { writeRun } from "../store/queries/insert-run.js";
 import type { ReadyWork } from "../store/queries/ready-work.js";
 import * as rows from "../store/queries/schedules.js";
@@ -92,7 +93,7 @@ export class Scheduler {
     this.#options = options;
     this.#store = options.store;
     this.#logger = options.logger ?? silentLogger;
-    this.#clock = options.clock ?? (() => rows.databaseNowMs(this.#store.database));
+    this.#clock = options.clock ?? (() => databaseNowMs(this.#store.database));
   }
 
   get #database() {

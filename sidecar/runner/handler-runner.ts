@@ -446,7 +446,7 @@ export class HandlerRunner {
    * longer than WAIT_FOR_ROOM_MS (its workers are gone) is handed back for another sidecar.
    */
   async #assignWaiting(handler: string, waiting: { lease: Lease; since: number }[]): Promise<void> {
-    const now = Date.now();
+    const now = performance.now();
     while (waiting.length > 0) {
       const next = waiting[0]!;
       if (this.#pickWorker(handler)) {
@@ -476,7 +476,7 @@ export class HandlerRunner {
     }
     const worker = this.#pickWorker(handler);
     if (!worker) {
-      waiting.push({ lease, since: Date.now() });
+      waiting.push({ lease, since: performance.now() });
       return;
     }
     const spec = lease.item.spec;

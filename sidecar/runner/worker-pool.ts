@@ -134,7 +134,7 @@ export class WorkerPool {
 
   #launch(instance: Instance): void {
     const { spec, options } = this;
-    const now = Date.now();
+    const now = performance.now();
     const windowMs = options.startLimitIntervalMs ?? 10_000;
     instance.starts = instance.starts.filter((at) => now - at < windowMs);
     if (instance.starts.length >= (options.startLimitBurst ?? 5)) {

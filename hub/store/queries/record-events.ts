@@ -16,6 +16,7 @@ import {
 } from "../../apply-transitions.js";
 import { chunked, toIso } from "../chunked.js";
 import type { Database, Db, Tx } from "../database.js";
+import { databaseNowMs } from "./database-clock.js";
 import { writeOutbox } from "./insert-run.js";
 import type { ReadyWork } from "./ready-work.js";
 import { settle, stopSubtrees } from "./subtree.js";
@@ -27,8 +28,8 @@ export interface RecordedEvents {
   stop: StopRequest[];
   changes: TaskChange[];
   finishedRuns: RunFinished[];
-  /** Earliest retry time set in this batch, if any. */
-  nextRetryAtMs: number | undefined;
+  /** How soon the earliest retry set in this batch is due, if any. */
+  nextRetryInMs: number | undefined;
   /** Tasks that got new log output. */
   loggedTasks: Set<string>;
   /** Results refused by fencing (a stale lease or attempt), recorded and not applied. */
@@ -38,13 +39,15 @@ export interface RecordedEvents {
 /**
  * The recorder's one transaction per batch: log chunks, fenced transitions,
  * the audit events, dependents that became ready (with their outbox rows),
- * descendants skipped after a failure, and the runs' counters.
+ * descendants skipped after a failure, and the runs' counters. Times are
+ * Postgres's (`at` overrides it, for tests): retry intervals hold whichever
+ * hub records the failure and whichever releases the retry.
  */
 export async function recordEvents(
   database: Database,
   transitions: readonly StateTransition[],
   logs: readonly LogChunk[],
-  nowMs = Date.now(),
+  at?: number,
   verdicts: readonly HubVerdict[] = [],
 ): Promise<RecordedEvents> {
   return database.transaction(async (tx) => {
@@ -53,7 +56,7 @@ export async function recordEvents(
       stop: [],
       changes: [],
       finishedRuns: [],
-      nextRetryAtMs: undefined,
+      nextRetryInMs: undefined,
       loggedTasks: new Set(logs.map((l) => l.taskId)),
       rejected: 0,
     };
@@ -64,6 +67,7 @@ export async function recordEvents(
     // only an attempt that did not succeed may need its retry policy, which lives in the spec
     const failing = transitions.filter((t) => t.to !== TaskState.RUNNING && t.to !== TaskState.SUCCEEDED);
     const rows = await lockTasks(database, tx, [...ids], [...new Set(failing.map((t) => t.taskId))]);
+    const nowMs = at ?? (await databaseNowMs(database, tx));
     const applied = applyTransitions(rows, transitions, nowMs, Math.random, verdicts);
     recorded.stop = applied.stop;
     const events = applied.events;
@@ -72,7 +76,8 @@ export async function recordEvents(
     for (const row of applied.changed) {
       recorded.changes.push(changeOf(row));
       if (row.retryAtMs !== null && row.state === TaskState.RETRYING) {
-        recorded.nextRetryAtMs = Math.min(recorded.nextRetryAtMs ?? Number.POSITIVE_INFINITY, row.retryAtMs);
+        const inMs = row.retryAtMs - nowMs;
+        recorded.nextRetryInMs = Math.min(recorded.nextRetryInMs ?? Number.POSITIVE_INFINITY, inMs);
       }
     }
 

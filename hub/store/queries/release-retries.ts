@@ -5,6 +5,7 @@ import { TaskSpecSchema } from "../../../core/gen/taskframe/v1/spec_pb.js";
 import { TaskState } from "../../../core/states.js";
 import { toIso } from "../chunked.js";
 import type { Database } from "../database.js";
+import { databaseNowMs } from "./database-clock.js";
 import { writeOutbox } from "./insert-run.js";
 import type { ReadyWork } from "./ready-work.js";
 import { insertEvents, pendingEvent } from "./record-events.js";
@@ -13,8 +14,8 @@ import type { TaskChange } from "./task-change.js";
 export interface ReleasedRetries {
   ready: ReadyWork[];
   changes: TaskChange[];
-  /** When the next not-yet-due retry is, if any. */
-  nextRetryAtMs: number | undefined;
+  /** How soon the next not-yet-due retry is due, if any. */
+  nextRetryInMs: number | undefined;
 }
 
 /**
@@ -24,10 +25,12 @@ export interface ReleasedRetries {
  */
 export async function releaseDueRetries(
   database: Database,
-  nowMs = Date.now(),
+  at?: number,
   limit = 1_000,
 ): Promise<ReleasedRetries> {
   return database.transaction(async (tx) => {
+    // Postgres's clock, as when the retry was set (record-events.ts), unless a test gives one
+    const nowMs = at ?? (await databaseNowMs(database, tx));
     const due = await database.rows<{
       id: string;
       run_id: string;
@@ -84,6 +87,7 @@ export async function releaseDueRetries(
       sql`select (extract(epoch from min(retry_at)) * 1000)::float8 as at_ms from tasks where state = ${TaskState.RETRYING}`,
       tx,
     );
-    return { ready, changes, nextRetryAtMs: next[0]?.at_ms ?? undefined };
+    const nextAtMs = next[0]?.at_ms ?? undefined;
+    return { ready, changes, nextRetryInMs: nextAtMs === undefined ? undefined : nextAtMs - nowMs };
   });
 }

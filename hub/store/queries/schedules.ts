@@ -110,11 +110,6 @@ export async function nextDueMs(database: Database): Promise<number | undefined>
   return row?.due ?? undefined;
 }
 
-export async function databaseNowMs(database: Database): Promise<number> {
-  const [row] = await database.rows<{ now: number }>(sql`select ${ms("clock_timestamp()")} as now`);
-  return Math.floor(row!.now);
-}
-
 export interface ScheduleUpdate {
   nextSlotMs?: number | undefined;
   nextDueMs?: number | undefined;
