@@ -30,6 +30,8 @@ export interface LocalClusterOptions {
   hubFlags?: string[];
   /** Extra environment of the hub processes started at first (failpoints). */
   hubEnv?: Record<string, string>;
+  /** Extra environment of every sidecar process. */
+  sidecarEnv?: Record<string, string>;
   /** Options for node itself in every process (e.g. `--cpu-prof`). */
   nodeArgs?: string[];
 }
@@ -154,7 +156,7 @@ export async function startLocalCluster(options: LocalClusterOptions): Promise<L
         // after `common`: the last --nats wins
         ...natsArgs,
       ],
-      undefined,
+      options.sidecarEnv,
       placement.wrap,
     );
     await waitForLine(sidecar, /leasing pools/);

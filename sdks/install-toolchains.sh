@@ -2,9 +2,10 @@
 # The SDK tests build and run Python, Go and Java workers, the sidecar's
 # install cache tests make Python venvs, the jail tests run tasks in
 # bubblewrap with a libseccomp filter, and the dashboard tests drive a
-# headless Chromium. This installs what is missing from Debian's packages
-# (Python 3.9+ with venv, Go 1.19+, JDK 17+, bubblewrap, libseccomp2,
-# chromium), and does nothing when everything is there. Needs root (or sudo)
+# headless Chromium; the chaos suite moves hosts' clocks with libfaketime.
+# This installs what is missing from Debian's packages (Python 3.9+ with
+# venv, Go 1.19+, JDK 17+, bubblewrap, libseccomp2, chromium, faketime), and
+# does nothing when everything is there. Needs root (or sudo)
 # only to install.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ command -v go >/dev/null || missing+=(golang-go)
 command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v faketime >/dev/null || missing+=(faketime)
 ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2' || missing+=(libseccomp2)
 # the install cache makes venvs with /usr/bin/python3 when there is one; Debian ships its ensurepip apart
 python=/usr/bin/python3
@@ -23,7 +25,7 @@ python=/usr/bin/python3
 if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
-echo "installing ${missing[*]} (for the SDK, jail and dashboard tests)" >&2
+echo "installing ${missing[*]} (for the SDK, jail, dashboard and chaos tests)" >&2
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
   if ! command -v sudo >/dev/null; then

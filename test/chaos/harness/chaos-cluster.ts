@@ -41,6 +41,8 @@ export interface ChaosClusterOptions {
   hubFlags?: string[];
   /** For every hub this cluster starts (not for restarts): e.g. TASKFRAME_FAILPOINTS. */
   hubEnv?: Record<string, string>;
+  /** For every sidecar this cluster starts. */
+  sidecarEnv?: Record<string, string>;
   /** Unjailed unless asked: the ledger's pids and files are the host's then. */
   jail?: "none" | "standard";
 }
@@ -124,6 +126,7 @@ export class ChaosCluster implements AsyncDisposable {
       ...(options.sidecarFlags ? { sidecarFlags: options.sidecarFlags } : {}),
       ...(options.hubFlags ? { hubFlags: options.hubFlags } : {}),
       ...(options.hubEnv ? { hubEnv: options.hubEnv } : {}),
+      ...(options.sidecarEnv ? { sidecarEnv: options.sidecarEnv } : {}),
     });
     const cluster = new ChaosCluster(
       scenario,
