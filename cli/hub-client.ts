@@ -4,6 +4,7 @@ import { type Client, Code, ConnectError, createClient, type Transport } from "@
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { bearer } from "../core/bearer.js";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
+import { readClientTls } from "../core/hub-tls.js";
 import { DataDirLock } from "../embedded/data-dir-lock.js";
 import { CliError, ExitCode } from "./cli-error.js";
 import { dataDirOf, type StoreOptions } from "./options.js";
@@ -32,11 +33,13 @@ export async function withHubClient<T>(
       action,
     );
   }
-  if (options.hub)
+  if (options.hub) {
+    const tls = readClientTls({ ca: options.hubTlsCa, cert: options.hubTlsCert, key: options.hubTlsKey });
     return callHub(
-      createConnectTransport({ baseUrl: options.hub, httpVersion: "1.1", interceptors }),
+      createConnectTransport({ baseUrl: options.hub, httpVersion: "1.1", interceptors, nodeOptions: tls }),
       action,
     );
+  }
   const dataDir = dataDirOf(options);
   const owner = DataDirLock.readOwner(dataDir);
   if (owner?.socketPath) {

@@ -49,6 +49,19 @@ function withStoreOptions(command: Command): Command {
         "TASKFRAME_TOKEN",
       ),
     )
+    .addOption(
+      new Option("--hub-tls-ca <file>", "PEM CA to trust for an https:// hub (else the system's)").env(
+        "TASKFRAME_HUB_TLS_CA",
+      ),
+    )
+    .addOption(
+      new Option("--hub-tls-cert <file>", "PEM client certificate for a hub that requires one").env(
+        "TASKFRAME_HUB_TLS_CERT",
+      ),
+    )
+    .addOption(
+      new Option("--hub-tls-key <file>", "the PEM key of --hub-tls-cert").env("TASKFRAME_HUB_TLS_KEY"),
+    )
     .option("--json", "print JSON instead of a table");
 }
 

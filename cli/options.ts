@@ -8,6 +8,10 @@ export interface StoreOptions {
   hub?: string;
   /** Bearer token for the hub's API (--token, env TASKFRAME_TOKEN). */
   token?: string;
+  /** An https:// hub: the CA it is trusted by, and the client certificate it may require. */
+  hubTlsCa?: string;
+  hubTlsCert?: string;
+  hubTlsKey?: string;
   json?: boolean;
 }
 

@@ -87,6 +87,10 @@ export const hubConfigSchema = z.strictObject({
   "auth-jwt-secret-file": z.string().min(1).optional(),
   "auth-jwt-public-key": z.string().min(1).optional(),
   "task-token-secret-file": z.string().min(1).optional(),
+  /** HTTPS for the API and dashboard (core/hub-tls.ts); with a client CA, mutual TLS. */
+  "tls-cert": z.string().min(1).optional(),
+  "tls-key": z.string().min(1).optional(),
+  "tls-client-ca": z.string().min(1).optional(),
 });
 
 export const sidecarConfigSchema = z.strictObject({
@@ -94,6 +98,10 @@ export const sidecarConfigSchema = z.strictObject({
   hub: z.string().url().optional(),
   /** Bearer token for the hub's API (a token of role sidecar; env TASKFRAME_HUB_TOKEN). */
   "hub-token": z.string().min(1).optional(),
+  /** What an https:// hub is trusted by, and the client certificate it may require. */
+  "hub-tls-ca": z.string().min(1).optional(),
+  "hub-tls-cert": z.string().min(1).optional(),
+  "hub-tls-key": z.string().min(1).optional(),
   /** Signs tasks' TASKFRAME_TASK_TOKEN; the hub's secret (else env TASKFRAME_TASK_TOKEN_SECRET). */
   "task-token-secret-file": z.string().min(1).optional(),
   pool: list

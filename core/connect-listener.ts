@@ -3,13 +3,14 @@ import http from "node:http";
 import http2 from "node:http2";
 import net, { type AddressInfo, type Socket } from "node:net";
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { ServerTls } from "./hub-tls.js";
 
 type NodeHandlerFn = ReturnType<typeof connectNodeAdapter>;
 
 /** The client preface of HTTP/2 with prior knowledge (h2c) starts with these bytes. */
 const H2_PREFACE = "PRI ";
 
-export type ListenTarget = { host: string; port: number } | { socketPath: string };
+export type ListenTarget = { host: string; port: number; tls?: ServerTls } | { socketPath: string };
 
 export interface ConnectListener {
   /** `host:port`, or the socket's path. */
@@ -21,9 +22,11 @@ export interface ConnectListener {
 /**
  * Serves a Connect handler over HTTP/1.1 and cleartext HTTP/2 (h2c) on one
  * TCP port or unix socket. Node's http2 server does not take HTTP/1.1
- * without TLS, so each connection is routed by its first bytes.
+ * without TLS, so each connection is routed by its first bytes. With `tls`,
+ * it serves HTTPS instead: HTTP/2 or HTTP/1.1 as ALPN agrees.
  */
 export async function listenConnect(handler: NodeHandlerFn, target: ListenTarget): Promise<ConnectListener> {
+  if ("tls" in target && target.tls) return listenTls(handler, target.host, target.port, target.tls);
   const h1 = http.createServer(handler);
   const h2 = http2.createServer(handler);
   const sockets = new Set<Socket>();
@@ -64,6 +67,47 @@ export async function listenConnect(handler: NodeHandlerFn, target: ListenTarget
       await closed;
       clearTimeout(timer);
       if ("socketPath" in target) rmSync(target.socketPath, { force: true });
+    },
+  };
+}
+
+async function listenTls(
+  handler: NodeHandlerFn,
+  host: string,
+  port: number,
+  tls: ServerTls,
+): Promise<ConnectListener> {
+  const server = http2.createSecureServer(
+    {
+      cert: tls.cert,
+      key: tls.key,
+      allowHTTP1: true,
+      ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+    },
+    handler,
+  );
+  const sockets = new Set<Socket>();
+  server.on("connection", (socket: Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const bound = server.address() as AddressInfo;
+  return {
+    address: `${bound.address}:${bound.port}`,
+    async close(timeoutMs) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const timer = setTimeout(() => {
+        for (const socket of sockets) socket.destroy();
+      }, timeoutMs);
+      await closed;
+      clearTimeout(timer);
     },
   };
 }

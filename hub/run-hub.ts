@@ -1,5 +1,6 @@
 import type { HubConfig } from "../core/config.js";
 import { errorMessage } from "../core/errors.js";
+import { readServerTls } from "../core/hub-tls.js";
 import { createLogger } from "../core/logger.js";
 import { processMetricsRegistry } from "../core/metrics.js";
 import { connectNats } from "../core/nats/connect.js";
@@ -31,6 +32,11 @@ export async function runHub(config: HubConfig): Promise<void> {
   const logger = createLogger("taskframe-hub", config["log-level"]);
   // read before anything starts: a bad tokens file or key is a bad invocation
   const authSettings = loadAuthSettings(config);
+  const tls = readServerTls({
+    cert: config["tls-cert"],
+    key: config["tls-key"],
+    clientCa: config["tls-client-ca"],
+  });
   const store = await HubStore.open({ kind: "postgres", url: config.db });
   const nc = await connectNats(natsOptionsOf(config, `taskframe-hub-${process.pid}`));
   const queueOptions = queueOptionsOf(config);
@@ -96,12 +102,14 @@ export async function runHub(config: HubConfig): Promise<void> {
       return problems;
     },
     { authenticator, denials: new DenialLog(store.database, logger) },
+    tls,
   );
+  const url = `${tls ? "https" : "http"}://${server.address}`;
   logger.info(
-    { listen: server.address, namespace: config.namespace },
-    `hub listening on http://${server.address}`,
+    { listen: server.address, namespace: config.namespace, mutualTls: Boolean(tls?.clientCa) },
+    `hub listening on ${url}`,
   );
-  process.stderr.write(`taskframe hub listening on http://${server.address}\n`);
+  process.stderr.write(`taskframe hub listening on ${url}\n`);
 
   await untilStopSignal();
   logger.info("shutting down");

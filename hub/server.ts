@@ -2,6 +2,7 @@ import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { listenConnect } from "../core/connect-listener.js";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
+import type { ServerTls } from "../core/hub-tls.js";
 import { silentLogger } from "../core/logger.js";
 import { createHubService } from "./api/hub-service.js";
 import { TenantAccess } from "./auth/access.js";
@@ -24,7 +25,9 @@ export interface HubServer {
  * The hub's API on one port, HTTP/1.1 and cleartext HTTP/2 (h2c) alike, plus
  * `/healthz` (the process answers; says whether this hub leads), `/readyz`
  * (store and NATS reachable: 200, else 503 naming what is not) and
- * `/metrics` (Prometheus), and the web dashboard at `/`.
+ * `/metrics` (Prometheus), and the web dashboard at `/`; with `tls`, all
+ * of it over HTTPS (HTTP/2 or HTTP/1.1), and with its client CA only to
+ * clients that present a certificate signed by it.
  *
  * Every RPC and `/metrics` pass `auth` (hub/auth/; docs/security-auth.md):
  * without one, protected mode (loopback callers only). The dashboard's files
@@ -38,6 +41,7 @@ export async function startHubServer(
     authenticator: new Authenticator(undefined, async () => false),
     denials: new DenialLog(hub.store.database, silentLogger),
   },
+  tls?: ServerTls,
 ): Promise<HubServer> {
   const shutdown = new AbortController();
   const service = createHubService(hub, new TenantAccess(hub.store, auth.denials));
@@ -78,6 +82,7 @@ export async function startHubServer(
   const listener = await listenConnect(handler, {
     host: listen.slice(0, separator) || "0.0.0.0",
     port: Number(listen.slice(separator + 1)),
+    ...(tls ? { tls } : {}),
   });
   return {
     address: listener.address,

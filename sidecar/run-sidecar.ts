@@ -7,6 +7,7 @@ import type { SidecarConfig } from "../core/config.js";
 import { loadWorkerPools } from "../core/definitions/worker-pools.js";
 import { HubService } from "../core/gen/taskframe/v1/hub_pb.js";
 import { PROVIDER_HOST_ID_ENV } from "../core/host-channel.js";
+import { readClientTls } from "../core/hub-tls.js";
 import { createLogger } from "../core/logger.js";
 import { processMetricsRegistry, serveMetrics } from "../core/metrics.js";
 import { connectNats } from "../core/nats/connect.js";
@@ -53,6 +54,11 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
           baseUrl: config.hub,
           httpVersion: "1.1",
           interceptors: hubToken ? [bearer(hubToken)] : [],
+          nodeOptions: readClientTls({
+            ca: config["hub-tls-ca"],
+            cert: config["hub-tls-cert"],
+            key: config["hub-tls-key"],
+          }),
         }),
       )
     : undefined;
@@ -95,6 +101,7 @@ export async function runSidecar(config: SidecarConfig): Promise<void> {
     jail,
     installs,
     ...(config.hub ? { hubUrl: config.hub } : {}),
+    ...(config["hub-tls-ca"] ? { hubTlsCa: config["hub-tls-ca"] } : {}),
     ...(taskTokenSecret ? { taskTokenSecret } : {}),
     runner: {
       socketPath: config.socketPath,

@@ -79,6 +79,8 @@ export interface SidecarOptions {
   taskStates?: TaskStateLookup;
   /** The hub's address for tasks' own `task spawn` calls (TASKFRAME_HUB); `unix:PATH` for a socket. */
   hubUrl?: string;
+  /** The CA file that an https:// hub is trusted by, for tasks' own `task spawn` calls (TASKFRAME_HUB_TLS_CA). */
+  hubTlsCa?: string;
   /** Loader/interpreter variables (core/forbidden-env.ts) tasks may set; the rest are stripped. @default none */
   allowEnv?: readonly string[];
   /** Signs each task's TASKFRAME_TASK_TOKEN (shared with the hub; core/task-token.ts). @default unsigned */
@@ -461,7 +463,15 @@ export class Sidecar implements AsyncDisposable {
     const cwd = exec.cwd || process.cwd();
     const taskEnv = taskEnvironment(attempt.item, this.host, attempt.epoch, {
       allowEnv: this.#allowEnv,
-      ...(hubUrl ? { hub: { url: hubUrl, taskTokenSecret: this.#options.taskTokenSecret } } : {}),
+      ...(hubUrl
+        ? {
+            hub: {
+              url: hubUrl,
+              taskTokenSecret: this.#options.taskTokenSecret,
+              ...(this.#options.hubTlsCa ? { tlsCa: this.#options.hubTlsCa } : {}),
+            },
+          }
+        : {}),
     });
     let env = taskEnv.env;
     const { stripped } = taskEnv;

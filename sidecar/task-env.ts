@@ -16,7 +16,7 @@ export interface TaskEnvironmentOptions {
   /** What the basics are inherited from. @default process.env */
   base?: NodeJS.ProcessEnv;
   /** For `task spawn` from inside the task: the hub's address and the secret that signs its token. */
-  hub?: { url: string; taskTokenSecret?: Uint8Array };
+  hub?: { url: string; taskTokenSecret?: Uint8Array; tlsCa?: string };
   /** Forbidden variables (core/forbidden-env.ts) this sidecar lets tasks set (`--allow-env`). */
   allowEnv?: ReadonlySet<string>;
 }
@@ -51,6 +51,7 @@ export function taskEnvironment(
   if (options.hub) {
     // what `task spawn` needs to add children to this attempt (and only this one: the hub fences it)
     env.TASKFRAME_HUB = options.hub.url;
+    if (options.hub.tlsCa) env.TASKFRAME_HUB_TLS_CA = options.hub.tlsCa;
     env.TASKFRAME_TASK_TOKEN = taskToken(
       { taskId: item.taskId, attempt: item.attempt, leaseEpoch },
       options.hub.taskTokenSecret,

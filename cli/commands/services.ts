@@ -67,7 +67,7 @@ export function addServiceCommands(program: Command, setExit: (code: number) => 
     ["--db <url>", "Postgres URL (env TASKFRAME_DB)"],
     [
       "--listen <host:port>",
-      "where the API and the web dashboard answer, HTTP/1.1 and h2c (default 127.0.0.1:7070)",
+      "where the API and the web dashboard answer, HTTP/1.1 and h2c, or HTTPS with --tls-cert (default 127.0.0.1:7070)",
     ],
     ["--reconcile-every <duration>", "how often the leading hub checks for lost work items (default 10s)"],
     ["--reconcile-after <duration>", "a dispatched task unchanged this long is checked (default 1m)"],
@@ -96,6 +96,12 @@ export function addServiceCommands(program: Command, setExit: (code: number) => 
       "largest API request, and all task specs of one submission (default 256M)",
     ],
     ["--max-output-bytes <size>", "largest output of a handler task (default 64M)"],
+    [
+      "--tls-cert <file>",
+      "serve the API and dashboard over HTTPS with this PEM certificate (with --tls-key)",
+    ],
+    ["--tls-key <file>", "the PEM key of --tls-cert"],
+    ["--tls-client-ca <file>", "require client certificates signed by this PEM CA (mutual TLS)"],
     ...NATS_FLAGS,
   ])
     .description("run a hub: the API, the recorder and the scheduler, on Postgres and NATS JetStream")
@@ -115,6 +121,9 @@ export function addServiceCommands(program: Command, setExit: (code: number) => 
   addFlags(program.command("sidecar"), [
     ["--hub <url>", "the hub's URL, asked about redelivered work (env TASKFRAME_HUB)"],
     ["--hub-token <token>", "bearer token (role sidecar) for the hub's API; prefer env TASKFRAME_HUB_TOKEN"],
+    ["--hub-tls-ca <file>", "PEM CA to trust for an https:// hub (else the system's)"],
+    ["--hub-tls-cert <file>", "PEM client certificate for a hub that requires one (with --hub-tls-key)"],
+    ["--hub-tls-key <file>", "the PEM key of --hub-tls-cert"],
     [
       "--task-token-secret-file <file>",
       "secret shared with the hub that signs tasks' tokens (env TASKFRAME_TASK_TOKEN_SECRET)",
