@@ -14,8 +14,9 @@ export interface RetentionOptions {
 
 /**
  * The leading hub's pruning job (`task hub --retention 30d`): every so
- * often, deletes the runs that finished before the retention window, in
- * bounded batches, until none is left or the hub stops.
+ * often, deletes the runs that finished before the retention window, and
+ * the refused requests recorded before it, in bounded batches, until none
+ * is left or the hub stops.
  */
 export class Retention {
   #timer: NodeJS.Timeout | undefined;
@@ -44,20 +45,29 @@ export class Retention {
 
   /** One pass (only on the leading hub); returns how many runs were deleted. */
   async prune(): Promise<number> {
-    const { store, leadership, logger } = this.deps;
+    const { store, leadership } = this.deps;
     if (!leadership.isLeader) return 0;
-    const batch = this.options.batch ?? 500;
+    const { keepMs, batch = 500 } = this.options;
+    const runs = await this.#inBatches("runs", batch, () => store.pruneFinishedRuns(keepMs, batch));
+    // a refusal is one small row: ten times as many per statement
+    const denials = batch * 10;
+    await this.#inBatches("refused requests", denials, () => store.pruneAuthDenials(keepMs, denials));
+    return runs;
+  }
+
+  /** Calls `prune` until it deletes fewer than `batch`; returns how many went. */
+  async #inBatches(what: string, batch: number, prune: () => Promise<number>): Promise<number> {
     let total = 0;
     try {
       for (;;) {
-        const deleted = await store.pruneFinishedRuns(this.options.keepMs, batch);
+        const deleted = await prune();
         total += deleted;
         if (deleted < batch || this.#stopped) break;
       }
     } catch (error) {
-      logger.warn(`pruning old runs failed: ${errorMessage(error)}`);
+      this.deps.logger.warn(`pruning old ${what} failed: ${errorMessage(error)}`);
     }
-    if (total > 0) logger.info({ runs: total }, "deleted runs past the retention window");
+    if (total > 0) this.deps.logger.info({ [what]: total }, `deleted ${what} past the retention window`);
     return total;
   }
 }

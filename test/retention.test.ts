@@ -56,4 +56,26 @@ describe.each(DATABASE_KINDS)("retention on %s", (kind) => {
     const { tasks } = await engine.client.listTasks({ runId: recent.run.id });
     expect(tasks.map((t) => t.name)).toEqual(["a"]);
   });
+
+  it("deletes refused requests recorded before the window, and keeps the recent ones", async () => {
+    await using engine = await startEngine(kind, { sidecar: false });
+    const { database } = engine.engine.store;
+    await database.rows(
+      sql`insert into auth_denials (at, rpc, code, reason) values
+            (now() - interval '40 days', 'HubService/ListRuns', 'unauthenticated', 'old'),
+            (now() - interval '31 days', 'HubService/ListRuns', 'unauthenticated', 'old'),
+            (now() - interval '1 day', 'HubService/ListRuns', 'unauthenticated', 'recent')`,
+    );
+    const hub = new Hub({
+      store: engine.engine.store,
+      queue: new MemoryWorkQueue(),
+      events: new MemoryEventBus(),
+      control: new MemoryControlBus(),
+      schedules: { fire: false },
+      retention: { keepMs: 30 * DAY_MS, batch: 1 },
+    });
+    await hub.prune();
+    const left = await database.rows<{ reason: string }>(sql`select reason from auth_denials`);
+    expect(left.map((r) => r.reason)).toEqual(["recent"]);
+  });
 });

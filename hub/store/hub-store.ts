@@ -20,7 +20,7 @@ import { insertRun } from "./queries/insert-run.js";
 import * as mapreduce from "./queries/mapreduce-jobs.js";
 import { deletePublished, unpublishedWork } from "./queries/outbox.js";
 import { readTaskInput, storeTaskOutput } from "./queries/payloads.js";
-import { pruneFinishedRuns } from "./queries/prune-runs.js";
+import { pruneAuthDenials, pruneFinishedRuns } from "./queries/prune-runs.js";
 import * as read from "./queries/read.js";
 import { type DispatchedTask, republishLost, staleDispatchedTasks, taskStates } from "./queries/reconcile.js";
 import { recordEvents } from "./queries/record-events.js";
@@ -83,6 +83,9 @@ export class HubStore implements AsyncDisposable {
   }
   pruneFinishedRuns(olderThanMs: number, batch: number) {
     return pruneFinishedRuns(this.database, olderThanMs, batch);
+  }
+  pruneAuthDenials(olderThanMs: number, batch: number) {
+    return pruneAuthDenials(this.database, olderThanMs, batch);
   }
   abandonUnfinishedRuns(reason: string) {
     return abandonUnfinishedRuns(this.database, reason);

@@ -31,3 +31,22 @@ export async function pruneFinishedRuns(
     return runs.length;
   });
 }
+
+/**
+ * Deletes up to `batch` refused requests (auth_denials) older than
+ * `olderThanMs`, oldest first; returns how many went. The refusal trail has
+ * no run to go with, so it gets the runs' window of its own.
+ */
+export async function pruneAuthDenials(
+  database: Database,
+  olderThanMs: number,
+  batch: number,
+): Promise<number> {
+  const deleted = await database.rows<{ id: number }>(
+    sql`delete from auth_denials where id in (
+          select id from auth_denials where at < now() - make_interval(secs => ${olderThanMs / 1000})
+          order by at limit ${batch})
+        returning id`,
+  );
+  return deleted.length;
+}
