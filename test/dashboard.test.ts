@@ -45,7 +45,8 @@ describe("web dashboard", () => {
       shellTask("report", "echo all done", { needs: work.map((t) => t.name) }),
     ]);
     wideRunId = (await client.submitRun({ run: wide })).run!.id;
-    const broken = runSpec("broken", [
+    // stored text that looks like markup: its name must render as text
+    const broken = runSpec(`broken ${HOSTILE}`, [
       shellTask("setup", "echo setting up"),
       shellTask("load", `echo 'step 1 of 2'; echo '${HOSTILE}' >&2; exit 3`, { needs: ["setup"] }),
     ]);
@@ -86,6 +87,10 @@ describe("web dashboard", () => {
     await expect.poll(() => wideRow.textContent()).toContain("running");
     const brokenRow = page.locator(`tr[data-run-id="${brokenRunId}"]`);
     await expect.poll(() => brokenRow.textContent()).toContain("failed");
+    // the run's name is text on the page, never an element, and never ran
+    expect(await brokenRow.textContent()).toContain(`broken ${HOSTILE}`);
+    expect(await page.locator("img").count()).toBe(0);
+    expect(await page.evaluate("window.__xss")).toBeUndefined();
     // the name filter hides what does not match
     await page.getByLabel("filter runs by name").fill("brok");
     await expect.poll(() => wideRow.count()).toBe(0);
