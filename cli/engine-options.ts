@@ -1,6 +1,7 @@
 import type { WorkerPoolSpec } from "../core/definitions/worker-pools.js";
 import { createLogger } from "../core/logger.js";
 import type { EmbeddedOptions } from "../embedded/engine.js";
+import { DEFAULT_ADMISSION, loadPoolPolicy } from "../hub/admission.js";
 import type { JailConfig } from "../sidecar/jail/jail-config.js";
 import { dataDirOf } from "./options.js";
 
@@ -10,6 +11,8 @@ export interface EngineCommandOptions {
   slots?: number;
   jail?: JailConfig["profile"];
   jailUser?: string;
+  /** `--pool-policy FILE`: what a task may ask for, per pool (hub/admission.ts). */
+  poolPolicy?: string;
 }
 
 /** The engine those options ask for, with the worker pools its definitions declare. */
@@ -26,5 +29,8 @@ export function engineOptionsOf(
       ...(options.jailUser ? { defaultUser: options.jailUser } : {}),
     },
     logger: createLogger("taskframe", "warn"),
+    ...(options.poolPolicy
+      ? { admission: { ...DEFAULT_ADMISSION, pools: loadPoolPolicy(options.poolPolicy) } }
+      : {}),
   };
 }

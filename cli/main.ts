@@ -87,6 +87,12 @@ function withEngineOptions(command: Command): Command {
       new Option("--jail-user <user>", "who runs jailed tasks that set no User= (as root)")
         .default("nobody")
         .env("TASKFRAME_JAIL_USER"),
+    )
+    .addOption(
+      new Option(
+        "--pool-policy <file>",
+        "YAML: per pool (or '*') the most a task may ask for, as task hub --pool-policy (SECURITY.md)",
+      ).env("TASKFRAME_POOL_POLICY"),
     );
 }
 

@@ -318,6 +318,20 @@ describe("task run with bad input", () => {
     },
   );
 
+  it("--pool-policy refuses a task asking for more than its pool allows: one line, exit 2, nothing run", async () => {
+    await write("policy.yaml", 'pools:\n  "*": { max_memory: 1G }\n');
+    await write("greedy.yaml", "tasks:\n  greedy: { run: 'touch ran', limits: { memory: 2G } }\n");
+    const result = await task(["run", "greedy.yaml", "--pool-policy", "policy.yaml"], { cwd });
+    expect(result.code).toBe(2);
+    expect(result.stderr.trimEnd()).toMatch(
+      /^task: .*greedy.*: limits\.memory_bytes: requested 2\.0 GiB \(2147483648 bytes\), the pool 'default' allows at most 1\.0 GiB \(1073741824 bytes\)$/,
+    );
+    await expect(readFile(join(cwd, "ran"))).rejects.toThrow(/ENOENT/);
+    const unreadable = await task(["run", "greedy.yaml", "--pool-policy", "no-policy.yaml"], { cwd });
+    expect(unreadable.code).toBe(2);
+    expect(unreadable.stderr).toMatch(/^task: cannot read the pool policy no-policy\.yaml: .*ENOENT/);
+  });
+
   it("a task name that does not exist is a one-line error with exit 2", async () => {
     const result = await task(["logs", "no-such-task"], { cwd });
     expect(result.code).toBe(2);
