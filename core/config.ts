@@ -69,6 +69,8 @@ export const hubConfigSchema = z.strictObject({
     .default("127.0.0.1:7070"),
   "reconcile-every": duration().default(10_000),
   "reconcile-after": duration().default(60_000),
+  /** At most this many retries released per second, by all hubs together; 0: no limit. */
+  "retry-budget": z.coerce.number().min(0).default(0),
   /** Delete runs finished longer ago than this, with their tasks, events and logs; 0 keeps them all. */
   retention: duration().default(0),
   /** Auto-provisioning of sidecar hosts (only in the YAML config file; docs/autoscaling.md). */

@@ -54,6 +54,8 @@ export interface EmbeddedOptions {
   logger?: Logger;
   /** Pool policies and size limits of submissions (hub/admission.ts). @default DEFAULT_ADMISSION */
   admission?: HubOptions["admission"];
+  /** At most this many retries released per second. @default no limit */
+  retryBudget?: HubOptions["retryBudget"];
 }
 
 /**
@@ -107,6 +109,7 @@ export class EmbeddedEngine implements AsyncDisposable {
         logger,
         schedules: typeof schedules === "boolean" ? { fire: schedules } : { fire: true, ...schedules },
         ...(options.admission ? { admission: options.admission } : {}),
+        ...(options.retryBudget ? { retryBudget: options.retryBudget } : {}),
       });
       let sidecar: Sidecar | undefined;
       let spawner: Spawner | undefined;

@@ -15,6 +15,7 @@ import { QueueBackpressure, type QueueBackpressureOptions } from "./queue-backpr
 import { Reconciler, type ReconcilerOptions } from "./reconciler.js";
 import { Recorder } from "./recorder.js";
 import { Retention, type RetentionOptions } from "./retention.js";
+import { RetryBudget } from "./retry-budget.js";
 import { RetryTimer } from "./retry-timer.js";
 import { Scheduler, type SchedulerOptions } from "./schedules/scheduler.js";
 import type { HubStore } from "./store/hub-store.js";
@@ -47,7 +48,12 @@ export interface HubOptions {
   admission?: Admission;
   /** How the outbox is retried while the queue does not store work. */
   backpressure?: QueueBackpressureOptions;
+  /** At most this many retries released per second, by all hubs together. @default no limit */
+  retryBudget?: { perSecond: number };
 }
+
+/** Retries released per transaction. */
+const RETRY_BATCH = 1_000;
 
 /**
  * - `created`  constructed; nothing running
@@ -91,10 +97,21 @@ export class Hub implements AsyncDisposable {
       options.backpressure,
     );
     this.#dispatcher = new Dispatcher(options.store, options.queue, this.#logger, this.#backpressure);
+    const budget = options.retryBudget ? new RetryBudget(options.retryBudget.perSecond) : undefined;
     this.#retryTimer = new RetryTimer(async () => {
-      const released = await this.store.releaseDueRetries();
+      // under a budget, the leader alone releases retries: its bucket is the only one
+      if (budget && !this.#leadership.isLeader) return { nextRetryInMs: undefined, released: 0, limit: 1 };
+      const limit = budget ? Math.min(RETRY_BATCH, budget.available()) : RETRY_BATCH;
+      if (limit === 0) return { nextRetryInMs: budget?.waitMs(), released: 0, limit: 1 };
+      const released = await this.store.releaseDueRetries(undefined, limit);
+      budget?.spend(released.ready.length);
       await this.#recorder.afterCommit(released);
-      return { nextRetryInMs: released.nextRetryInMs, released: released.ready.length, limit: 1_000 };
+      const next = released.nextRetryInMs;
+      return {
+        nextRetryInMs: budget && next !== undefined ? Math.max(next, budget.waitMs()) : next,
+        released: released.ready.length,
+        limit,
+      };
     }, this.#logger);
     this.#recorder = new Recorder({
       store: options.store,

@@ -54,6 +54,7 @@ export async function runHub(config: HubConfig): Promise<void> {
     metrics: processMetricsRegistry("hub"),
     ...(config.retention > 0 ? { retention: { keepMs: config.retention } } : {}),
     reconcile: { everyMs: config["reconcile-every"], staleAfterMs: config["reconcile-after"] },
+    ...(config["retry-budget"] > 0 ? { retryBudget: { perSecond: config["retry-budget"] } } : {}),
     admission: admissionOf(config),
   });
   hub.start();

@@ -77,6 +77,10 @@ export function addServiceCommands(program: Command, setExit: (code: number) => 
     ],
     ["--shutdown-timeout <duration>", "how long open API streams get on SIGTERM (default 10s)"],
     [
+      "--retry-budget <n>",
+      "at most N retries released per second by all hubs together, the leader releasing them (default: no limit)",
+    ],
+    [
       "--auth-tokens <file>",
       "YAML file of API tokens (name, sha256 or token, tenants, role); see docs/security-auth.md",
     ],

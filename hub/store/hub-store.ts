@@ -75,8 +75,8 @@ export class HubStore implements AsyncDisposable {
   spawnChildren(request: SpawnRequest, nowMs?: number) {
     return spawnChildren(this.database, request, nowMs);
   }
-  releaseDueRetries(nowMs?: number) {
-    return releaseDueRetries(this.database, nowMs);
+  releaseDueRetries(nowMs?: number, limit?: number) {
+    return releaseDueRetries(this.database, nowMs, limit);
   }
   cancelRun(runId: string, reason: string) {
     return cancelRun(this.database, runId, reason);
