@@ -51,7 +51,9 @@ export interface LedgerTaskInit {
   seconds?: number;
   exitCode?: number;
   logLines?: number;
-  mode?: "stop-self" | "segv" | "orphan";
+  /** `call`: GET `url` and exit 0 on 200, 1 otherwise (a task depending on a service). */
+  mode?: "stop-self" | "segv" | "orphan" | "call";
+  url?: string;
   retries?: number;
   intervalMs?: number;
   jitter?: number;

@@ -16,10 +16,10 @@ export interface Execution {
 
 export const LEDGER_TASK = new URL("../fixtures/ledger-task.sh", import.meta.url).pathname;
 
-/** The argv of a ledger task: `ledger-task.sh DIR SECONDS EXIT LINES [MODE]`. */
+/** The argv of a ledger task: `ledger-task.sh DIR SECONDS EXIT LINES [MODE [URL]]`. */
 export function ledgerTaskArgs(
   ledgerDir: string,
-  options: { seconds?: number; exitCode?: number; logLines?: number; mode?: string } = {},
+  options: { seconds?: number; exitCode?: number; logLines?: number; mode?: string; url?: string } = {},
 ): string[] {
   const args = [
     ledgerDir,
@@ -28,6 +28,7 @@ export function ledgerTaskArgs(
     String(options.logLines ?? 3),
   ];
   if (options.mode) args.push(options.mode);
+  if (options.url) args.push(options.url);
   return args;
 }
 
