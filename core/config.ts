@@ -73,6 +73,8 @@ export const hubConfigSchema = z.strictObject({
   "retry-budget": z.coerce.number().min(0).default(0),
   /** Delete runs finished longer ago than this, with their tasks, events and logs; 0 keeps them all. */
   retention: duration().default(0),
+  /** How often the leading hub prunes past the retention window. */
+  "retention-every": duration().default(600_000),
   /** Auto-provisioning of sidecar hosts (only in the YAML config file; docs/autoscaling.md). */
   autoscale: autoscaleConfigSchema.optional(),
   /** Per-pool maximums of tasks' limits and the env they may set (hub/admission.ts, SECURITY.md). */

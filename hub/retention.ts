@@ -15,8 +15,9 @@ export interface RetentionOptions {
 /**
  * The leading hub's pruning job (`task hub --retention 30d`): every so
  * often, deletes the runs that finished before the retention window, and
- * the refused requests recorded before it, in bounded batches, until none
- * is left or the hub stops.
+ * the refused requests and schedule history (fired slots, condition
+ * evaluations) recorded before it, in bounded batches, until none is left
+ * or the hub stops.
  */
 export class Retention {
   #timer: NodeJS.Timeout | undefined;
@@ -49,9 +50,10 @@ export class Retention {
     if (!leadership.isLeader) return 0;
     const { keepMs, batch = 500 } = this.options;
     const runs = await this.#inBatches("runs", batch, () => store.pruneFinishedRuns(keepMs, batch));
-    // a refusal is one small row: ten times as many per statement
-    const denials = batch * 10;
-    await this.#inBatches("refused requests", denials, () => store.pruneAuthDenials(keepMs, denials));
+    // a refusal or a fired slot is one small row: ten times as many per statement
+    const small = batch * 10;
+    await this.#inBatches("refused requests", small, () => store.pruneAuthDenials(keepMs, small));
+    await this.#inBatches("schedule history", small, () => store.pruneScheduleHistory(keepMs, small));
     return runs;
   }
 

@@ -52,7 +52,9 @@ export async function runHub(config: HubConfig): Promise<void> {
     logger,
     leadership,
     metrics: processMetricsRegistry("hub"),
-    ...(config.retention > 0 ? { retention: { keepMs: config.retention } } : {}),
+    ...(config.retention > 0
+      ? { retention: { keepMs: config.retention, everyMs: config["retention-every"] } }
+      : {}),
     reconcile: { everyMs: config["reconcile-every"], staleAfterMs: config["reconcile-after"] },
     ...(config["retry-budget"] > 0 ? { retryBudget: { perSecond: config["retry-budget"] } } : {}),
     admission: admissionOf(config),

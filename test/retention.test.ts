@@ -1,12 +1,24 @@
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { MemoryControlBus, MemoryEventBus } from "../core/event-bus.js";
+import { EvaluationOutcome, FireOutcome } from "../core/gen/taskframe/v1/schedule_pb.js";
 import { MemoryWorkQueue } from "../core/memory-work-queue.js";
 import { Hub } from "../hub/hub.js";
 import { DATABASE_KINDS } from "./helpers/databases.js";
-import { runSpec, runToEnd, shellTask, startEngine } from "./helpers/engine.js";
+import { runSpec, runToEnd, shellTask, startEngine, type TestEngine } from "./helpers/engine.js";
 
 const DAY_MS = 86_400_000;
+
+/** The leading hub's job (30 days, one run per batch), over the engine's store (an embedded hub always leads). */
+const pruningHub = (engine: TestEngine) =>
+  new Hub({
+    store: engine.engine.store,
+    queue: new MemoryWorkQueue(),
+    events: new MemoryEventBus(),
+    control: new MemoryControlBus(),
+    schedules: { fire: false },
+    retention: { keepMs: 30 * DAY_MS, batch: 1 },
+  });
 
 describe.each(DATABASE_KINDS)("retention on %s", (kind) => {
   it("deletes runs finished before the window, with their tasks, events and logs; keeps the rest", async () => {
@@ -31,15 +43,7 @@ describe.each(DATABASE_KINDS)("retention on %s", (kind) => {
     expect(await count("log_chunks", old.run.id)).toBeGreaterThan(0);
     const oldTasks = [...old.tasks.values()].map((t) => t.id);
 
-    // the leading hub's job, over the same store (an embedded hub always leads)
-    const hub = new Hub({
-      store: engine.engine.store,
-      queue: new MemoryWorkQueue(),
-      events: new MemoryEventBus(),
-      control: new MemoryControlBus(),
-      schedules: { fire: false },
-      retention: { keepMs: 30 * DAY_MS, batch: 1 },
-    });
+    const hub = pruningHub(engine);
     expect(await hub.prune()).toBe(1);
     expect(await hub.prune()).toBe(0);
 
@@ -57,6 +61,32 @@ describe.each(DATABASE_KINDS)("retention on %s", (kind) => {
     expect(tasks.map((t) => t.name)).toEqual(["a"]);
   });
 
+  it("compacts schedules' history: fired slots and finished evaluations before the window go, queued and pending ones stay", async () => {
+    await using engine = await startEngine(kind, { sidecar: false });
+    const { database } = engine.engine.store;
+    const run = "00000000-0000-7000-8000-000000000001";
+    await database.rows(sql`insert into schedules (name, spec, kind) values ('beat', ''::bytea, 'cron')`);
+    await database.rows(
+      sql`insert into schedule_fires (schedule, slot, fired_at, outcome, cause, run_id) values
+            ('beat', now() - interval '40 days', now() - interval '40 days', ${FireOutcome.STARTED}, 1, ${run}::uuid),
+            ('beat', now() - interval '39 days', now() - interval '39 days', ${FireOutcome.QUEUED}, 1, null),
+            ('beat', now() - interval '1 day', now() - interval '1 day', ${FireOutcome.STARTED}, 1, ${run}::uuid)`,
+    );
+    await database.rows(
+      sql`insert into condition_evaluations (schedule, slot, outcome, run_id, task_id) values
+            ('beat', now() - interval '40 days', ${EvaluationOutcome.MET}, ${run}::uuid, ${run}::uuid),
+            ('beat', now() - interval '39 days', ${EvaluationOutcome.PENDING}, ${run}::uuid, ${run}::uuid),
+            ('beat', now() - interval '1 day', ${EvaluationOutcome.NOT_MET}, ${run}::uuid, ${run}::uuid)`,
+    );
+    await pruningHub(engine).prune();
+    const ages = (table: string) =>
+      database.rows<{ days: number }>(
+        sql`select round(extract(epoch from now() - slot) / 86400)::int as days from ${sql.identifier(table)} order by slot`,
+      );
+    expect((await ages("schedule_fires")).map((r) => r.days)).toEqual([39, 1]);
+    expect((await ages("condition_evaluations")).map((r) => r.days)).toEqual([39, 1]);
+  });
+
   it("deletes refused requests recorded before the window, and keeps the recent ones", async () => {
     await using engine = await startEngine(kind, { sidecar: false });
     const { database } = engine.engine.store;
@@ -66,15 +96,7 @@ describe.each(DATABASE_KINDS)("retention on %s", (kind) => {
             (now() - interval '31 days', 'HubService/ListRuns', 'unauthenticated', 'old'),
             (now() - interval '1 day', 'HubService/ListRuns', 'unauthenticated', 'recent')`,
     );
-    const hub = new Hub({
-      store: engine.engine.store,
-      queue: new MemoryWorkQueue(),
-      events: new MemoryEventBus(),
-      control: new MemoryControlBus(),
-      schedules: { fire: false },
-      retention: { keepMs: 30 * DAY_MS, batch: 1 },
-    });
-    await hub.prune();
+    await pruningHub(engine).prune();
     const left = await database.rows<{ reason: string }>(sql`select reason from auth_denials`);
     expect(left.map((r) => r.reason)).toEqual(["recent"]);
   });

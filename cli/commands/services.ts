@@ -73,8 +73,9 @@ export function addServiceCommands(program: Command, setExit: (code: number) => 
     ["--reconcile-after <duration>", "a dispatched task unchanged this long is checked (default 1m)"],
     [
       "--retention <duration>",
-      "delete runs finished longer ago than this, with their tasks, events and logs, and refused requests as old (default: keep all)",
+      "delete runs finished longer ago than this, with their tasks, events and logs, and refused requests and schedule history as old (default: keep all)",
     ],
+    ["--retention-every <duration>", "how often the leading hub prunes past --retention (default 10m)"],
     ["--shutdown-timeout <duration>", "how long open API streams get on SIGTERM (default 10s)"],
     [
       "--retry-budget <n>",

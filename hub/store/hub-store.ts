@@ -20,7 +20,7 @@ import { insertRun } from "./queries/insert-run.js";
 import * as mapreduce from "./queries/mapreduce-jobs.js";
 import { deletePublished, unpublishedWork } from "./queries/outbox.js";
 import { readTaskInput, storeTaskOutput } from "./queries/payloads.js";
-import { pruneAuthDenials, pruneFinishedRuns } from "./queries/prune-runs.js";
+import { pruneAuthDenials, pruneFinishedRuns, pruneScheduleHistory } from "./queries/prune-runs.js";
 import * as read from "./queries/read.js";
 import { type DispatchedTask, republishLost, staleDispatchedTasks, taskStates } from "./queries/reconcile.js";
 import { recordEvents } from "./queries/record-events.js";
@@ -86,6 +86,9 @@ export class HubStore implements AsyncDisposable {
   }
   pruneAuthDenials(olderThanMs: number, batch: number) {
     return pruneAuthDenials(this.database, olderThanMs, batch);
+  }
+  pruneScheduleHistory(olderThanMs: number, batch: number) {
+    return pruneScheduleHistory(this.database, olderThanMs, batch);
   }
   abandonUnfinishedRuns(reason: string) {
     return abandonUnfinishedRuns(this.database, reason);

@@ -1,4 +1,5 @@
 import { sql } from "drizzle-orm";
+import { EvaluationOutcome, FireOutcome } from "../../../core/gen/taskframe/v1/schedule_pb.js";
 import type { Database } from "../database.js";
 
 /**
@@ -49,4 +50,33 @@ export async function pruneAuthDenials(
         returning id`,
   );
   return deleted.length;
+}
+
+/**
+ * Deletes up to `batch` rows of schedules' history older than `olderThanMs`:
+ * fired slots (a slot still queued behind a running run stays) and finished
+ * condition evaluations. A schedule firing every second writes 86,400 of
+ * them a day: this is its compaction. Returns how many went.
+ */
+export async function pruneScheduleHistory(
+  database: Database,
+  olderThanMs: number,
+  batch: number,
+): Promise<number> {
+  const cutoff = sql`now() - make_interval(secs => ${olderThanMs / 1000})`;
+  const fires = await database.rows<{ slot: unknown }>(
+    sql`delete from schedule_fires where (schedule, slot) in (
+          select schedule, slot from schedule_fires
+          where fired_at < ${cutoff} and not (run_id is null and outcome = ${FireOutcome.QUEUED})
+          order by fired_at limit ${batch})
+        returning slot`,
+  );
+  const evaluations = await database.rows<{ slot: unknown }>(
+    sql`delete from condition_evaluations where (schedule, slot) in (
+          select schedule, slot from condition_evaluations
+          where slot < ${cutoff} and outcome <> ${EvaluationOutcome.PENDING}
+          order by slot limit ${batch})
+        returning slot`,
+  );
+  return Math.max(fires.length, evaluations.length);
 }
