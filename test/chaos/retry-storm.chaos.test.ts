@@ -15,6 +15,14 @@ const DOWN_MS = 20_000;
 /** `task hub --retry-budget`: retries released per second by all hubs together. */
 const BUDGET = 50;
 
+/**
+ * Retries the budget lets through in any `windowMs`: one second's burst, then
+ * BUDGET a second. Releases are stamped on Postgres's clock when their
+ * transaction starts, up to STAMP_SKEW_MS after the hub took the tokens.
+ */
+const STAMP_SKEW_MS = 250;
+const allowed = (windowMs: number) => BUDGET * (1 + (windowMs + STAMP_SKEW_MS) / 1_000);
+
 /** A service the tasks call: 503 until `recover()`, then 200. Records when each call arrived. */
 class FakeDependency implements AsyncDisposable {
   readonly arrivals: number[] = [];
@@ -100,7 +108,8 @@ describe("retry storm (RELIABILITY.md §4.8)", () => {
       const meanPerSecond = (after.length / drainMs) * 1_000;
       const busiestAfter = busiestWindow(after, 1_000);
       cluster.faults.push(
-        `${retries.length} retries, at most ${busiestWindow(retries, 1_000)} released in a second; ` +
+        `${retries.length} retries, at most ${busiestWindow(retries, 1_000)} released in a second ` +
+          `and ${busiestWindow(retries, 10_000)} in 10 s; ` +
           `after recovery ${after.length} calls in ${(drainMs / 1000).toFixed(1)} s, ` +
           `mean ${meanPerSecond.toFixed(0)}/s, busiest second ${busiestAfter}`,
       );
@@ -109,8 +118,9 @@ describe("retry storm (RELIABILITY.md §4.8)", () => {
       expect(report.states).toEqual({ SUCCEEDED: TASKS });
       expect(retries).toHaveLength(retried.length);
       expect(retries.length).toBeGreaterThan(TASKS / 2);
-      // the budget, one second's burst included
-      expect(busiestWindow(retries, 1_000)).toBeLessThanOrEqual(2 * BUDGET);
+      // the budget: one second's burst, then BUDGET a second, over short and long windows alike
+      for (const windowMs of [1_000, 10_000])
+        expect(busiestWindow(retries, windowMs), `in ${windowMs} ms`).toBeLessThanOrEqual(allowed(windowMs));
       // after recovery: no second busier than twice the mean rate while the backlog drained
       expect(busiestAfter).toBeLessThanOrEqual(2 * meanPerSecond);
     },

@@ -133,9 +133,12 @@ export class OwnPostgres implements AsyncDisposable {
   /**
    * `diskBytes`: the cluster lives on a tmpfs of that size, which a scenario
    * can fill. `otherHosts`: it also listens for the network-namespace hosts
-   * (10.77.0.0/16), trusting them as it trusts loopback.
+   * (10.77.0.0/16), trusting them as it trusts loopback. `settings`: lines
+   * for postgresql.conf.
    */
-  static async start(options: { diskBytes?: number; otherHosts?: boolean } = {}): Promise<OwnPostgres> {
+  static async start(
+    options: { diskBytes?: number; otherHosts?: boolean; settings?: Record<string, string> } = {},
+  ): Promise<OwnPostgres> {
     const dir = await mkdtemp(join(tmpdir(), "taskframe-chaos-pg-"));
     if (options.diskBytes) await mountTmpfs(dir, options.diskBytes);
     const { uid, gid } = await postgresUser();
@@ -149,6 +152,12 @@ export class OwnPostgres implements AsyncDisposable {
     await asPostgres("initdb", ["-D", pg.dataDir, "-A", "trust", "-U", "postgres", "--no-sync"]);
     if (options.otherHosts)
       await appendFile(join(pg.dataDir, "pg_hba.conf"), "host all all 10.77.0.0/16 trust\n");
+    const settings = Object.entries(options.settings ?? {});
+    if (settings.length > 0)
+      await appendFile(
+        join(pg.dataDir, "postgresql.conf"),
+        settings.map(([key, value]) => `${key} = '${value}'\n`).join(""),
+      );
     await pg.restart();
     return pg;
   }
@@ -241,9 +250,17 @@ async function mountTmpfs(dir: string, bytes: number): Promise<void> {
   await run("mount", ["-t", "tmpfs", "-o", `size=${bytes}`, "tmpfs", dir]);
 }
 
-/** Writes `file` until its filesystem is full (ENOSPC): a server may take space between a size reading and a write. */
+/**
+ * Writes `file` until its filesystem is full (ENOSPC): a server may take
+ * space between a size reading and a write. The server may also free some
+ * (JetStream removes acked messages): the file grows again until none is left.
+ */
 async function fillFilesystem(file: string): Promise<void> {
-  await run("sh", ["-c", 'cat /dev/zero > "$1" 2>/dev/null; true', "fill", file]);
-  const { bavail } = await statfs(dirname(file));
-  if (bavail > 0) throw new Error(`the filesystem of ${file} still has ${bavail} free blocks`);
+  let bavail = 0;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    await run("sh", ["-c", 'cat /dev/zero >> "$1" 2>/dev/null; true', "fill", file]);
+    ({ bavail } = await statfs(dirname(file)));
+    if (bavail === 0) return;
+  }
+  throw new Error(`the filesystem of ${file} still has ${bavail} free blocks`);
 }
