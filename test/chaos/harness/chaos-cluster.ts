@@ -354,12 +354,17 @@ export class ChaosCluster implements AsyncDisposable {
   }
 
   /** Checks I1-I7, records the scenario's report for the suite's summary and returns it. */
-  async check(extra: Record<string, number | string> = {}): Promise<InvariantReport> {
+  /** Checks I1–I7 and records the scenario's report, with `extra` measures; `prunedBefore`: see checkInvariants. */
+  async check(
+    extra: Record<string, number | string> = {},
+    options: { prunedBefore?: number } = {},
+  ): Promise<InvariantReport> {
     const report = await checkInvariants({
       dbUrl: this.dbUrl,
       natsUrl: this.nats.url,
       namespace: this.namespace,
       ledgerDir: this.ledgerDir,
+      ...options,
     });
     await recordScenario({
       scenario: this.scenario,

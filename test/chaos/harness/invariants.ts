@@ -70,6 +70,12 @@ export async function checkInvariants(target: {
   natsUrl: string;
   namespace: string;
   ledgerDir: string;
+  /**
+   * Retention ran: tasks whose every execution ended before this time (ms
+   * since the epoch) may be gone from Postgres; any other task missing is
+   * still a violation.
+   */
+  prunedBefore?: number;
 }): Promise<InvariantReport> {
   const violations: Record<InvariantId, string[]> = {
     I1: [],
@@ -80,148 +86,158 @@ export async function checkInvariants(target: {
     I6: [],
     I7: [],
   };
-  const sql = postgres(target.dbUrl, { max: 2, onnotice: () => {} });
+  const client = postgres(target.dbUrl, { max: 1, onnotice: () => {} });
   try {
-    const tasks = await sql<
-      TaskRow[]
-    >`select id, name, state, attempt, max_attempts, lease_epoch::text, spec from tasks`;
-    const events = await sql<EventRow[]>`
+    // one snapshot for every read: the hubs (retention, say) may still change the store meanwhile
+    return await client.begin("isolation level repeatable read read only", async (sql) => {
+      const tasks = await sql<
+        TaskRow[]
+      >`select id, name, state, attempt, max_attempts, lease_epoch::text, spec from tasks`;
+      const events = await sql<EventRow[]>`
       select task_id, attempt, from_state, to_state, lease_epoch::text, detail, rejected from task_events order by id`;
-    const edges = await sql<{ parent_id: string; child_id: string; kind: string }[]>`
+      const edges = await sql<{ parent_id: string; child_id: string; kind: string }[]>`
       select parent_id, child_id, kind from task_edges`;
-    const [outboxRow] = await sql<{ outbox: number }[]>`select count(*)::int as outbox from outbox`;
-    const outbox = outboxRow?.outbox ?? 0;
-    const unfinishedRuns = await sql<{ id: string }[]>`select id from runs where finished_at is null`;
-    const ledger = await readLedger(target.ledgerDir);
+      const [outboxRow] = await sql<{ outbox: number }[]>`select count(*)::int as outbox from outbox`;
+      const outbox = outboxRow?.outbox ?? 0;
+      const unfinishedRuns = await sql<{ id: string }[]>`select id from runs where finished_at is null`;
+      const ledger = await readLedger(target.ledgerDir);
 
-    const byTask = groupBy(ledger, (e) => e.taskId);
-    const eventsByTask = groupBy(events, (e) => e.task_id);
-    const taskById = new Map(tasks.map((t) => [t.id, t]));
-    const states: Record<string, number> = {};
-    const duplicates: Duplicate[] = [];
+      const byTask = groupBy(ledger, (e) => e.taskId);
+      const eventsByTask = groupBy(events, (e) => e.task_id);
+      const taskById = new Map(tasks.map((t) => [t.id, t]));
+      const states: Record<string, number> = {};
+      const duplicates: Duplicate[] = [];
 
-    for (const task of tasks) {
-      const name = `${task.name} (${task.id.slice(0, 8)})`;
-      states[taskStateName(task.state)] = (states[taskStateName(task.state)] ?? 0) + 1;
-      const taskEvents = eventsByTask.get(task.id) ?? [];
-      const executions = byTask.get(task.id) ?? [];
-      const accepted = taskEvents.filter((e) => !e.rejected);
-      const terminalEvents = accepted.filter((e) => isTerminal(e.to_state));
+      for (const task of tasks) {
+        const name = `${task.name} (${task.id.slice(0, 8)})`;
+        states[taskStateName(task.state)] = (states[taskStateName(task.state)] ?? 0) + 1;
+        const taskEvents = eventsByTask.get(task.id) ?? [];
+        const executions = byTask.get(task.id) ?? [];
+        const accepted = taskEvents.filter((e) => !e.rejected);
+        const terminalEvents = accepted.filter((e) => isTerminal(e.to_state));
 
-      // I1
-      if (!isTerminal(task.state)) violations.I1.push(`${name} ended ${taskStateName(task.state)}`);
-      else if (terminalEvents.length !== 1)
-        violations.I1.push(`${name} has ${terminalEvents.length} accepted terminal events`);
+        // I1
+        if (!isTerminal(task.state)) violations.I1.push(`${name} ended ${taskStateName(task.state)}`);
+        else if (terminalEvents.length !== 1)
+          violations.I1.push(`${name} has ${terminalEvents.length} accepted terminal events`);
 
-      // I2: per attempt, executions beyond the first need a recorded cause
-      const causes = taskEvents.filter((e) => DUPLICATE_CAUSE.test(e.detail));
-      for (const [attempt, runs] of groupBy(executions, (e) => e.attempt)) {
-        if (runs.length <= 1) continue;
-        const explained = causes.filter((c) => c.attempt === attempt);
-        const reason = explained.map((c) => c.detail).join("; ");
-        duplicates.push({ task: name, attempt, executions: runs.length, reason: reason || "UNEXPLAINED" });
-        if (explained.length < runs.length - 1)
-          violations.I2.push(
-            `${name} attempt ${attempt} ran ${runs.length} times with ${explained.length} recorded cause(s); ` +
-              `executions: ${runs.map((e) => `${e.host} lease ${e.leaseEpoch} exit ${e.exitCode ?? "-"}`).join(", ")}; ` +
-              `audit: ${taskEvents.map((e) => `${taskStateName(e.to_state)}${e.rejected ? " rejected" : ""} lease ${e.lease_epoch} ${e.detail}`.trim()).join(" | ")}`,
+        // I2: per attempt, executions beyond the first need a recorded cause
+        const causes = taskEvents.filter((e) => DUPLICATE_CAUSE.test(e.detail));
+        for (const [attempt, runs] of groupBy(executions, (e) => e.attempt)) {
+          if (runs.length <= 1) continue;
+          const explained = causes.filter((c) => c.attempt === attempt);
+          const reason = explained.map((c) => c.detail).join("; ");
+          duplicates.push({ task: name, attempt, executions: runs.length, reason: reason || "UNEXPLAINED" });
+          if (explained.length < runs.length - 1)
+            violations.I2.push(
+              `${name} attempt ${attempt} ran ${runs.length} times with ${explained.length} recorded cause(s); ` +
+                `executions: ${runs.map((e) => `${e.host} lease ${e.leaseEpoch} exit ${e.exitCode ?? "-"}`).join(", ")}; ` +
+                `audit: ${taskEvents.map((e) => `${taskStateName(e.to_state)}${e.rejected ? " rejected" : ""} lease ${e.lease_epoch} ${e.detail}`.trim()).join(" | ")}`,
+            );
+        }
+        if (task.attempt > task.max_attempts)
+          violations.I2.push(`${name} reached attempt ${task.attempt} of ${task.max_attempts}`);
+        const ranAttempts = new Set(executions.map((e) => e.attempt));
+        if ([...ranAttempts].some((a) => a > task.max_attempts))
+          violations.I2.push(`${name} executed an attempt beyond ${task.max_attempts}`);
+
+        // I3: the accepted success came from an execution that held the lease and exited 0
+        const final = terminalEvents[0];
+        if (final?.to_state === TaskState.SUCCEEDED) {
+          const holder = executions.find(
+            (e) =>
+              e.attempt === final.attempt && e.leaseEpoch === Number(final.lease_epoch) && e.exitCode === 0,
           );
-      }
-      if (task.attempt > task.max_attempts)
-        violations.I2.push(`${name} reached attempt ${task.attempt} of ${task.max_attempts}`);
-      const ranAttempts = new Set(executions.map((e) => e.attempt));
-      if ([...ranAttempts].some((a) => a > task.max_attempts))
-        violations.I2.push(`${name} executed an attempt beyond ${task.max_attempts}`);
-
-      // I3: the accepted success came from an execution that held the lease and exited 0
-      const final = terminalEvents[0];
-      if (final?.to_state === TaskState.SUCCEEDED) {
-        const holder = executions.find(
-          (e) =>
-            e.attempt === final.attempt && e.leaseEpoch === Number(final.lease_epoch) && e.exitCode === 0,
-        );
-        if (!holder) {
-          const [stderr] = await sql<{ text: string }[]>`
+          if (!holder) {
+            const [stderr] = await sql<{ text: string }[]>`
             select coalesce(string_agg(convert_from(data, 'UTF8'), '' order by seq), '') as text from log_chunks
             where task_id = ${task.id} and stream <> ${LogStream.STDOUT}`;
-          violations.I3.push(
-            `${name} SUCCEEDED with attempt ${final.attempt}, lease ${final.lease_epoch}, but no such execution exited 0 (its stderr: ${JSON.stringify(stderr?.text.slice(-300) ?? "")})`,
-          );
+            violations.I3.push(
+              `${name} SUCCEEDED with attempt ${final.attempt}, lease ${final.lease_epoch}, but no such execution exited 0 (its stderr: ${JSON.stringify(stderr?.text.slice(-300) ?? "")})`,
+            );
+          }
         }
-      }
-      for (const [transition, applied] of groupBy(accepted, (e) =>
-        [e.attempt, e.from_state, e.to_state, e.lease_epoch].join(" "),
-      )) {
-        if (applied.length > 1)
-          violations.I3.push(`${name}: transition ${transition} applied ${applied.length} times`);
-      }
-      for (const [a, b] of overlappingPairs(executions)) {
-        if (!causes.some((c) => c.attempt === a.attempt || c.attempt === b.attempt))
-          violations.I3.push(
-            `${name}: executions on ${a.host} and ${b.host} overlapped with no recorded cause`,
-          );
-      }
+        for (const [transition, applied] of groupBy(accepted, (e) =>
+          [e.attempt, e.from_state, e.to_state, e.lease_epoch].join(" "),
+        )) {
+          if (applied.length > 1)
+            violations.I3.push(`${name}: transition ${transition} applied ${applied.length} times`);
+        }
+        for (const [a, b] of overlappingPairs(executions)) {
+          if (!causes.some((c) => c.attempt === a.attempt || c.attempt === b.attempt))
+            violations.I3.push(
+              `${name}: executions on ${a.host} and ${b.host} overlapped with no recorded cause`,
+            );
+        }
 
-      // I6: what the accepted execution wrote is what is stored
-      if (final?.to_state === TaskState.SUCCEEDED) {
-        const lines = logLinesOf(task);
-        if (lines !== undefined) {
-          const chunks = await sql<{ data: Buffer; dropped_bytes: string }[]>`
+        // I6: what the accepted execution wrote is what is stored
+        if (final?.to_state === TaskState.SUCCEEDED) {
+          const lines = logLinesOf(task);
+          if (lines !== undefined) {
+            const chunks = await sql<{ data: Buffer; dropped_bytes: string }[]>`
             select data, dropped_bytes::text from log_chunks
             where task_id = ${task.id} and attempt = ${final.attempt} and stream = ${LogStream.STDOUT}
             order by seq`;
-          const stored = Buffer.concat(chunks.map((c) => c.data)).toString("utf8");
-          const dropped = chunks.reduce((n, c) => n + Number(c.dropped_bytes), 0);
-          const expected = expectedLog(task.id, final.attempt, lines);
-          if (dropped === 0 && stored !== expected)
-            violations.I6.push(
-              `${name}: stored ${stored.length} bytes of stdout, the task wrote ${expected.length}`,
-            );
+            const stored = Buffer.concat(chunks.map((c) => c.data)).toString("utf8");
+            const dropped = chunks.reduce((n, c) => n + Number(c.dropped_bytes), 0);
+            const expected = expectedLog(task.id, final.attempt, lines);
+            if (dropped === 0 && stored !== expected)
+              violations.I6.push(
+                `${name}: stored ${stored.length} bytes of stdout, the task wrote ${expected.length}`,
+              );
+          }
         }
       }
-    }
 
-    // I4
-    for (const edge of edges) {
-      const parent = taskById.get(edge.parent_id);
-      const child = taskById.get(edge.child_id);
-      if (!parent || !child) continue;
-      const childRuns = byTask.get(child.id) ?? [];
-      if (edge.kind === "requires" && parent.state !== TaskState.SUCCEEDED) {
-        if (childRuns.length > 0 || child.state === TaskState.SUCCEEDED)
-          violations.I4.push(
-            `${child.name} ran although ${parent.name} ended ${taskStateName(parent.state)}`,
-          );
-        continue;
+      // I4
+      for (const edge of edges) {
+        const parent = taskById.get(edge.parent_id);
+        const child = taskById.get(edge.child_id);
+        if (!parent || !child) continue;
+        const childRuns = byTask.get(child.id) ?? [];
+        if (edge.kind === "requires" && parent.state !== TaskState.SUCCEEDED) {
+          if (childRuns.length > 0 || child.state === TaskState.SUCCEEDED)
+            violations.I4.push(
+              `${child.name} ran although ${parent.name} ended ${taskStateName(parent.state)}`,
+            );
+          continue;
+        }
+        const parentEnd = maxEnd((byTask.get(parent.id) ?? []).filter((e) => e.exitCode === 0));
+        const childStart = minStart(childRuns);
+        if (parentEnd !== undefined && childStart !== undefined && childStart < parentEnd)
+          violations.I4.push(`${child.name} started before ${parent.name} ended`);
       }
-      const parentEnd = maxEnd((byTask.get(parent.id) ?? []).filter((e) => e.exitCode === 0));
-      const childStart = minStart(childRuns);
-      if (parentEnd !== undefined && childStart !== undefined && childStart < parentEnd)
-        violations.I4.push(`${child.name} started before ${parent.name} ended`);
-    }
 
-    // I5
-    if (outbox > 0) violations.I5.push(`${outbox} outbox rows left`);
-    if (unfinishedRuns.length > 0) violations.I5.push(`${unfinishedRuns.length} runs not finished`);
-    for (const execution of ledger) {
-      if (execution.endNs === undefined && isLedgerTaskAlive(execution.pid))
-        violations.I5.push(`task process ${execution.pid} (${execution.taskId.slice(0, 8)}) is still alive`);
-    }
-    violations.I5.push(...(await queueLeftovers(target.natsUrl, target.namespace)));
+      // I5
+      if (outbox > 0) violations.I5.push(`${outbox} outbox rows left`);
+      if (unfinishedRuns.length > 0) violations.I5.push(`${unfinishedRuns.length} runs not finished`);
+      for (const execution of ledger) {
+        if (execution.endNs === undefined && isLedgerTaskAlive(execution.pid))
+          violations.I5.push(
+            `task process ${execution.pid} (${execution.taskId.slice(0, 8)}) is still alive`,
+          );
+      }
+      violations.I5.push(...(await queueLeftovers(target.natsUrl, target.namespace)));
 
-    // I7
-    const terminal = tasks.filter((t) => isTerminal(t.state)).length;
-    const succeeded = tasks.filter((t) => t.state === TaskState.SUCCEEDED).length;
-    const acceptedSuccesses = tasks.filter((t) => t.state === TaskState.SUCCEEDED && byTask.has(t.id)).length;
-    if (terminal !== tasks.length) violations.I7.push(`${tasks.length} submitted, ${terminal} terminal`);
-    if (acceptedSuccesses !== succeeded)
-      violations.I7.push(`${succeeded} SUCCEEDED in Postgres, ${acceptedSuccesses} of them in the ledger`);
-    const unknown = [...byTask.keys()].filter((id) => !taskById.has(id));
-    if (unknown.length > 0) violations.I7.push(`${unknown.length} tasks in the ledger are not in Postgres`);
+      // I7
+      const terminal = tasks.filter((t) => isTerminal(t.state)).length;
+      const succeeded = tasks.filter((t) => t.state === TaskState.SUCCEEDED).length;
+      const acceptedSuccesses = tasks.filter(
+        (t) => t.state === TaskState.SUCCEEDED && byTask.has(t.id),
+      ).length;
+      if (terminal !== tasks.length) violations.I7.push(`${tasks.length} submitted, ${terminal} terminal`);
+      if (acceptedSuccesses !== succeeded)
+        violations.I7.push(`${succeeded} SUCCEEDED in Postgres, ${acceptedSuccesses} of them in the ledger`);
+      const pruned = (executions: readonly Execution[]) =>
+        target.prunedBefore !== undefined &&
+        executions.every((e) => e.endNs !== undefined && Number(e.endNs / 1_000_000n) < target.prunedBefore!);
+      const unknown = [...byTask].filter(([id, executions]) => !taskById.has(id) && !pruned(executions));
+      if (unknown.length > 0) violations.I7.push(`${unknown.length} tasks in the ledger are not in Postgres`);
 
-    return { tasks: tasks.length, executions: ledger.length, duplicates, violations, states };
+      return { tasks: tasks.length, executions: ledger.length, duplicates, violations, states };
+    });
   } finally {
-    await sql.end();
+    await client.end();
   }
 }
 

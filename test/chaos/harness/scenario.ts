@@ -28,6 +28,7 @@ export function ownServices(
     natsDiskBytes?: number;
     postgresDiskBytes?: number;
     postgresForOtherHosts?: boolean;
+    postgresSettings?: Record<string, string>;
   } = {},
 ): Services {
   const services = {} as Services;
@@ -40,6 +41,7 @@ export function ownServices(
       OwnPostgres.start({
         ...(options.postgresDiskBytes ? { diskBytes: options.postgresDiskBytes } : {}),
         ...(options.postgresForOtherHosts ? { otherHosts: true } : {}),
+        ...(options.postgresSettings ? { settings: options.postgresSettings } : {}),
       }),
     ]);
   }, 60_000);
