@@ -84,19 +84,25 @@ describe("wall-clock jumps (RELIABILITY.md §4.6)", () => {
         );
         expect(tasks.map((t) => t.attempt)).toEqual(tasks.map(() => 4));
         const ledger = await readLedger(cluster.ledgerDir);
+        const ms = (ns: bigint) => Number(ns) / 1e6;
         for (const task of tasks) {
           const runs = ledger.filter((e) => e.taskId === task.id).sort((a, b) => a.attempt - b.attempt);
           expect(runs.map((e) => e.attempt)).toEqual([1, 2, 3, 4]);
           const hangs = task.name.startsWith("hangs");
-          for (let i = 1; i < runs.length; i++) {
-            // a failure: from its end to the next start; a timeout (killed, no end): start to start
-            const from = hangs ? runs[i - 1]!.startNs : runs[i - 1]!.endNs!;
-            const gapMs = Number(runs[i]!.startNs - from) / 1e6;
-            const expected = hangs ? TIMEOUT_MS + AFTER_TIMEOUT_MS : RETRY_MS;
-            expect(gapMs, `${task.name}: before attempt ${i + 1}`).toBeGreaterThanOrEqual(expected);
-            expect(gapMs, `${task.name}: before attempt ${i + 1}`).toBeLessThanOrEqual(
-              expected + TOLERANCE_MS,
-            );
+          const interval = hangs ? AFTER_TIMEOUT_MS : RETRY_MS;
+          for (const [i, run] of runs.entries()) {
+            const attempt = `${task.name} attempt ${i + 1}`;
+            // a timeout: stopped (its SIGTERM recorded) TIMEOUT_MS after it started
+            if (hangs)
+              expect(Math.abs(ms(run.endNs! - run.startNs) - TIMEOUT_MS), attempt).toBeLessThanOrEqual(
+                TOLERANCE_MS,
+              );
+            if (i === 0) continue;
+            // a retry: from the end of the attempt before to this start, at least the interval (counted from
+            // when the hub recorded that end), and not more than TOLERANCE_MS later
+            const gapMs = ms(run.startNs - runs[i - 1]!.endNs!);
+            expect(gapMs, attempt).toBeGreaterThanOrEqual(interval);
+            expect(gapMs, attempt).toBeLessThanOrEqual(interval + TOLERANCE_MS);
           }
         }
 
