@@ -19,7 +19,7 @@ import { taskStateName } from "../../../core/states.js";
 import { type LocalCluster, type LocalProcess, startLocalCluster } from "../../../embedded/local-cluster.js";
 import type { HubClient } from "../../helpers/engine.js";
 import { until } from "../../helpers/until.js";
-import { checkInvariants, type InvariantReport } from "./invariants.js";
+import { checkInvariants, type InvariantReport, recorderBacklog } from "./invariants.js";
 import { type Execution, LEDGER_TASK, ledgerTaskArgs, readLedger } from "./ledger.js";
 import type { NetnsHost } from "./netns-host.js";
 import type { OwnNats, OwnPostgres } from "./own-services.js";
@@ -266,6 +266,12 @@ export class ChaosCluster implements AsyncDisposable {
             `${this.scenario}: runs still open after ${timeoutMs} ms (tasks: ${counts}; outbox: ${outbox})`,
           );
         }
+        await sleep(500);
+      }
+      // a run ends with its last transition; a batch of its logs may still be on its way to Postgres
+      while ((await recorderBacklog(this.nats.url, this.namespace).catch(() => -1)) !== 0) {
+        if (Date.now() > deadline)
+          throw new Error(`${this.scenario}: events still unrecorded after ${timeoutMs} ms`);
         await sleep(500);
       }
       const outboxDeadline = Date.now() + this.#reconcilePeriodMs;

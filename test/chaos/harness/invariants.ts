@@ -296,13 +296,29 @@ export async function workConsumers(natsUrl: string, namespace: string): Promise
   }
 }
 
+/** Events (logs, transitions) the hubs have not recorded yet: the recorder consumer's pending and unacked. */
+export async function recorderBacklog(natsUrl: string, namespace: string): Promise<number> {
+  const nc = await connect({ servers: natsUrl });
+  try {
+    const names = new NatsNames(namespace);
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.consumers.info(names.eventStream, names.recorderConsumer);
+    return info.num_pending + info.num_ack_pending;
+  } finally {
+    await nc.close();
+  }
+}
+
 async function queueLeftovers(natsUrl: string, namespace: string): Promise<string[]> {
+  const backlog = await recorderBacklog(natsUrl, namespace);
+  const unrecorded = backlog > 0 ? [`${backlog} events not recorded`] : [];
   return (await workConsumers(natsUrl, namespace))
     .filter((c) => c.num_pending + c.num_ack_pending > 0)
     .map(
       (c) =>
         `consumer ${c.stream_name}/${c.name}: ${c.num_pending} pending, ${c.num_ack_pending} unacknowledged`,
-    );
+    )
+    .concat(unrecorded);
 }
 
 export function groupBy<T, K>(items: readonly T[], key: (item: T) => K): Map<K, T[]> {
